@@ -1,0 +1,137 @@
+"""The one error hierarchy of citrixagent.
+
+Every error the agent raises descends from :class:`CitrixAgentError`. Each class carries the process
+exit code the CLI uses when that error ends a command, so the mapping lives in one place.
+
+Exit codes (also in ``citrixagent --help`` and the README):
+
+====  ==========================================================================
+0     success, or nothing to do
+1     a profile failed at run time (SCM or NetScaler refused, network failure)
+2     usage or configuration error (bad YAML, unknown key, bad value, licence not accepted)
+3     another run holds the lock
+4     a certificate is still pending at SCM (the order id is saved; re-run to resume)
+====  ==========================================================================
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+EXIT_LOCKED = 3
+EXIT_PENDING = 4
+
+
+class CitrixAgentError(Exception):
+    """Root of every error the agent raises. ``str(err)`` is a complete one-line message."""
+
+    exit_code: int = EXIT_FAILURE
+
+
+class ConfigError(CitrixAgentError):
+    """A configuration file or command-line value is wrong. Raised before any network call.
+
+    ``problems`` holds every problem found (``file:line: field: message``); ``str()`` joins them.
+    """
+
+    exit_code = EXIT_CONFIG
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class UsageError(CitrixAgentError):
+    """The command line asks for something impossible (e.g. licence not accepted, no profiles)."""
+
+    exit_code = EXIT_CONFIG
+
+
+class LockHeldError(CitrixAgentError):
+    """Another citrixagent run holds the state lock."""
+
+    exit_code = EXIT_LOCKED
+
+
+class PendingError(CitrixAgentError):
+    """The certificate is not issued yet; the order id is saved in the state and a re-run resumes."""
+
+    exit_code = EXIT_PENDING
+
+    def __init__(self, message: str, order_id: str = "") -> None:
+        self.order_id = order_id
+        super().__init__(message)
+
+
+class RemoteError(CitrixAgentError):
+    """A remote (SCM or NetScaler) could not be reached or answered with an error."""
+
+    def __init__(self, message: str, *, status: int | None = None, endpoint: str = "") -> None:
+        self.status = status
+        self.endpoint = endpoint
+        super().__init__(message)
+
+
+class ScmError(RemoteError):
+    """SCM answered with an error. ``code``/``description`` are SCM's own (None/'' when absent)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        description: str = "",
+        status: int | None = None,
+        endpoint: str = "",
+    ) -> None:
+        self.code = code
+        self.description = description
+        super().__init__(message, status=status, endpoint=endpoint)
+
+
+class ScmAuthError(ScmError):
+    """SCM refused the credentials (wrong login/password, bad client id/secret, token refused)."""
+
+
+class ScmDeclinedError(ScmError):
+    """SCM declined, rejected or revoked the order: polling again will never succeed."""
+
+
+class ScmUnsupportedError(ScmError):
+    """The configured SCM API has no call for this operation (e.g. no list on the Enrollment API)."""
+
+
+class NitroError(RemoteError):
+    """The NetScaler answered with an error. ``errorcode``/``message`` are NITRO's own."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errorcode: int | None = None,
+        nitro_message: str = "",
+        status: int | None = None,
+        endpoint: str = "",
+        step: str = "",
+    ) -> None:
+        self.errorcode = errorcode
+        self.nitro_message = nitro_message
+        self.step = step
+        super().__init__(message, status=status, endpoint=endpoint)
+
+
+class NitroAuthError(NitroError):
+    """The NetScaler refused the login (errorcode 354/355) or the session could not be re-established."""
+
+
+class ApplianceStateError(CitrixAgentError):
+    """The appliance is not in a state we may write to (HA secondary, vserver missing, not SSL, ...)."""
+
+
+class CryptoError(CitrixAgentError):
+    """A key, CSR or certificate could not be built or parsed, or they do not belong together."""
+
+
+class StateError(CitrixAgentError):
+    """The state journal is unreadable or inconsistent."""

@@ -1,0 +1,4 @@
+from citrix_connector.cli import main
+
+if __name__ == "__main__":
+    main()
