@@ -1,0 +1,236 @@
+"""HTTP plumbing shared by the SCM and NITRO clients.
+
+One :class:`HttpClient` per remote: one ``requests.Session``, ``verify=`` and ``timeout=`` passed with
+every request (a Session's own ``verify`` loses to ``REQUESTS_CA_BUNDLE``), retries with capped
+exponential backoff for transient failures only, ``Retry-After`` honoured, and request tracing at
+DEBUG level with secrets redacted.
+
+Clients decide what is transient beyond the generic cases (connection failures, 429, 5xx) through
+``is_transient``, and map :class:`TransportError` to their own error types.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import requests
+
+__all__ = ["HttpClient", "RetryPolicy", "TransportError", "redact", "redact_headers"]
+
+log = logging.getLogger("citrixagent.http")
+
+SECRET_HEADERS = frozenset(
+    {"password", "authorization", "x-nitro-pass", "cookie", "set-cookie", "proxy-authorization"}
+)
+SECRET_KEYS = frozenset(
+    {
+        "password",
+        "passplain",
+        "client_secret",
+        "access_token",
+        "refresh_token",
+        "sessionid",
+        "pempassphrase",
+        "challengepassword",
+    }
+)
+REDACTED = "***"
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k: (REDACTED if k.lower() in SECRET_HEADERS else v) for k, v in headers.items()}
+
+
+def redact(obj: Any) -> Any:
+    """A copy of a JSON-like value with secret fields and private-key material replaced."""
+    if isinstance(obj, Mapping):
+        return {k: (REDACTED if str(k).lower() in SECRET_KEYS else redact(v)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [redact(v) for v in obj]
+    if isinstance(obj, str) and "PRIVATE KEY" in obj:
+        return REDACTED
+    return obj
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently transient failures are retried."""
+
+    attempts: int = 4  # total tries, the first included
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+    retry_statuses: frozenset[int] = field(default_factory=lambda: frozenset({429, 500, 502, 503, 504}))
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before try number ``attempt + 1`` (``attempt`` counts from 1)."""
+        backoff = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
+        if retry_after is not None:
+            return min(self.max_delay, max(retry_after, 0.0))
+        return backoff
+
+
+class TransportError(Exception):
+    """The remote could not be reached (after retries): DNS, refused, reset, timeout, TLS."""
+
+    def __init__(self, message: str, *, url: str, tls: bool = False) -> None:
+        self.url = url
+        self.tls = tls
+        super().__init__(message)
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return (when - datetime.now(timezone.utc)).total_seconds()
+
+
+def describe_exception(exc: requests.RequestException, url: str) -> TransportError:
+    """Turn a ``requests`` exception into a one-line :class:`TransportError`."""
+    host = url.split("/")[2] if "://" in url else url
+    if isinstance(exc, requests.exceptions.SSLError):
+        return TransportError(
+            f"TLS verification failed for {host}: the server certificate is not trusted "
+            "(set verify_tls to a CA bundle path, or to false only for testing)",
+            url=url,
+            tls=True,
+        )
+    if isinstance(exc, requests.exceptions.Timeout):
+        return TransportError(f"{host} did not answer in time", url=url)
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return TransportError(f"cannot connect to {host} (refused, reset or unreachable)", url=url)
+    return TransportError(f"request to {host} failed: {type(exc).__name__}", url=url)
+
+
+class HttpClient:
+    """A session to one remote, with retries and redacted tracing."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        verify: bool | Path,
+        timeout: float,
+        retry: RetryPolicy | None = None,
+        name: str = "http",
+        cert: tuple[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.verify: bool | str = str(verify) if isinstance(verify, Path) else verify
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.name = name
+        self.cert = cert
+        self.sleep = sleep
+        self.session = requests.Session()
+        self.session.headers.update({"Accept": "application/json", "User-Agent": "citrixagent"})
+
+    def url(self, path: str) -> str:
+        return path if "://" in path else f"{self.base_url}{path}"
+
+    def close(self) -> None:
+        self.session.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        data: Any = None,
+        params: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        is_transient: Callable[[requests.Response], bool] | None = None,
+        timeout: float | None = None,
+    ) -> requests.Response:
+        """Send one request, retrying transient failures; return the final response, whatever its status.
+
+        Non-idempotent calls (POST by default) are retried after a connection failure only when the
+        request cannot have reached the server (connect errors), and after an HTTP answer only when
+        the server says it did not process it (429/503 or ``is_transient``), so a retry never places
+        a second order.
+        """
+        url = self.url(path)
+        if idempotent is None:
+            idempotent = method.upper() in {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.monotonic()
+            self._trace_request(method, url, headers, json)
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    headers=dict(headers or {}),
+                    json=json,
+                    data=data,
+                    params=params,
+                    verify=self.verify,
+                    cert=self.cert,
+                    timeout=timeout or self.timeout,
+                )
+            except requests.RequestException as exc:
+                reached = not isinstance(
+                    exc, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)
+                ) and not _is_connect_error(exc)
+                retryable = not isinstance(exc, requests.exceptions.SSLError) and (idempotent or not reached)
+                if retryable and attempt < self.retry.attempts:
+                    wait = self.retry.delay(attempt)
+                    log.info("%s %s %s failed (%s); retry %d in %.1fs", self.name, method, url,
+                             type(exc).__name__, attempt, wait)
+                    self.sleep(wait)
+                    continue
+                raise describe_exception(exc, url) from exc
+            elapsed = time.monotonic() - started
+            log.debug(
+                "%s %s %s -> %d (%.0f ms)", self.name, method, url, response.status_code, elapsed * 1000
+            )
+            transient = response.status_code in self.retry.retry_statuses or bool(
+                is_transient and is_transient(response)
+            )
+            if transient and not idempotent and response.status_code not in (429, 503):
+                transient = bool(is_transient and is_transient(response))
+            if transient and attempt < self.retry.attempts:
+                wait = self.retry.delay(attempt, _retry_after(response))
+                log.info("%s %s %s answered %d; retry %d in %.1fs", self.name, method, url,
+                         response.status_code, attempt, wait)
+                self.sleep(wait)
+                continue
+            return response
+
+    def _trace_request(self, method: str, url: str, headers: Mapping[str, str] | None, body: Any) -> None:
+        if not log.isEnabledFor(logging.DEBUG):
+            return
+        merged = dict(self.session.headers)
+        merged.update(headers or {})
+        log.debug("%s > %s %s headers=%s body=%s", self.name, method, url, redact_headers(merged),
+                  redact(body) if body is not None else "")
+
+
+def _is_connect_error(exc: requests.RequestException) -> bool:
+    """True when the connection was never established (nothing was sent)."""
+    text = repr(exc)
+    return isinstance(exc, requests.exceptions.ConnectionError) and (
+        "NewConnectionError" in text or "Connection refused" in text or "Name or service" in text
+        or "getaddrinfo" in text
+    )
