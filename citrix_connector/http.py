@@ -72,8 +72,8 @@ class RetryPolicy:
         """Seconds to wait before try number ``attempt + 1`` (``attempt`` counts from 1)."""
         backoff = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
         if retry_after is not None:
-            return min(self.max_delay, max(retry_after, 0.0))
-        return backoff
+            return float(min(self.max_delay, max(retry_after, 0.0)))
+        return float(backoff)
 
 
 class TransportError(Exception):
@@ -221,7 +221,7 @@ class HttpClient:
     def _trace_request(self, method: str, url: str, headers: Mapping[str, str] | None, body: Any) -> None:
         if not log.isEnabledFor(logging.DEBUG):
             return
-        merged = dict(self.session.headers)
+        merged = {k: str(v) for k, v in self.session.headers.items()}
         merged.update(headers or {})
         log.debug("%s > %s %s headers=%s body=%s", self.name, method, url, redact_headers(merged),
                   redact(body) if body is not None else "")
