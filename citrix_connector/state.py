@@ -1,0 +1,370 @@
+"""Per-profile state journal and the run lock.
+
+One JSON file per profile under ``<root>/profiles/<profile>.json`` (sorted keys, indent 2, readable by
+humans), written atomically (temp file in the same directory, flush + fsync, ``os.replace``). An
+unreadable or corrupt file is a :class:`StateError` -- never silently reset, because it may hold the id
+of an order already placed at SCM. Private keys are never stored here: local keys live in separate
+0600 files at :meth:`StateStore.new_key_path`, written by the caller.
+
+One run at a time holds ``<root>/citrixagent.lock`` (an OS-level lock via ``filelock``, released
+when the process ends, even by a crash); a second run fails at once with :class:`LockHeldError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+import types
+import typing
+from collections.abc import Iterator
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union
+
+import filelock
+import platformdirs
+
+from .errors import LockHeldError, StateError
+
+__all__ = [
+    "HISTORY_LIMIT",
+    "STATE_VERSION",
+    "DeploymentRecord",
+    "IssuedRecord",
+    "OrderRecord",
+    "ProfileState",
+    "StateStore",
+    "default_state_dir",
+    "utc_now_iso",
+]
+
+STATE_VERSION = 1
+HISTORY_LIMIT = 100
+LOCK_FILE = "citrixagent.lock"
+LICENSE_MARKER = "license-accepted"
+STATE_DIR_ENV = "CITRIXAGENT_STATE_DIR"
+
+# profile names are validated by config; this is the guard against path tricks in the store itself
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_#.@=-]{0,127}$")
+
+
+def utc_now_iso() -> str:
+    """Now as ISO-8601 UTC with a ``Z`` suffix, second precision."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def default_state_dir() -> Path:
+    """``$CITRIXAGENT_STATE_DIR`` if set, else the per-user state directory of this OS."""
+    configured = os.environ.get(STATE_DIR_ENV, "").strip()
+    if configured:
+        return Path(configured).expanduser()
+    return Path(platformdirs.user_state_dir("citrixagent", appauthor=False))
+
+
+# ------------------------------------------------------------------------------------------ records
+
+
+@dataclass
+class OrderRecord:
+    """An SCM order placed and not yet collected + recorded."""
+
+    order_id: str
+    kind: Literal["enroll", "renew", "replace"]
+    api: str
+    placed_at: str
+    key_location: Literal["local", "appliance"]
+    key_ref: str
+    csr_pem: str
+    common_name: str
+    sans: list[str]
+    key_desc: str
+    previous_order_id: str | None = None
+
+
+@dataclass
+class IssuedRecord:
+    """The last certificate issued for this profile."""
+
+    order_id: str
+    serial: str
+    not_before: str
+    not_after: str
+    fingerprint_sha256: str
+    common_name: str
+    sans: list[str]
+    key_desc: str
+    key_location: str
+    key_ref: str
+    cert_pem: str
+    chain_pem: list[str]
+    issued_at: str
+
+
+@dataclass
+class DeploymentRecord:
+    appliance: str
+    partition: str | None
+    certkey: str
+    serial: str
+    vservers: list[str]
+    deployed_at: str
+    cert_file: str
+    key_file: str
+
+
+@dataclass
+class ProfileState:
+    profile: str
+    version: int = STATE_VERSION
+    pending: OrderRecord | None = None
+    current: IssuedRecord | None = None
+    deployed: DeploymentRecord | None = None
+    revoked: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def add_event(self, event: str, **details: Any) -> None:
+        """Append ``{"at": now, "event": event, **details}``; keeps the last ``HISTORY_LIMIT``."""
+        entry: dict[str, Any] = {"at": utc_now_iso(), "event": event}
+        entry.update(details)
+        self.history.append(entry)
+        if len(self.history) > HISTORY_LIMIT:
+            del self.history[: len(self.history) - HISTORY_LIMIT]
+
+
+# ------------------------------------------------------------------------------------ (de)serializing
+
+_T = TypeVar("_T")
+
+
+class _Invalid(Exception):
+    pass
+
+
+def _check(value: Any, hint: Any, where: str) -> Any:
+    """Check ``value`` against a (simple) type hint; records become dataclass instances."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        errors: list[str] = []
+        for arg in non_none:
+            try:
+                return _check(value, arg, where)
+            except _Invalid as exc:
+                errors.append(str(exc))
+        raise _Invalid(errors[0] if errors else f"{where}: unexpected null")
+    if origin is Literal:
+        if not all(isinstance(a, str) for a in args) or not isinstance(value, str):
+            raise _Invalid(f"{where}: expected a string, got {type(value).__name__}")
+        return value
+    if hint is Any:
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise _Invalid(f"{where}: expected a list, got {type(value).__name__}")
+        (item_hint,) = args or (Any,)
+        return [_check(v, item_hint, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _Invalid(f"{where}: expected an object, got {type(value).__name__}")
+        return value
+    if isinstance(hint, type) and hasattr(hint, "__dataclass_fields__"):
+        return _from_dict(hint, value, where)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _Invalid(f"{where}: expected an integer, got {type(value).__name__}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise _Invalid(f"{where}: expected a string, got {type(value).__name__}")
+        return value
+    raise _Invalid(f"{where}: unsupported type {hint!r}")  # pragma: no cover - programming error
+
+
+def _from_dict(cls: type[_T], data: Any, where: str) -> _T:
+    if not isinstance(data, dict):
+        raise _Invalid(f"{where}: expected an object, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        key_where = f"{where}.{f.name}" if where else f.name
+        if f.name not in data:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise _Invalid(f"{key_where}: missing")
+            continue  # forward compatible: older files lack newer optional fields
+        kwargs[f.name] = _check(data[f.name], hints[f.name], key_where)
+    return cls(**kwargs)  # unknown extra keys are ignored
+
+
+def _state_to_json(state: ProfileState) -> str:
+    return json.dumps(asdict(state), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+# --------------------------------------------------------------------------------------- the store
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename durable (POSIX); a no-op where directories cannot be opened (Windows)."""
+    if sys.platform == "win32":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _replace(src: str, dst: Path) -> None:
+    """``os.replace`` with a short retry: on Windows a reader or a virus scanner may hold ``dst``."""
+    for attempt in range(5):
+        try:
+            os.replace(src, dst)
+            return
+        except PermissionError:
+            if sys.platform != "win32" or attempt == 4:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temp file in the same dir, fsync, replace)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+class StateStore:
+    """The state journal under ``root`` (created 0700 on first write)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # -- paths -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_name(kind: str, name: str) -> None:
+        if not _NAME_RE.match(name):
+            raise StateError(f"invalid {kind} name for the state store: {name!r}")
+
+    def path_for(self, profile: str) -> Path:
+        self._check_name("profile", profile)
+        return self.root / "profiles" / f"{profile}.json"
+
+    def new_key_path(self, profile: str, tag: str) -> Path:
+        """``<root>/keys/<profile>/<tag>.key.pem``; not created (the caller writes it 0600, O_EXCL)."""
+        self._check_name("profile", profile)
+        self._check_name("key tag", tag)
+        return self.root / "keys" / profile / f"{tag}.key.pem"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / LOCK_FILE
+
+    def _ensure_dir(self, path: Path) -> None:
+        try:
+            if not self.root.exists():
+                self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(f"cannot create state directory {path}: {exc.strerror or exc}") from exc
+
+    # -- journal -----------------------------------------------------------------------------
+
+    def load(self, profile: str) -> ProfileState:
+        """The profile's state; a fresh one when there is no file; StateError if unreadable."""
+        path = self.path_for(profile)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return ProfileState(profile=profile)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StateError(f"cannot read state file {path}: {exc}") from exc
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise StateError(
+                f"state file {path} is corrupt (line {exc.lineno}: {exc.msg}); it may hold a pending "
+                "SCM order id, so it is not reset automatically: repair it, or move it away to start over"
+            ) from exc
+        try:
+            state = _from_dict(ProfileState, data, "")
+        except _Invalid as exc:
+            raise StateError(f"state file {path} is invalid: {exc}") from exc
+        if state.version > STATE_VERSION:
+            raise StateError(
+                f"state file {path} has version {state.version}, written by a newer citrixagent "
+                f"(this one understands version {STATE_VERSION})"
+            )
+        if state.profile != profile:
+            raise StateError(f"state file {path} belongs to profile {state.profile!r}, not {profile!r}")
+        return state
+
+    def save(self, state: ProfileState) -> None:
+        """Write atomically: a crash leaves either the old or the new file, never a torn one."""
+        path = self.path_for(state.profile)
+        self._ensure_dir(path.parent)
+        if len(state.history) > HISTORY_LIMIT:
+            del state.history[: len(state.history) - HISTORY_LIMIT]
+        try:
+            atomic_write_text(path, _state_to_json(state))
+        except OSError as exc:
+            raise StateError(f"cannot write state file {path}: {exc.strerror or exc}") from exc
+
+    def profiles(self) -> list[str]:
+        """Names of the profiles that have a state file, sorted."""
+        directory = self.root / "profiles"
+        if not directory.is_dir():
+            return []
+        return sorted(p.stem for p in directory.glob("*.json") if p.is_file() and _NAME_RE.match(p.stem))
+
+    # -- lock --------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Exclusive run lock; raises LockHeldError at once when another run holds it."""
+        self._ensure_dir(self.root)
+        path = self.lock_path
+        file_lock = filelock.FileLock(str(path), timeout=0)
+        try:
+            file_lock.acquire()
+        except filelock.Timeout:
+            raise LockHeldError(
+                f"another citrixagent run holds the lock {path}; try again when it has finished"
+            ) from None
+        except OSError as exc:
+            raise StateError(f"cannot create lock file {path}: {exc.strerror or exc}") from exc
+        try:
+            yield
+        finally:
+            file_lock.release()
+
+    # -- licence -----------------------------------------------------------------------------
+
+    def license_accepted(self) -> bool:
+        return (self.root / LICENSE_MARKER).is_file()
+
+    def record_license_acceptance(self) -> None:
+        self._ensure_dir(self.root)
+        path = self.root / LICENSE_MARKER
+        try:
+            atomic_write_text(path, f"licence accepted at {utc_now_iso()}\n")
+        except OSError as exc:
+            raise StateError(f"cannot write {path}: {exc.strerror or exc}") from exc
