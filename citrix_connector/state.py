@@ -116,6 +116,9 @@ class DeploymentRecord:
     deployed_at: str
     cert_file: str
     key_file: str
+    #: False between installing and the appliance's config save (a later run saves it); records
+    #: written before this field existed were saved
+    saved: bool = True
 
 
 @dataclass
@@ -178,6 +181,10 @@ def _check(value: Any, hint: Any, where: str) -> Any:
         return value
     if isinstance(hint, type) and hasattr(hint, "__dataclass_fields__"):
         return _from_dict(hint, value, where)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise _Invalid(f"{where}: expected true or false, got {type(value).__name__}")
+        return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _Invalid(f"{where}: expected an integer, got {type(value).__name__}")

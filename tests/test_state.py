@@ -64,6 +64,7 @@ def full_state() -> ProfileState:
         deployed_at="2024-01-01T00:01:00Z",
         cert_file="web-0a1b.crt",
         key_file="web-0a1b.key",
+        saved=False,
     )
     st.revoked.append({"order_id": "999", "at": "2023-06-01T00:00:00Z", "reason": "superseded"})
     st.add_event("renew-ordered", order_id="1234")
@@ -168,6 +169,8 @@ def test_corrupt_file_is_state_error_not_reset(tmp_path: Path) -> None:
         '{"profile": "web", "current": {"order_id": 5}}',
         '{"profile": "other"}',
         '{"profile": "web", "version": 99}',
+        '{"profile": "web", "deployed": {"appliance": "a", "partition": null, "certkey": "c", "serial": "1",'
+        ' "vservers": [], "deployed_at": "t", "cert_file": "f", "key_file": "k", "saved": "no"}}',
     ],
 )
 def test_invalid_content_is_state_error(tmp_path: Path, content: str) -> None:
@@ -202,6 +205,19 @@ def test_forward_compatible_loading(tmp_path: Path) -> None:
     st = store.load("web")
     assert st.version == 1 and st.history == [] and st.revoked == []
     assert st.pending is not None and st.pending.order_id == "77" and st.pending.previous_order_id is None
+    data["deployed"] = {
+        "appliance": "a",
+        "partition": None,
+        "certkey": "c",
+        "serial": "1",
+        "vservers": ["vs"],
+        "deployed_at": "t",
+        "cert_file": "f",
+        "key_file": "k",
+    }
+    store.path_for("web").write_text(json.dumps(data))
+    deployed = store.load("web").deployed
+    assert deployed is not None and deployed.saved is True  # records from before the field existed
 
 
 def test_history_is_capped(tmp_path: Path) -> None:
