@@ -1,0 +1,418 @@
+"""Command line: parse, wire, format. The work happens in :mod:`citrix_connector.lifecycle`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from . import __version__
+from .config import Profile, ScmConfig, check_profile_against_scm, expand_profile_paths, load_profile, load_scm_config
+from .errors import EXIT_CONFIG, EXIT_FAILURE, CitrixAgentError, ConfigError, UsageError
+from .lifecycle import EXIT_ATTENTION, Agent, Outcome, worst_exit_code
+from .scm.base import REVOCATION_REASONS
+from .state import StateStore, default_state_dir
+
+log = logging.getLogger("citrixagent")
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0  success, or nothing to do
+  1  a profile failed at run time (SCM or NetScaler refused, unreachable, ...)
+  2  usage or configuration error (bad YAML, unknown key, bad value, licence not accepted)
+  3  another citrixagent run holds the lock
+  4  a certificate is still pending at SCM (order saved; run again to resume)
+  5  status: at least one profile needs attention
+"""
+
+LICENSE_ENV = "CITRIXAGENT_ACCEPT_LICENSE"
+
+
+@dataclass
+class Context:
+    scm_config_path: Path | None
+    state_dir: Path
+    json_output: bool
+    verbose: int
+    accept_license: bool
+
+    @property
+    def store(self) -> StateStore:
+        return StateStore(self.state_dir)
+
+
+# ----------------------------------------------------------------------------------------- logging
+
+
+def _setup_logging(verbose: int, log_file: Path | None) -> None:
+    root = logging.getLogger("citrixagent")
+    root.setLevel(logging.DEBUG)
+    root.propagate = False
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    stderr.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    root.addHandler(stderr)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=1_000_000, backupCount=5, encoding="utf-8")
+        handler.setLevel(logging.DEBUG)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        root.addHandler(handler)
+
+
+# ----------------------------------------------------------------------------------------- licence
+
+
+def _license_text() -> str:
+    checkout = Path(__file__).resolve().parent.parent / "LICENSE.txt"
+    if checkout.exists():
+        return checkout.read_text(encoding="utf-8")
+    try:  # installed: the licence file travels in the distribution's metadata
+        from importlib.metadata import PackageNotFoundError, distribution
+
+        for file in distribution("citrixagent").files or []:
+            if file.name == "LICENSE.txt":
+                return file.read_text(encoding="utf-8")
+    except (PackageNotFoundError, OSError):
+        pass
+    return "citrixagent licence terms: see LICENSE.txt in the distribution."
+
+
+def _ensure_license(ctx: Context) -> None:
+    store = ctx.store
+    if store.license_accepted():
+        return
+    if ctx.accept_license or os.environ.get(LICENSE_ENV, "").strip().lower() in {"yes", "y", "true", "1"}:
+        store.record_license_acceptance()
+        return
+    if sys.stdin.isatty():
+        click.echo(_license_text(), err=True)
+        if click.confirm("Do you accept these licence terms?", default=False, err=True):
+            store.record_license_acceptance()
+            return
+        raise UsageError("licence terms not accepted")
+    raise UsageError(
+        "the licence terms (LICENSE.txt) have not been accepted yet: run once interactively, or pass "
+        f"--accept-license, or set {LICENSE_ENV}=yes for unattended runs"
+    )
+
+
+# ----------------------------------------------------------------------------------------- loading
+
+
+def _load_scm(ctx: Context, *, required: bool) -> ScmConfig | None:
+    path = ctx.scm_config_path
+    if path is None:
+        default = Path("scm.yaml")
+        if default.exists():
+            path = default
+        elif required:
+            raise UsageError("no SCM configuration: pass --scm-config PATH (or put scm.yaml in the current directory)")
+        else:
+            return None
+    return load_scm_config(path)
+
+
+def _load_profiles(args: Sequence[str], scm: ScmConfig | None) -> tuple[list[Profile], list[Outcome]]:
+    """Valid profiles, and a failed outcome (exit 2) for each invalid one."""
+    if not args:
+        raise UsageError("no profile given: name profile files or a directory of profiles")
+    paths = expand_profile_paths([Path(a) for a in args])
+    if not paths:
+        raise UsageError(f"no *.yaml profiles found in {', '.join(args)}")
+    profiles: list[Profile] = []
+    bad: list[Outcome] = []
+    names: dict[str, Path] = {}
+    for path in paths:
+        try:
+            profile = load_profile(path)
+            if scm is not None:
+                problems = [p for p in check_profile_against_scm(profile, scm) if not p.startswith("warning: ")]
+                for warning in (p for p in check_profile_against_scm(profile, scm) if p.startswith("warning: ")):
+                    log.warning("%s", warning[len("warning: "):])
+                if problems:
+                    raise ConfigError(problems)
+            if profile.name in names:
+                raise ConfigError(f"{path}: name: profile name '{profile.name}' is also used by {names[profile.name]}")
+            names[profile.name] = path
+            profiles.append(profile)
+        except ConfigError as exc:
+            bad.append(Outcome(path.stem, "nothing", "failed", str(exc), exit_code=exc.exit_code))
+    return profiles, bad
+
+
+# ----------------------------------------------------------------------------------------- output
+
+
+def _print_outcomes(ctx: Context, outcomes: Sequence[Outcome]) -> None:
+    if ctx.json_output:
+        click.echo(json.dumps([o.to_dict() for o in outcomes], indent=2))
+        return
+    headers = ["PROFILE", "ACTION", "RESULT", "ORDER", "SERIAL", "EXPIRES", "CERTKEY", "VSERVERS"]
+    rows = []
+    for o in outcomes:
+        expires = f"{o.expires} ({o.days_left}d)" if o.expires and o.days_left is not None else (o.expires or "-")
+        rows.append([o.profile, o.action, o.result, o.order_id or "-", _short_serial(o.serial), expires,
+                     o.certkey or "-", ",".join(o.vservers) or "-"])
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    for row in [headers, *rows]:
+        click.echo("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip())
+    for o in outcomes:
+        if o.message:
+            click.echo(f"{o.profile}: {o.message}")
+        for line in o.plan:
+            click.echo(f"  - {line}" if not line.startswith("  ") else f"    {line.strip()}")
+        if o.action == "status":
+            for key in ("next", "pending", "scm_status", "installed_serial", "link", "appliance_error", "scm_error"):
+                value = o.details.get(key)
+                if value:
+                    click.echo(f"  {key.replace('_', ' ')}: {value}")
+
+
+def _short_serial(serial: str | None) -> str:
+    if not serial:
+        return "-"
+    return serial if len(serial) <= 16 else f"{serial[:14]}…"
+
+
+def _finish(ctx: Context, outcomes: Sequence[Outcome]) -> NoReturn:
+    _print_outcomes(ctx, outcomes)
+    sys.exit(worst_exit_code(outcomes))
+
+
+def _make_agent(ctx: Context, scm: ScmConfig | None, **kwargs: Any) -> Agent:
+    return Agent(scm, ctx.store, **kwargs)
+
+
+def _profile_command(
+    ctx: Context, profile_args: Sequence[str], run: Callable[[Agent, list[Profile]], list[Outcome]], *,
+    scm_required: bool = True, lock: bool = True, **agent_kwargs: Any,
+) -> NoReturn:
+    _ensure_license(ctx)
+    scm = _load_scm(ctx, required=scm_required)
+    profiles, bad = _load_profiles(profile_args, scm)
+    agent = _make_agent(ctx, scm, **agent_kwargs)
+    outcomes: list[Outcome] = list(bad)
+    if profiles:
+        if lock:
+            with ctx.store.lock():
+                outcomes.extend(run(agent, profiles))
+        else:
+            outcomes.extend(run(agent, profiles))
+    _finish(ctx, outcomes)
+
+
+# ----------------------------------------------------------------------------------------- commands
+
+dry_run_option = click.option("--dry-run", is_flag=True, help="Print the plan; order nothing, write nothing.")
+profiles_argument = click.argument("profiles", nargs=-1, type=click.Path())
+
+
+@click.group(epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="citrixagent")
+@click.option("--scm-config", type=click.Path(path_type=Path), envvar="CITRIXAGENT_SCM_CONFIG",
+              help="scm.yaml with the SCM URL and credentials (default: ./scm.yaml).")
+@click.option("--state-dir", type=click.Path(path_type=Path), envvar="CITRIXAGENT_STATE_DIR",
+              help="Where the state journal, local keys and the run lock live.")
+@click.option("--log-file", type=click.Path(path_type=Path), envvar="CITRIXAGENT_LOG_FILE",
+              help="Also log every decision and remote call (secrets redacted) to this rotating file.")
+@click.option("-v", "--verbose", count=True, help="Log to stderr, with request tracing (secrets redacted).")
+@click.option("--json", "json_output", is_flag=True, help="Machine-readable results on stdout.")
+@click.option("--accept-license", is_flag=True, help=f"Accept LICENSE.txt (or set {LICENSE_ENV}=yes).")
+@click.pass_context
+def cli(click_ctx: click.Context, scm_config: Path | None, state_dir: Path | None, log_file: Path | None,
+        verbose: int, json_output: bool, accept_license: bool) -> None:
+    """citrixagent: keep NetScaler certificates issued, renewed and installed from Sectigo Certificate Manager."""
+    _setup_logging(verbose, log_file)
+    click_ctx.obj = Context(scm_config, state_dir or default_state_dir(), json_output, verbose, accept_license)
+
+
+@cli.command()
+@profiles_argument
+@dry_run_option
+@click.option("--force", is_flag=True, help="Place a new order even if the profile already has a certificate.")
+@click.pass_obj
+def enroll(ctx: Context, profiles: tuple[str, ...], dry_run: bool, force: bool) -> None:
+    """Enroll a certificate for each PROFILE and install it (resumes a pending order)."""
+    _profile_command(ctx, profiles, Agent.enroll, dry_run=dry_run, force=force)
+
+
+@cli.command()
+@profiles_argument
+@dry_run_option
+@click.pass_obj
+def renew(ctx: Context, profiles: tuple[str, ...], dry_run: bool) -> None:
+    """Renew each PROFILE's certificate at SCM (new order id; new key unless renewal.reuse_key) and install it."""
+    _profile_command(ctx, profiles, Agent.renew, dry_run=dry_run)
+
+
+@cli.command()
+@profiles_argument
+@dry_run_option
+@click.pass_obj
+def replace(ctx: Context, profiles: tuple[str, ...], dry_run: bool) -> None:
+    """Replace each PROFILE's certificate (new key and CSR, same SCM order) and install it."""
+    _profile_command(ctx, profiles, Agent.replace, dry_run=dry_run)
+
+
+@cli.command()
+@profiles_argument
+@click.option("--reason", type=click.Choice(sorted(REVOCATION_REASONS)), required=True, help="Revocation reason.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def revoke(ctx: Context, profiles: tuple[str, ...], reason: str, yes: bool) -> None:
+    """Revoke each PROFILE's current certificate at SCM."""
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("revoke asks for confirmation: pass --yes for unattended use")
+        click.confirm(f"Revoke the current certificate of {len(profiles)} profile(s) ({reason})?", abort=True,
+                      err=True)
+    code = REVOCATION_REASONS[reason]
+    _profile_command(ctx, profiles, lambda a, p: a.revoke(p, reason=reason, reason_code=code))
+
+
+@cli.command()
+@profiles_argument
+@click.pass_obj
+def status(ctx: Context, profiles: tuple[str, ...]) -> None:
+    """One row per profile: installed certificate, SCM order, pending work, what `run` would do next.
+
+    Exit 0 when nothing needs attention, 5 when some profile needs work."""
+    _profile_command(ctx, profiles, Agent.status, scm_required=False, lock=False)
+
+
+@cli.command()
+@profiles_argument
+@dry_run_option
+@click.option("--workers", type=click.IntRange(1, 32), default=4, show_default=True,
+              help="Appliances processed concurrently.")
+@click.pass_obj
+def run(ctx: Context, profiles: tuple[str, ...], dry_run: bool, workers: int) -> None:
+    """The scheduled entry point: for each profile do the one right thing (enroll, collect, renew,
+    replace, redeploy, or nothing). PROFILES may be files or directories of *.yaml."""
+    _profile_command(ctx, profiles, Agent.run, dry_run=dry_run, workers=workers)
+
+
+@cli.command()
+@profiles_argument
+@click.pass_obj
+def validate(ctx: Context, profiles: tuple[str, ...]) -> None:
+    """Check profiles (and scm.yaml) without any network call."""
+    problems: list[str] = []
+    scm: ScmConfig | None = None
+    try:
+        scm = _load_scm(ctx, required=False)
+        if scm is not None:
+            click.echo(f"ok  {scm.source} (SCM {scm.api} API)")
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    if profiles:
+        for path in expand_profile_paths([Path(p) for p in profiles]):
+            try:
+                profile = load_profile(path)
+                extra = check_profile_against_scm(profile, scm) if scm is not None else []
+                errors = [p for p in extra if not p.startswith("warning: ")]
+                if errors:
+                    raise ConfigError(errors)
+                for warning in extra:
+                    click.echo(warning, err=True)
+                click.echo(f"ok  {path} ({profile.name}: {profile.certificate.key.describe()}, "
+                           f"{len(profile.vservers)} vserver(s))")
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+    elif scm is None and not problems:
+        raise UsageError("nothing to validate: name profiles, or pass --scm-config")
+    for problem in problems:
+        click.echo(f"error: {problem}", err=True)
+    sys.exit(EXIT_CONFIG if problems else 0)
+
+
+@cli.command()
+@click.option("--api", type=click.Choice(["admin", "enrollment"]), default="admin", show_default=True,
+              help="Which SCM API the demo talks to.")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=None,
+              help="Keep the sandbox files here (default: a temporary directory).")
+@click.pass_obj
+def demo(ctx: Context, api: str, directory: Path | None) -> None:
+    """Run the whole job once on the built-in sandbox (simulated SCM + NetScaler)."""
+    _ensure_license(ctx)
+    from .demo import run_demo
+
+    with tempfile.TemporaryDirectory(prefix="citrixagent-demo-") as tmp:
+        code = run_demo(Path(directory) if directory else Path(tmp), api=api, json_output=ctx.json_output,
+                        echo=click.echo)
+    sys.exit(code)
+
+
+@cli.group()
+def sandbox() -> None:
+    """The built-in simulated SCM and NetScaler."""
+
+
+@sandbox.command("serve")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), required=True,
+              help="Where to write scm.yaml, the CA bundle and ready profiles.")
+@click.option("--appliances", type=click.IntRange(1, 16), default=1, show_default=True)
+@click.option("--issue-after-polls", type=click.IntRange(0, 100), default=2, show_default=True,
+              help="SCM answers 'being processed' this many times before issuing.")
+def sandbox_serve(directory: Path, appliances: int, issue_after_polls: int) -> None:
+    """Start the simulated SCM (both APIs) and NetScaler(s) until interrupted (Ctrl-C)."""
+    from .sandbox.world import Sandbox
+
+    world = Sandbox(directory, appliances=appliances, issue_after_polls=issue_after_polls)
+    with world:
+        click.echo("citrixagent sandbox running (Ctrl-C to stop)")
+        for line in world.describe():
+            click.echo(line)
+        click.echo(f"\nTry: citrixagent --accept-license --scm-config {world.scm_yaml} enroll "
+                   f"{world.profile_path('lb-profile')}")
+        sys.stdout.flush()
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            click.echo("stopping")
+
+
+# ----------------------------------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: run the CLI, turning our errors into one line and an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = any(a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in args)
+    try:
+        cli.main(args=args, prog_name="citrixagent", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_FAILURE)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code if exc.exit_code else EXIT_CONFIG)
+    except CitrixAgentError as exc:
+        if verbose:
+            log.exception("error")
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug: one line unless -v
+        if verbose:
+            raise
+        click.echo(f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)", err=True)
+        sys.exit(EXIT_FAILURE)
+
+
+__all__ = ["EXIT_ATTENTION", "cli", "main"]

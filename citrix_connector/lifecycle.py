@@ -1,0 +1,770 @@
+"""The decisions and the steps: enroll, collect, renew, replace, revoke, redeploy, status, run.
+
+No Click and no HTTP here: the SCM client and the NetScaler sessions are made by injected factories,
+time comes from injected clocks, so tests drive every path against the sandbox without waiting.
+
+Guarantees kept here (see design.md):
+
+* the SCM order id is written to the state journal before anything else happens after an order, so
+  a crash never leads to a second order; a pending order is always resumed, never re-placed;
+* one NITRO session per appliance per run, one config save per appliance per run (and a deployment
+  whose save did not happen is saved by the next run);
+* profiles on different appliances run concurrently (bounded); profiles on the same appliance run
+  one after the other in their session;
+* one failing profile does not stop the others; its outcome carries the exit code.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from cryptography import x509
+
+from . import crypto
+from .config import ApplianceConfig, Profile, ScmConfig
+from .errors import (
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_PENDING,
+    CitrixAgentError,
+    PendingError,
+    UsageError,
+)
+from .nitro.client import NitroClient
+from .nitro.deploy import (
+    DeployPlan,
+    InstalledState,
+    deploy,
+    make_key_on_appliance,
+    open_appliance,
+    preflight,
+    read_installed,
+    save,
+)
+from .scm import EnrollRequest, ScmClient, make_scm_client
+from .scm.polling import wait_for_certificate
+from .state import DeploymentRecord, IssuedRecord, OrderRecord, ProfileState, StateStore
+
+log = logging.getLogger("citrixagent")
+
+Action = Literal["enroll", "collect", "renew", "replace", "redeploy", "revoke", "nothing", "status"]
+Result = Literal["ok", "nothing", "pending", "failed", "planned", "attention"]
+
+EXIT_ATTENTION = 5  # `status`: at least one profile needs work (documented in the CLI help and README)
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def _parse_iso(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+@dataclass
+class Outcome:
+    """What happened to one profile: one row of the result table, one object of ``--json``."""
+
+    profile: str
+    action: Action
+    result: Result
+    message: str = ""
+    appliance: str = ""
+    order_id: str | None = None
+    serial: str | None = None
+    expires: str | None = None  # ISO date
+    days_left: int | None = None
+    certkey: str | None = None
+    vservers: list[str] = field(default_factory=list)
+    plan: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    exit_code: int = EXIT_OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile,
+            "action": self.action,
+            "result": self.result,
+            "message": self.message,
+            "appliance": self.appliance,
+            "order_id": self.order_id,
+            "serial": self.serial,
+            "expires": self.expires,
+            "days_left": self.days_left,
+            "certkey": self.certkey,
+            "vservers": self.vservers,
+            "plan": self.plan,
+            "details": self.details,
+            "exit_code": self.exit_code,
+        }
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str
+
+
+def worst_exit_code(outcomes: Iterable[Outcome]) -> int:
+    """The exit code of a whole command: config errors beat failures beat pending beat attention."""
+    codes = {o.exit_code for o in outcomes}
+    for code in (EXIT_CONFIG, EXIT_FAILURE, EXIT_PENDING, EXIT_ATTENTION):
+        if code in codes:
+            return code
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------ appliance sessions
+
+
+class ApplianceSession:
+    """The one NITRO session a run holds for an appliance (opened on first use)."""
+
+    def __init__(self, config: ApplianceConfig, opener: Callable[[ApplianceConfig], NitroClient]) -> None:
+        self.config = config
+        self._opener = opener
+        self._client: NitroClient | None = None
+        self.changed = False  # something was written that needs a config save
+        self.unsaved_profiles: list[tuple[Profile, ProfileState]] = []
+
+    @property
+    def label(self) -> str:
+        host = self.config.url.split("://", 1)[-1]
+        return f"{host}[{self.config.partition}]" if self.config.partition else host
+
+    @property
+    def nitro(self) -> NitroClient:
+        if self._client is None:
+            self._client = self._opener(self.config)
+        return self._client
+
+    @property
+    def opened(self) -> bool:
+        return self._client is not None
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.logout()
+            except CitrixAgentError as exc:
+                log.warning("logout from %s failed: %s", self.label, exc)
+            self._client = None
+
+
+def appliance_key(config: ApplianceConfig) -> tuple[Any, ...]:
+    return (tuple(config.urls), config.partition, config.username)
+
+
+def default_nitro_opener(config: ApplianceConfig) -> NitroClient:
+    return open_appliance(
+        config.urls,
+        username=config.username,
+        password=config.password.reveal(),
+        verify=config.verify_tls,
+        timeout=config.timeout,
+        partition=config.partition,
+    )
+
+
+# ------------------------------------------------------------------------------------------ agent
+
+
+class Agent:
+    """Runs commands over profiles. Construct once per CLI invocation."""
+
+    def __init__(
+        self,
+        scm_config: ScmConfig | None,
+        store: StateStore,
+        *,
+        scm_factory: Callable[[ScmConfig], ScmClient] = make_scm_client,
+        nitro_opener: Callable[[ApplianceConfig], NitroClient] = default_nitro_opener,
+        clock: Callable[[], datetime] = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        workers: int = 4,
+        dry_run: bool = False,
+        force: bool = False,
+    ) -> None:
+        self.scm_config = scm_config
+        self.store = store
+        self.scm_factory = scm_factory
+        self.nitro_opener = nitro_opener
+        self.clock = clock
+        self.monotonic = monotonic
+        self.sleep = sleep
+        self.workers = max(1, workers)
+        self.dry_run = dry_run
+        self.force = force
+        self._local = threading.local()
+        self._scm_clients: list[ScmClient] = []
+        self._scm_lock = threading.Lock()
+
+    # -- public commands -------------------------------------------------------------------------
+    def enroll(self, profiles: Sequence[Profile]) -> list[Outcome]:
+        return self._for_each(profiles, self._enroll_one)
+
+    def renew(self, profiles: Sequence[Profile]) -> list[Outcome]:
+        return self._for_each(profiles, lambda p, s: self._order_command(p, s, "renew"))
+
+    def replace(self, profiles: Sequence[Profile]) -> list[Outcome]:
+        return self._for_each(profiles, lambda p, s: self._order_command(p, s, "replace"))
+
+    def run(self, profiles: Sequence[Profile]) -> list[Outcome]:
+        return self._for_each(profiles, self._run_one)
+
+    def status(self, profiles: Sequence[Profile]) -> list[Outcome]:
+        return self._for_each(profiles, self._status_one, save_config=False)
+
+    def revoke(self, profiles: Sequence[Profile], *, reason: str, reason_code: int) -> list[Outcome]:
+        return self._for_each(
+            profiles, lambda p, s: self._revoke_one(p, s, reason, reason_code), save_config=False
+        )
+
+    # -- orchestration ---------------------------------------------------------------------------
+    def _for_each(
+        self,
+        profiles: Sequence[Profile],
+        work: Callable[[Profile, ApplianceSession], Outcome],
+        *,
+        save_config: bool = True,
+    ) -> list[Outcome]:
+        groups: dict[tuple[Any, ...], list[Profile]] = {}
+        for profile in profiles:
+            groups.setdefault(appliance_key(profile.appliance), []).append(profile)
+
+        def run_group(group: list[Profile]) -> list[Outcome]:
+            session = ApplianceSession(group[0].appliance, self.nitro_opener)
+            outcomes: list[Outcome] = []
+            try:
+                for profile in group:
+                    outcomes.append(self._guard(profile, session, work))
+                if save_config and not self.dry_run:
+                    self._save_appliance(session, outcomes)
+            finally:
+                session.close()
+            return outcomes
+
+        try:
+            if len(groups) == 1:
+                results = [run_group(next(iter(groups.values())))]
+            else:
+                with ThreadPoolExecutor(max_workers=min(self.workers, len(groups))) as pool:
+                    results = list(pool.map(run_group, groups.values()))
+        finally:
+            self._close_scm_clients()
+        order = {p.name: i for i, p in enumerate(profiles)}
+        flat = [o for group in results for o in group]
+        return sorted(flat, key=lambda o: order.get(o.profile, len(order)))
+
+    def _guard(
+        self, profile: Profile, session: ApplianceSession, work: Callable[[Profile, ApplianceSession], Outcome]
+    ) -> Outcome:
+        try:
+            outcome = work(profile, session)
+        except PendingError as exc:
+            outcome = Outcome(profile.name, "collect", "pending", str(exc), order_id=exc.order_id or None,
+                              exit_code=exc.exit_code)
+        except CitrixAgentError as exc:
+            log.debug("profile %s failed", profile.name, exc_info=True)
+            outcome = Outcome(profile.name, "nothing", "failed", str(exc), exit_code=exc.exit_code)
+        if not outcome.appliance:
+            outcome.appliance = session.label
+        if outcome.certkey is None:
+            outcome.certkey = profile.certificate.certkey_name
+        log.info("%s: %s %s%s", profile.name, outcome.action, outcome.result,
+                 f" ({outcome.message})" if outcome.message else "")
+        return outcome
+
+    def _save_appliance(self, session: ApplianceSession, outcomes: list[Outcome]) -> None:
+        if not session.changed and not session.unsaved_profiles:
+            return
+        try:
+            save(session.nitro)
+        except CitrixAgentError as exc:
+            for outcome in outcomes:
+                if outcome.result == "ok":
+                    outcome.result = "failed"
+                    outcome.exit_code = exc.exit_code
+                    outcome.message = f"deployed, but saving the configuration failed: {exc}"
+            return
+        for profile, state in session.unsaved_profiles:
+            if state.deployed is not None:
+                state.deployed.saved = True
+                state.add_event("saved", appliance=session.label)
+                self.store.save(state)
+        session.unsaved_profiles.clear()
+        session.changed = False
+
+    # -- SCM client per worker thread ------------------------------------------------------------
+    @property
+    def scm(self) -> ScmClient:
+        client: ScmClient | None = getattr(self._local, "scm", None)
+        if client is None:
+            if self.scm_config is None:
+                raise UsageError("no scm.yaml given: use --scm-config PATH (needed to talk to SCM)")
+            client = self.scm_factory(self.scm_config)
+            self._local.scm = client
+            with self._scm_lock:
+                self._scm_clients.append(client)
+        return client
+
+    def _close_scm_clients(self) -> None:
+        with self._scm_lock:
+            for client in self._scm_clients:
+                client.close()
+            self._scm_clients.clear()
+        self._local = threading.local()
+
+    # -- enroll ----------------------------------------------------------------------------------
+    def _enroll_one(self, profile: Profile, session: ApplianceSession) -> Outcome:
+        state = self.store.load(profile.name)
+        if state.pending is not None:
+            return self._collect_and_deploy(profile, state, session)
+        if state.current is not None and not self.force:
+            installed = self._installed(profile, session)
+            if self._serving_current(profile, state, installed):
+                return self._row(profile, state, "nothing", "nothing",
+                                 "already enrolled and installed; use renew or replace, or --force for a "
+                                 "new order", installed)
+            return self._redeploy(profile, state, session, "enrolled before; installing that certificate")
+        return self._order(profile, state, session, "enroll")
+
+    def _order_command(self, profile: Profile, session: ApplianceSession, kind: Literal["renew", "replace"]) -> Outcome:
+        state = self.store.load(profile.name)
+        if state.pending is not None:
+            return self._collect_and_deploy(profile, state, session)
+        if state.current is None:
+            raise UsageError(f"{profile.name}: nothing to {kind}: no certificate was enrolled for this profile "
+                             "yet (run enroll or run)")
+        return self._order(profile, state, session, kind)
+
+    def _order(
+        self, profile: Profile, state: ProfileState, session: ApplianceSession,
+        kind: Literal["enroll", "renew", "replace"],
+    ) -> Outcome:
+        cert = profile.certificate
+        vservers = [(v.name, v.type, v.sni) for v in profile.vservers]
+        preflight(session.nitro, vservers)
+        if self.dry_run:
+            return self._plan_order(profile, state, session, kind)
+
+        reuse = kind == "renew" and profile.renewal.reuse_key and state.current is not None
+        stamp = self.clock().strftime("%Y%m%d%H%M%S")
+        key_ref: str
+        if reuse and state.current is not None:
+            key_ref = state.current.key_ref
+            csr_pem = self._csr_for_existing_key(profile, session, key_ref, stamp)
+        elif cert.key_location == "local":
+            key = crypto.generate_private_key(cert.key)
+            key_path = self.store.new_key_path(profile.name, f"{stamp}-{kind}")
+            crypto.write_private_key_file(key_path, crypto.private_key_to_pem(key))
+            key_ref = str(key_path)
+            csr_pem = crypto.csr_to_pem(
+                crypto.build_csr(key, cert.common_name, cert.subject_alt_names, cert.subject)
+            )
+        else:
+            key_ref, csr_pem = make_key_on_appliance(
+                session.nitro,
+                base=f"{cert.certkey_name}-{stamp}",
+                key=cert.key,
+                common_name=cert.common_name,
+                sans=cert.subject_alt_names,
+                subject=cert.subject,
+            )
+            session.changed = True
+
+        previous = state.current.order_id if state.current is not None else None
+        if kind == "enroll":
+            sectigo = profile.sectigo
+            order_id = self.scm.enroll(
+                EnrollRequest(
+                    csr_pem=csr_pem,
+                    common_name=cert.common_name,
+                    sans=tuple(cert.subject_alt_names),
+                    org_id=sectigo.org_id,
+                    cert_type=sectigo.cert_type,
+                    term=sectigo.term,
+                    comments=sectigo.comments,
+                    external_requester=sectigo.external_requester,
+                    custom_fields=dict(sectigo.custom_fields),
+                )
+            )
+        elif kind == "renew":
+            assert previous is not None
+            order_id = self.scm.renew(
+                previous,
+                csr_pem=csr_pem,
+                sans=cert.subject_alt_names,
+                profile_id=profile.sectigo.profile_id,
+                term=profile.sectigo.term,
+            )
+        else:
+            assert previous is not None
+            order_id = self.scm.replace(
+                previous,
+                csr_pem=csr_pem,
+                common_name=cert.common_name,
+                sans=cert.subject_alt_names,
+                reason="certificate profile changed (names or key type); replaced by citrixagent",
+            )
+        # The order id goes to the journal before anything else: a crash from here on resumes it.
+        state.pending = OrderRecord(
+            order_id=order_id,
+            kind=kind,
+            api=self.scm.api_name,
+            placed_at=_iso(self.clock()),
+            key_location=cert.key_location,
+            key_ref=key_ref,
+            csr_pem=csr_pem,
+            common_name=cert.common_name,
+            sans=list(cert.subject_alt_names),
+            key_desc=cert.key.describe(),
+            previous_order_id=previous,
+        )
+        state.add_event("ordered", kind=kind, order_id=order_id, api=self.scm.api_name)
+        self.store.save(state)
+        log.info("%s: %s order %s placed at SCM", profile.name, kind, order_id)
+        outcome = self._collect_and_deploy(profile, state, session)
+        outcome.action = kind
+        return outcome
+
+    def _csr_for_existing_key(self, profile: Profile, session: ApplianceSession, key_ref: str, stamp: str) -> str:
+        """A fresh CSR for the key already in use (renewal with ``reuse_key``)."""
+        cert = profile.certificate
+        if cert.key_location == "local":
+            key = crypto.load_private_key(Path(key_ref).read_bytes())
+            return crypto.csr_to_pem(crypto.build_csr(key, cert.common_name, cert.subject_alt_names, cert.subject))
+        from .nitro.deploy import make_csr_on_appliance
+
+        session.changed = True
+        return make_csr_on_appliance(
+            session.nitro,
+            keyfile=key_ref,
+            reqfile_base=f"{cert.certkey_name}-{stamp}",
+            common_name=cert.common_name,
+            sans=cert.subject_alt_names,
+            subject=cert.subject,
+        )
+
+    def _plan_order(
+        self, profile: Profile, state: ProfileState, session: ApplianceSession,
+        kind: Literal["enroll", "renew", "replace"],
+    ) -> Outcome:
+        cert = profile.certificate
+        plan = []
+        if kind == "renew" and profile.renewal.reuse_key:
+            plan.append("reuse the current key and make a new CSR")
+        elif cert.key_location == "local":
+            plan.append(f"generate a {cert.key.describe()} key locally and a CSR for "
+                        f"{', '.join(cert.subject_alt_names)}")
+        else:
+            plan.append(f"create a {cert.key.describe()} key and a CSR on {session.label} "
+                        f"for {', '.join(cert.subject_alt_names)}")
+        api = self.scm_config.api if self.scm_config else "?"
+        if kind == "enroll":
+            s = profile.sectigo
+            detail = (f"org {s.org_id}, type {s.cert_type}, term {s.term}" if api == "admin"
+                      else "REST account's profile and term")
+            plan.append(f"order a new certificate from SCM ({api} API: {detail})")
+        else:
+            prev = state.current.order_id if state.current else "?"
+            plan.append(f"{kind} SCM order {prev} ({api} API)")
+        plan.append("wait for SCM to issue it, then install it:")
+        plan.extend(self._deploy_plan_for_new(profile, session))
+        plan.append(f"save the configuration of {session.label}")
+        return self._row(profile, state, kind, "planned", "dry run: nothing ordered, nothing written",
+                         None, plan=plan)
+
+    def _deploy_plan_for_new(self, profile: Profile, session: ApplianceSession) -> list[str]:
+        cert = profile.certificate
+        installed = self._installed(profile, session)
+        steps = ["  install the issuing CA certificate(s) unless already installed (found by serial), and link"]
+        if installed is not None and installed.serial:
+            steps.append(f"  upload the new certificate{' and key' if cert.key_location == 'local' else ''} "
+                         f"and update certkey {cert.certkey_name} in place (bindings kept)")
+        else:
+            steps.append(f"  upload the certificate{' and key' if cert.key_location == 'local' else ''} "
+                         f"and add certkey {cert.certkey_name}")
+        bound = set(installed.bound_vservers) if installed is not None else set()
+        for vs in profile.vservers:
+            if vs.name not in bound:
+                steps.append(f"  bind {cert.certkey_name} to {vs.type} vserver {vs.name}"
+                             f"{' as SNI certificate' if vs.sni else ''}")
+        return steps
+
+    # -- collect + deploy ------------------------------------------------------------------------
+    def _collect_and_deploy(self, profile: Profile, state: ProfileState, session: ApplianceSession) -> Outcome:
+        pending = state.pending
+        assert pending is not None
+        if self.dry_run:
+            return self._row(profile, state, "collect", "planned",
+                             f"dry run: would collect SCM order {pending.order_id} and install it", None,
+                             plan=[f"collect SCM order {pending.order_id} ({pending.kind})",
+                                   *self._deploy_plan_for_new(profile, session)])
+        if self.scm_config is None:
+            raise UsageError("no scm.yaml given: use --scm-config PATH (needed to talk to SCM)")
+        if pending.api and pending.api != self.scm.api_name:
+            raise UsageError(
+                f"{profile.name}: order {pending.order_id} was placed through the SCM {pending.api} API but "
+                f"scm.yaml now configures the {self.scm.api_name} API; collect it with that configuration"
+            )
+        certs = wait_for_certificate(
+            self.scm, pending.order_id, self.scm_config.poll, clock=self.monotonic, sleep=self.sleep
+        )
+        csr = crypto.load_csr(pending.csr_pem)
+        leaf, chain = crypto.split_leaf_and_chain(certs, csr.public_key())
+        info = crypto.cert_info(leaf)
+        state.current = IssuedRecord(
+            order_id=pending.order_id,
+            serial=info.serial_hex,
+            not_before=_iso(info.not_before),
+            not_after=_iso(info.not_after),
+            fingerprint_sha256=info.fingerprint_sha256,
+            common_name=pending.common_name,
+            sans=list(pending.sans),
+            key_desc=pending.key_desc,
+            key_location=pending.key_location,
+            key_ref=pending.key_ref,
+            cert_pem=crypto.cert_to_pem(leaf),
+            chain_pem=[crypto.cert_to_pem(c) for c in chain],
+            issued_at=_iso(self.clock()),
+        )
+        state.pending = None
+        state.add_event("issued", order_id=pending.order_id, serial=info.serial_hex,
+                        not_after=_iso(info.not_after))
+        self.store.save(state)
+        log.info("%s: order %s issued, serial %s", profile.name, pending.order_id, info.serial_hex)
+        outcome = self._deploy_current(profile, state, session)
+        outcome.action = "collect"
+        return outcome
+
+    def _redeploy(self, profile: Profile, state: ProfileState, session: ApplianceSession, why: str) -> Outcome:
+        outcome = self._deploy_current(profile, state, session)
+        outcome.action = "redeploy"
+        if outcome.result == "ok":
+            outcome.message = why
+        return outcome
+
+    def _deploy_current(self, profile: Profile, state: ProfileState, session: ApplianceSession) -> Outcome:
+        current = state.current
+        assert current is not None
+        leaf = x509.load_pem_x509_certificate(current.cert_pem.encode())
+        chain = [x509.load_pem_x509_certificate(p.encode()) for p in current.chain_pem]
+        key_pem: bytes | None = None
+        appliance_keyfile: str | None = None
+        if current.key_location == "local":
+            key_pem = Path(current.key_ref).read_bytes()
+        else:
+            appliance_keyfile = current.key_ref
+        cert = profile.certificate
+        plan = DeployPlan(
+            certkey=cert.certkey_name,
+            leaf=leaf,
+            chain=chain,
+            key_pem=key_pem,
+            appliance_keyfile=appliance_keyfile,
+            vservers=[(v.name, v.type, v.sni) for v in profile.vservers],
+            file_base=cert.certkey_name,
+        )
+        if not self.dry_run:
+            preflight(session.nitro, plan.vservers)
+        result = deploy(session.nitro, plan, dry_run=self.dry_run)
+        if self.dry_run:
+            return self._row(profile, state, "redeploy", "planned", "dry run: nothing written", None,
+                             plan=[*result.actions, f"save the configuration of {session.label}"])
+        session.changed = session.changed or result.changed
+        state.deployed = DeploymentRecord(
+            appliance=session.label,
+            partition=profile.appliance.partition,
+            certkey=result.certkey,
+            serial=result.serial,
+            vservers=[v.name for v in profile.vservers],
+            deployed_at=_iso(self.clock()),
+            cert_file=result.cert_file,
+            key_file=result.key_file,
+            saved=False,
+        )
+        state.add_event("deployed", appliance=session.label, certkey=result.certkey, serial=result.serial)
+        self.store.save(state)
+        session.unsaved_profiles.append((profile, state))
+        return self._row(profile, state, "redeploy", "ok", "", None, plan=result.actions)
+
+    # -- run -------------------------------------------------------------------------------------
+    def decide(self, profile: Profile, state: ProfileState, installed: InstalledState | None) -> Decision:
+        """The one right thing ``run`` does for this profile now."""
+        if state.pending is not None:
+            return Decision("collect", f"SCM order {state.pending.order_id} is pending")
+        current = state.current
+        if current is None:
+            return Decision("enroll", "no certificate enrolled yet")
+        cert = profile.certificate
+        wanted = [n.lower() for n in cert.subject_alt_names]
+        have = [n.lower() for n in current.sans]
+        if (current.common_name.lower() != cert.common_name.lower() or sorted(set(wanted)) != sorted(set(have))):
+            return Decision("replace", "the profile's names differ from the issued certificate")
+        if current.key_desc != cert.key.describe() or current.key_location != cert.key_location:
+            return Decision("replace", f"the profile's key ({cert.key.describe()}, {cert.key_location}) differs "
+                                       f"from the issued certificate's ({current.key_desc}, {current.key_location})")
+        now = self.clock()
+        not_after = _parse_iso(current.not_after)
+        not_before = _parse_iso(current.not_before)
+        renewal = profile.renewal
+        if renewal.percent_of_lifetime is not None:
+            lifetime = (not_after - not_before).total_seconds()
+            threshold = not_before + timedelta(seconds=lifetime * renewal.percent_of_lifetime / 100)
+            if now >= threshold:
+                return Decision("renew", f"{renewal.percent_of_lifetime:g}% of the certificate's lifetime has "
+                                         f"passed (expires {not_after.date()})")
+        elif not_after - now <= timedelta(days=renewal.days_before_expiry):
+            days = (not_after - now).days
+            return Decision("renew", f"expires in {days} days (renewal window {renewal.days_before_expiry} days)")
+        if not self._serving_current(profile, state, installed):
+            return Decision("redeploy", "the appliance does not serve the last issued certificate on every vserver")
+        if state.deployed is not None and not state.deployed.saved:
+            return Decision("redeploy", "the last deployment was not saved on the appliance")
+        return Decision("nothing", "certificate valid and installed")
+
+    def _serving_current(self, profile: Profile, state: ProfileState, installed: InstalledState | None) -> bool:
+        if installed is None or state.current is None or not installed.serial:
+            return False
+        if crypto.normalize_serial(installed.serial) != crypto.normalize_serial(state.current.serial):
+            return False
+        return all(v.name in installed.bound_vservers for v in profile.vservers)
+
+    def _installed(self, profile: Profile, session: ApplianceSession) -> InstalledState | None:
+        return read_installed(session.nitro, profile.certificate.certkey_name,
+                              [(v.name, v.type, v.sni) for v in profile.vservers])
+
+    def _run_one(self, profile: Profile, session: ApplianceSession) -> Outcome:
+        state = self.store.load(profile.name)
+        installed = None if state.pending is not None else self._installed(profile, session)
+        decision = self.decide(profile, state, installed)
+        log.info("%s: run decides %s: %s", profile.name, decision.action, decision.reason)
+        if decision.action == "collect":
+            outcome = self._collect_and_deploy(profile, state, session)
+        elif decision.action in ("enroll", "renew", "replace"):
+            kind: Literal["enroll", "renew", "replace"] = decision.action  # type: ignore[assignment]
+            outcome = self._order(profile, state, session, kind)
+        elif decision.action == "redeploy":
+            if state.deployed is not None and not state.deployed.saved and self._serving_current(
+                profile, state, installed
+            ):
+                # Installed but the save never happened: only the save is missing.
+                session.unsaved_profiles.append((profile, state))
+                return self._row(profile, state, "redeploy", "planned" if self.dry_run else "ok",
+                                 "saving the configuration that a previous run left unsaved", installed)
+            outcome = self._redeploy(profile, state, session, decision.reason)
+        else:
+            return self._row(profile, state, "nothing", "nothing", decision.reason, installed)
+        if outcome.result in ("ok", "planned") and not outcome.message:
+            outcome.message = decision.reason
+        return outcome
+
+    # -- status ----------------------------------------------------------------------------------
+    def _status_one(self, profile: Profile, session: ApplianceSession) -> Outcome:
+        state = self.store.load(profile.name)
+        details: dict[str, Any] = {}
+        installed: InstalledState | None = None
+        try:
+            installed = self._installed(profile, session)
+        except CitrixAgentError as exc:
+            details["appliance_error"] = str(exc)
+        order_id = (state.pending.order_id if state.pending else
+                    state.current.order_id if state.current else None)
+        if order_id and self.scm_config is not None:
+            try:
+                scm_status = self.scm.status(order_id)
+                details["scm_status"] = scm_status.status
+                details["scm_state"] = scm_status.state
+            except CitrixAgentError as exc:
+                details["scm_error"] = str(exc)
+        decision = self.decide(profile, state, installed)
+        details["next"] = decision.action
+        details["next_reason"] = decision.reason
+        details["pending"] = (f"{state.pending.kind} order {state.pending.order_id} placed "
+                              f"{state.pending.placed_at}" if state.pending else None)
+        details["link"] = installed.link if installed else None
+        attention = decision.action != "nothing" or "appliance_error" in details or "scm_error" in details
+        outcome = self._row(profile, state, "status", "attention" if attention else "ok",
+                            decision.reason, installed)
+        outcome.details.update(details)
+        outcome.exit_code = EXIT_ATTENTION if attention else EXIT_OK
+        return outcome
+
+    # -- revoke ----------------------------------------------------------------------------------
+    def _revoke_one(self, profile: Profile, session: ApplianceSession, reason: str, reason_code: int) -> Outcome:
+        state = self.store.load(profile.name)
+        current = state.current
+        if current is None:
+            raise UsageError(f"{profile.name}: nothing to revoke: no issued certificate is recorded for it")
+        if self.dry_run:
+            return self._row(profile, state, "revoke", "planned", f"dry run: would revoke order "
+                             f"{current.order_id} (serial {current.serial}) with reason {reason}", None)
+        self.scm.revoke(current.order_id, reason_code=reason_code,
+                        reason=f"{reason} (revoked by citrixagent for profile {profile.name})")
+        state.revoked.append({"order_id": current.order_id, "serial": current.serial, "reason": reason,
+                              "at": _iso(self.clock())})
+        state.current = None
+        state.add_event("revoked", order_id=current.order_id, serial=current.serial, reason=reason)
+        self.store.save(state)
+        message = f"order {current.order_id} revoked ({reason})"
+        try:
+            installed = self._installed(profile, session)
+        except CitrixAgentError as exc:
+            installed = None
+            message += f"; could not check the appliance: {exc}"
+        if installed is not None and installed.serial and crypto.normalize_serial(
+            installed.serial
+        ) == crypto.normalize_serial(current.serial):
+            bound = ", ".join(installed.bound_vservers) or "no vserver"
+            message += (f"; WARNING: the revoked certificate is still installed as {profile.certificate.certkey_name}"
+                        f" and bound to {bound}: run `citrixagent run {profile.source}` to enroll and install a "
+                        "new one")
+        outcome = Outcome(profile.name, "revoke", "ok", message, order_id=current.order_id, serial=current.serial,
+                          expires=current.not_after[:10])
+        return outcome
+
+    # -- rows ------------------------------------------------------------------------------------
+    def _row(
+        self, profile: Profile, state: ProfileState, action: Action, result: Result, message: str,
+        installed: InstalledState | None, *, plan: list[str] | None = None,
+    ) -> Outcome:
+        current = state.current
+        outcome = Outcome(profile.name, action, result, message, plan=list(plan or []))
+        outcome.certkey = profile.certificate.certkey_name
+        if current is not None:
+            outcome.order_id = current.order_id
+            outcome.serial = current.serial
+            not_after = _parse_iso(current.not_after)
+            outcome.expires = not_after.date().isoformat()
+            outcome.days_left = (not_after - self.clock()).days
+        if state.pending is not None:
+            outcome.order_id = state.pending.order_id
+        if installed is not None:
+            outcome.vservers = list(installed.bound_vservers)
+            if installed.serial:
+                outcome.details["installed_serial"] = installed.serial
+            if installed.not_after is not None:
+                outcome.details["installed_expires"] = installed.not_after.date().isoformat()
+                if current is None or crypto.normalize_serial(installed.serial or "0") != crypto.normalize_serial(
+                    current.serial
+                ):
+                    outcome.days_left = (installed.not_after - self.clock()).days
+        elif state.deployed is not None:
+            outcome.vservers = list(state.deployed.vservers)
+        return outcome

@@ -1,0 +1,228 @@
+"""The whole sandbox in one object: CAs, simulated SCM (both APIs), simulated NetScalers, and the
+configuration files that point the agent at them.
+
+Used by ``citrixagent demo``, ``citrixagent sandbox serve`` and the tests. Everything listens on
+127.0.0.1 with HTTPS whose certificates chain to a sandbox TLS root written to ``sandbox-ca.pem``.
+The credentials are sandbox-only values, written in clear into the generated files on purpose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .ca import LocalCA
+from .netscaler import NetScalerSimulator
+from .scm import ScmSimulator
+from .scm_enrollment import EnrollmentSimulator
+
+SCM_LOGIN = "api-admin"
+SCM_PASSWORD = "sandbox-scm-password"
+SCM_CUSTOMER_URI = "sandbox"
+SCM_ORG_ID = 1234
+SCM_CERT_TYPE = 567
+ENROLL_CLIENT_ID = "sandbox-rest-account"
+ENROLL_CLIENT_SECRET = "sandbox-rest-secret"
+ENROLL_PROFILE_ID = 2001
+ADC_USER = "nsroot"
+ADC_PASSWORD = "sandbox-nsroot"
+
+# (name, kind, sni enabled on the vserver)
+DEFAULT_VSERVERS: tuple[tuple[str, str, bool], ...] = (
+    ("vs_shop_https", "lb", False),
+    ("cs_portal_https", "cs", False),
+    ("gw_remote_access", "vpn", False),
+    ("aaa_login", "authentication", False),
+    ("vs_sni_https", "lb", True),
+    ("vs_onbox_https", "lb", False),
+)
+
+# profile file stem -> (vserver, kind, sni, common name, extra certificate keys)
+EXAMPLE_PROFILES: dict[str, tuple[str, str, bool, str, dict[str, Any]]] = {
+    "lb-profile": ("vs_shop_https", "lb", False, "shop.sandbox.test", {}),
+    "cs-profile": ("cs_portal_https", "cs", False, "portal.sandbox.test", {}),
+    "vpn-profile": ("gw_remote_access", "vpn", False, "gateway.sandbox.test", {"key_type": "ECDSA", "curve": "P-256"}),
+    "authentication-profile": ("aaa_login", "authentication", False, "login.sandbox.test", {}),
+    "sni-profile": ("vs_sni_https", "lb", True, "api.sandbox.test", {}),
+    "appliance-key-profile": (
+        "vs_onbox_https",
+        "lb",
+        False,
+        "onbox.sandbox.test",
+        {
+            "key_location": "appliance",
+            "subject": {"organization": "Sandbox Ltd", "state": "Greater Manchester", "country": "GB"},
+        },
+    ),
+}
+
+
+@dataclass
+class Sandbox:
+    """Starts and stops the simulators and writes the files that point the agent at them."""
+
+    directory: Path
+    appliances: int = 1
+    vservers: Sequence[tuple[str, str, bool]] = DEFAULT_VSERVERS
+    issue_after_polls: int = 2
+    signing_ca: LocalCA = field(init=False)
+    tls_ca: LocalCA = field(init=False)
+    scm: ScmSimulator = field(init=False)
+    enrollment: EnrollmentSimulator = field(init=False)
+    netscalers: list[NetScalerSimulator] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.directory = Path(self.directory)
+        self.signing_ca = LocalCA.create("Citrixagent Sandbox")
+        self.tls_ca = LocalCA.create("Citrixagent Sandbox TLS")
+        cert_pem, key_pem = self.tls_ca.issue_tls_server_cert(("localhost",), ("127.0.0.1",))
+        self.scm = ScmSimulator(self.signing_ca, cert_pem, key_pem, login=SCM_LOGIN, password=SCM_PASSWORD,
+                                customer_uri=SCM_CUSTOMER_URI)
+        self.scm.set_defaults(issue_after_polls=self.issue_after_polls)
+        self.enrollment = EnrollmentSimulator(self.signing_ca, cert_pem, key_pem)
+        self.enrollment.add_account(ENROLL_CLIENT_ID, ENROLL_CLIENT_SECRET, profile_ids=(ENROLL_PROFILE_ID,))
+        self.enrollment.issue_after_polls = self.issue_after_polls
+        self.netscalers = []
+        for _ in range(self.appliances):
+            ns = NetScalerSimulator(cert_pem, key_pem, username=ADC_USER, password=ADC_PASSWORD)
+            for name, kind, sni in self.vservers:
+                ns.add_vserver(name, kind, snienable=sni)
+            self.netscalers.append(ns)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> Sandbox:
+        self.scm.start()
+        self.enrollment.start()
+        for ns in self.netscalers:
+            ns.start()
+        self.write_files()
+        return self
+
+    def stop(self) -> None:
+        for server in (self.scm, self.enrollment, *self.netscalers):
+            server.stop()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def netscaler(self) -> NetScalerSimulator:
+        return self.netscalers[0]
+
+    # -- files -----------------------------------------------------------------------------------
+    @property
+    def ca_bundle(self) -> Path:
+        return self.directory / "sandbox-ca.pem"
+
+    @property
+    def scm_yaml(self) -> Path:
+        return self.directory / "scm.yaml"
+
+    @property
+    def scm_enrollment_yaml(self) -> Path:
+        return self.directory / "scm-enrollment.yaml"
+
+    def profile_path(self, stem: str) -> Path:
+        return self.directory / f"{stem}.yaml"
+
+    def poll_settings(self) -> dict[str, float]:
+        return {"first_wait": 0.2, "interval": 0.3, "timeout": 30.0}
+
+    def scm_config_dict(self, api: str = "admin") -> dict[str, Any]:
+        if api == "enrollment":
+            return {
+                "api": "enrollment",
+                "url": f"{self.enrollment.url}/api/v1",
+                "client_id": ENROLL_CLIENT_ID,
+                "client_secret": ENROLL_CLIENT_SECRET,
+                "profile_id": ENROLL_PROFILE_ID,
+                "verify_tls": str(self.ca_bundle),
+                "poll": self.poll_settings(),
+            }
+        return {
+            "url": self.scm.url,
+            "customer_uri": SCM_CUSTOMER_URI,
+            "username": SCM_LOGIN,
+            "password": SCM_PASSWORD,
+            "verify_tls": str(self.ca_bundle),
+            "poll": self.poll_settings(),
+        }
+
+    def profile_dict(
+        self,
+        name: str,
+        vservers: Sequence[tuple[str, str, bool]],
+        common_name: str,
+        *,
+        appliance_index: int = 0,
+        certificate: dict[str, Any] | None = None,
+        appliance: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A profile for this sandbox (callers may override certificate/appliance keys)."""
+        cert: dict[str, Any] = {
+            "common_name": common_name,
+            "subject_alt_names": [common_name, f"www.{common_name}"],
+            "key_type": "RSA",
+            "key_size": 2048,
+        }
+        cert.update(certificate or {})
+        if cert.get("key_type") == "ECDSA":
+            cert.pop("key_size", None)
+        app: dict[str, Any] = {
+            "url": self.netscalers[appliance_index].url,
+            "username": ADC_USER,
+            "password": ADC_PASSWORD,
+            "verify_tls": str(self.ca_bundle),
+        }
+        app.update(appliance or {})
+        return {
+            "name": name,
+            "appliance": app,
+            "vservers": [{"name": vs, "type": kind, **({"sni": True} if sni else {})} for vs, kind, sni in vservers],
+            "certificate": cert,
+            "sectigo": {"org_id": SCM_ORG_ID, "cert_type": SCM_CERT_TYPE, "term": 365},
+        }
+
+    def write_profile(self, stem: str, data: dict[str, Any]) -> Path:
+        path = self.profile_path(stem)
+        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        return path
+
+    def write_files(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.ca_bundle.write_bytes(self.tls_ca.bundle_pem())
+        header = "# Written by citrixagent's sandbox: sandbox-only credentials, not secrets.\n"
+        self.scm_yaml.write_text(header + yaml.safe_dump(self.scm_config_dict("admin"), sort_keys=False))
+        self.scm_enrollment_yaml.write_text(
+            header + yaml.safe_dump(self.scm_config_dict("enrollment"), sort_keys=False)
+        )
+        for stem, (vs, kind, sni, cn, extra) in EXAMPLE_PROFILES.items():
+            if any(v[0] == vs for v in self.vservers):
+                self.write_profile(stem, self.profile_dict(stem, [(vs, kind, sni)], cn, certificate=extra))
+
+    def describe(self) -> list[str]:
+        """Human-readable lines: URLs and credentials of every simulator, and the files written."""
+        lines = [
+            f"SCM admin API        {self.scm.url}  (login {SCM_LOGIN}, password {SCM_PASSWORD}, "
+            f"customer URI {SCM_CUSTOMER_URI})",
+            f"SCM Enrollment API   {self.enrollment.url}/api/v1  (client id {ENROLL_CLIENT_ID}, "
+            f"secret {ENROLL_CLIENT_SECRET})",
+        ]
+        for i, ns in enumerate(self.netscalers):
+            names = ", ".join(f"{vs} ({kind}{', SNI' if sni else ''})" for vs, kind, sni in self.vservers)
+            lines.append(f"NetScaler #{i + 1}          {ns.url}  (user {ADC_USER}, password {ADC_PASSWORD})")
+            lines.append(f"  vservers: {names}")
+        lines.append(f"TLS CA bundle        {self.ca_bundle}")
+        lines.append(f"scm.yaml             {self.scm_yaml}  (admin API)")
+        lines.append(f"scm-enrollment.yaml  {self.scm_enrollment_yaml}  (REST Enrollment API)")
+        for stem in EXAMPLE_PROFILES:
+            if self.profile_path(stem).exists():
+                lines.append(f"profile              {self.profile_path(stem)}")
+        return lines
