@@ -1,0 +1,903 @@
+"""The simulated NetScaler, driven with plain ``requests`` over HTTPS (no agent code)."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from citrix_connector.sandbox.ca import LocalCA
+from citrix_connector.sandbox.netscaler import NetScalerSimulator
+
+USER, PASSWORD = "nsroot", "sandbox-nsroot"
+
+# ------------------------------------------------------------------------------------------ test PKI
+
+
+def ec_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def key_pem(key: Any, password: bytes | None = None) -> bytes:
+    enc: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+    )
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
+
+
+def cert_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def make_cert(
+    key: Any,
+    *,
+    cn: str | None = "www.example.com",
+    sans: Sequence[str] = (),
+    issuer: tuple[x509.Certificate, Any] | None = None,
+    ca: bool = False,
+    not_before: datetime | None = None,
+    days: int = 90,
+    subject_extra: Sequence[x509.NameAttribute] = (),
+) -> x509.Certificate:
+    attrs = list(subject_extra) + ([x509.NameAttribute(NameOID.COMMON_NAME, cn)] if cn else [])
+    subject = x509.Name(attrs)
+    start = not_before or datetime.now(timezone.utc) - timedelta(days=1)
+    issuer_name, signing_key = (issuer[0].subject, issuer[1]) if issuer else (subject, key)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if not ca:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+    if sans:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in sans]), critical=False
+        )
+    return builder.sign(signing_key, hashes.SHA256())
+
+
+class Pki:
+    """Root -> intermediate; leaves on demand."""
+
+    def __init__(self, name: str = "Test") -> None:
+        self.root_key = ec_key()
+        org = [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, name),
+        ]
+        self.root = make_cert(self.root_key, cn=f"{name} Root", ca=True, days=3650, subject_extra=org)
+        self.ic_key = ec_key()
+        self.ic = make_cert(
+            self.ic_key,
+            cn=f"{name} Issuing CA",
+            ca=True,
+            days=3650,
+            issuer=(self.root, self.root_key),
+            subject_extra=org,
+        )
+
+    def leaf(self, cn: str | None = "www.example.com", sans: Sequence[str] = (), key: Any = None, **kw: Any):
+        key = key or ec_key()
+        return make_cert(key, cn=cn, sans=sans, issuer=(self.ic, self.ic_key), **kw), key
+
+
+# ------------------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def tls_material() -> tuple[bytes, bytes, bytes]:
+    ca = LocalCA.create("NS Sim Test")
+    cert, key = ca.issue_tls_server_cert()
+    return cert, key, ca.bundle_pem()
+
+
+@pytest.fixture(scope="module")
+def bundle(tls_material: tuple[bytes, bytes, bytes], tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("nsbundle") / "ca.pem"
+    path.write_bytes(tls_material[2])
+    return str(path)
+
+
+@pytest.fixture
+def sim(tls_material: tuple[bytes, bytes, bytes]) -> Iterator[NetScalerSimulator]:
+    server = NetScalerSimulator(tls_material[0], tls_material[1])
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def pki() -> Pki:
+    return Pki()
+
+
+class Nitro:
+    """A deliberately dumb NITRO caller: every call spelled out, no retries."""
+
+    def __init__(self, sim: NetScalerSimulator, verify: str) -> None:
+        self.sim = sim
+        self.verify = verify
+        self.http = requests.Session()
+        self.headers: dict[str, str] = {}
+
+    def call(
+        self,
+        method: str,
+        resource: str,
+        name: str | None = None,
+        *,
+        query: str = "",
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        api: str = "config",
+    ) -> requests.Response:
+        url = f"{self.sim.url}/nitro/v1/{api}/{resource}"
+        if name is not None:
+            url += "/" + quote(quote(name, safe=""), safe="")
+        if query:
+            url += "?" + query
+        hdrs = {**self.headers, **(headers or {})}
+        return self.http.request(method, url, json=body, headers=hdrs, verify=self.verify, timeout=30)
+
+    def login(self, user: str = USER, password: str = PASSWORD) -> requests.Response:
+        return self.call("POST", "login", body={"login": {"username": user, "password": password}})
+
+    def upload(self, filename: str, data: bytes, location: str = "/nsconfig/ssl") -> requests.Response:
+        content = base64.b64encode(data).decode()
+        return self.call(
+            "POST",
+            "systemfile",
+            body={
+                "systemfile": {
+                    "filename": filename,
+                    "filelocation": location,
+                    "filecontent": content,
+                    "fileencoding": "BASE64",
+                }
+            },
+        )
+
+    def add(self, certkey: str, cert: str, key: str | None = None, **extra: Any) -> requests.Response:
+        obj: dict[str, Any] = {"certkey": certkey, "cert": cert, **extra}
+        if key is not None:
+            obj["key"] = key
+        return self.call("POST", "sslcertkey", body={"sslcertkey": obj})
+
+    def install(
+        self, certkey: str, cert: x509.Certificate, key: Any = None, **extra: Any
+    ) -> requests.Response:
+        """Upload cert (+key) under fresh names and add the certkey; asserts the uploads worked."""
+        assert self.upload(f"{certkey}.crt", cert_pem(cert)).status_code == 201
+        key_file = None
+        if key is not None:
+            assert self.upload(f"{certkey}.key", key_pem(key)).status_code == 201
+            key_file = f"{certkey}.key"
+        return self.add(certkey, f"{certkey}.crt", key_file, **extra)
+
+    def bind(self, vserver: str, certkey: str, **flags: Any) -> requests.Response:
+        return self.call(
+            "PUT",
+            "sslvserver_sslcertkey_binding",
+            body={"sslvserver_sslcertkey_binding": {"vservername": vserver, "certkeyname": certkey, **flags}},
+        )
+
+    def get(self, resource: str, name: str | None = None, query: str = "") -> requests.Response:
+        return self.call("GET", resource, name, query=query)
+
+
+@pytest.fixture
+def nitro(sim: NetScalerSimulator, bundle: str) -> Nitro:
+    client = Nitro(sim, bundle)
+    assert client.login().status_code == 201
+    return client
+
+
+def err(response: requests.Response) -> tuple[int, int]:
+    """(HTTP status, NITRO errorcode)."""
+    return response.status_code, response.json()["errorcode"]
+
+
+def items(response: requests.Response, resource: str) -> list[dict[str, Any]]:
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert data["errorcode"] == 0
+    return list(data.get(resource, []))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+# ------------------------------------------------------------------------------------------ auth
+
+
+def test_login_returns_201_sessionid_and_cookie(sim: NetScalerSimulator, bundle: str) -> None:
+    client = Nitro(sim, bundle)
+    r = client.login()
+    assert r.status_code == 201
+    body = r.json()
+    assert body["errorcode"] == 0 and body["severity"] == "NONE"
+    assert re.fullmatch(r"##[0-9A-F]{64}", body["sessionid"])
+    assert f"NITRO_AUTH_TOKEN={body['sessionid']}" in r.headers["Set-Cookie"]
+    assert "path=/nitro/v1" in r.headers["Set-Cookie"]
+    # the cookie jar sends it back
+    assert client.get("nsversion").status_code == 200
+
+
+def test_auth_failures(sim: NetScalerSimulator, bundle: str) -> None:
+    client = Nitro(sim, bundle)
+    assert err(client.login(password="wrong")) == (401, 354)
+    assert err(client.login(user="nobody")) == (401, 354)
+    assert err(client.get("nsversion")) == (401, 1027)
+    assert err(client.call("GET", "nsversion", headers={"X-NITRO-USER": USER, "X-NITRO-PASS": "x"})) == (
+        401,
+        354,
+    )
+    bad_cookie = {"Cookie": "NITRO_AUTH_TOKEN=##" + "0" * 64}
+    assert err(client.call("GET", "nsversion", headers=bad_cookie)) == (401, 444)
+    basic = {"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}
+    assert err(client.call("GET", "nsversion", headers=basic)) == (401, 1244)
+    assert err(client.call("POST", "login", body={"login": {"password": "x"}})) == (400, 1095)
+
+
+def test_per_request_header_auth(sim: NetScalerSimulator, bundle: str) -> None:
+    client = Nitro(sim, bundle)
+    client.headers = {"X-NITRO-USER": USER, "X-NITRO-PASS": PASSWORD}
+    r = client.get("nsversion")
+    assert r.status_code == 200
+    assert r.json()["nsversion"]["version"].startswith("NetScaler NS13.1: Build 50.23.nc")
+
+
+def test_session_expiry_sliding_and_killed(sim: NetScalerSimulator, bundle: str) -> None:
+    clock = Clock()
+    sim.clock = clock
+    sim.session_timeout = 60
+    client = Nitro(sim, bundle)
+    assert client.login().status_code == 201
+    clock.advance(50)
+    assert client.get("nsconfig").status_code == 200
+    clock.advance(50)  # 100 s after login, but only 50 s idle: sliding expiry keeps it alive
+    assert client.get("nsconfig").status_code == 200
+    clock.advance(61)
+    assert err(client.get("nsconfig")) == (401, 444)
+    assert client.login().status_code == 201
+    assert client.get("nsconfig").status_code == 200
+    sim.expire_sessions()
+    assert err(client.get("nsconfig")) == (401, 444)
+    assert client.login().status_code == 201
+    assert client.call("POST", "logout", body={"logout": {}}).status_code == 200
+    assert err(client.get("nsconfig")) == (401, 444)
+
+
+def test_login_timeout_field_sets_session_timeout(sim: NetScalerSimulator, bundle: str) -> None:
+    clock = Clock()
+    sim.clock = clock
+    client = Nitro(sim, bundle)
+    r = client.call("POST", "login", body={"login": {"username": USER, "password": PASSWORD, "timeout": 10}})
+    assert r.status_code == 201
+    clock.advance(11)
+    assert err(client.get("nsconfig")) == (401, 444)
+
+
+# ------------------------------------------------------------------------------------------ nsconfig
+
+
+def test_nsconfig_dirty_flag_and_save(nitro: Nitro, pki: Pki) -> None:
+    cfg = nitro.get("nsconfig").json()["nsconfig"]
+    assert cfg["configchanged"] is False
+    assert cfg["systemtype"] == "Stand-alone"
+    assert cfg["primaryip"]
+    cert, _ = pki.leaf()
+    assert nitro.upload("x.crt", cert_pem(cert)).status_code == 201
+    assert nitro.get("nsconfig").json()["nsconfig"]["configchanged"] is False  # files are not config
+    assert nitro.add("x", "x.crt").status_code == 201
+    assert nitro.get("nsconfig").json()["nsconfig"]["configchanged"] is True
+    nitro.sim.save_in_progress_times = 2
+    save = {"nsconfig": {}}
+    assert err(nitro.call("POST", "nsconfig", query="action=save", body=save)) == (599, 293)
+    assert err(nitro.call("POST", "nsconfig", query="action=save", body=save)) == (599, 293)
+    r = nitro.call("POST", "nsconfig", query="action=save", body=save)
+    assert r.status_code == 200 and r.json()["errorcode"] == 0
+    cfg = nitro.get("nsconfig").json()["nsconfig"]
+    assert cfg["configchanged"] is False and cfg["lastconfigsavetime"]
+    assert nitro.sim.state()["saved"] is True
+
+
+def test_reboot_loses_unsaved_config(nitro: Nitro, pki: Pki) -> None:
+    cert, _ = pki.leaf()
+    assert nitro.install("a", cert).status_code == 201
+    assert nitro.call("POST", "nsconfig", query="action=save", body={"nsconfig": {}}).status_code == 200
+    cert2, _ = pki.leaf("b.example.com")
+    assert nitro.install("b", cert2).status_code == 201
+    nitro.sim.reboot()
+    assert nitro.login().status_code == 201
+    assert [c["certkey"] for c in items(nitro.get("sslcertkey"), "sslcertkey")] == ["a"]
+
+
+# ------------------------------------------------------------------------------------------ systemfile
+
+
+def test_systemfile_roundtrip_list_delete(nitro: Nitro) -> None:
+    r = nitro.upload("hello.txt", b"hello\n")
+    assert r.status_code == 201
+    assert err(nitro.upload("hello.txt", b"other")) == (409, 1642)
+    got = items(
+        nitro.get("systemfile", query="args=filename:hello.txt,filelocation:%2Fnsconfig%2Fssl"), "systemfile"
+    )
+    assert len(got) == 1 and base64.b64decode(got[0]["filecontent"]) == b"hello\n"
+    assert got[0]["fileencoding"] == "BASE64" and got[0]["filesize"] == "6"
+    listing = items(nitro.get("systemfile", query="args=filelocation:%2Fnsconfig%2Fssl"), "systemfile")
+    assert [e["filename"] for e in listing] == ["hello.txt"]
+    assert "filecontent" not in listing[0]
+    # a trailing slash on the location is tolerated
+    assert nitro.upload("b.txt", b"b", location="/nsconfig/ssl/").status_code == 201
+    r = nitro.call("DELETE", "systemfile", "hello.txt", query="args=filelocation:%2Fnsconfig%2Fssl")
+    assert r.status_code == 200
+    assert err(
+        nitro.call("DELETE", "systemfile", "hello.txt", query="args=filelocation:%2Fnsconfig%2Fssl")
+    ) == (
+        404,
+        258,
+    )
+    assert err(nitro.get("systemfile", query="args=filename:hello.txt,filelocation:%2Fnsconfig%2Fssl")) == (
+        404,
+        258,
+    )
+    nitro.sim.systemfile_missing_errorcode = 3441
+    assert err(nitro.get("systemfile", query="args=filename:nope,filelocation:%2Fnsconfig%2Fssl")) == (
+        404,
+        3441,
+    )
+
+
+def test_systemfile_validation(nitro: Nitro) -> None:
+    assert err(nitro.upload("x" * 64, b"x")) == (400, 1106)
+    assert nitro.upload("x" * 63, b"x").status_code == 201
+    body = {"systemfile": {"filename": "a", "filelocation": "/nsconfig/ssl", "filecontent": "!!notbase64!!"}}
+    assert err(nitro.call("POST", "systemfile", body=body)) == (400, 1097)
+    body = {"systemfile": {"filename": "a", "filelocation": "/nsconfig/ssl"}}
+    assert err(nitro.call("POST", "systemfile", body=body)) == (400, 1095)
+    body = {
+        "systemfile": {
+            "filename": "a",
+            "filelocation": "/nsconfig/ssl",
+            "filecontent": "eA==",
+            "fileencoding": "HEX",
+        }
+    }
+    assert err(nitro.call("POST", "systemfile", body=body)) == (400, 1097)
+    assert err(nitro.upload("a/b", b"x")) == (400, 1097)
+    assert err(nitro.get("systemfile", query="args=filename:a")) == (400, 1095)
+    assert err(nitro.upload("p.txt", b"x", location="/var/partitions/p1/ssl")) == (599, 1645)
+
+
+# ------------------------------------------------------------------------------------------ sslcertkey add
+
+
+def test_certkey_add_and_parsed_facts(nitro: Nitro, pki: Pki, keys: dict[str, Any]) -> None:
+    key = keys["RSA 2048"]
+    cert = make_cert(
+        key, cn="www.example.com", sans=["www.example.com", "example.com"], issuer=(pki.ic, pki.ic_key)
+    )
+    assert nitro.upload("www-1.crt", cert_pem(cert)).status_code == 201
+    assert nitro.upload("www-1.key", key_pem(key)).status_code == 201
+    r = nitro.add(
+        "www", "/nsconfig/ssl/www-1.crt", "www-1.key", expirymonitor="ENABLED", notificationperiod=30
+    )
+    assert r.status_code == 201
+    (ck,) = items(nitro.get("sslcertkey", "www"), "sslcertkey")
+    assert ck["certkey"] == "www"
+    assert ck["cert"] == "/nsconfig/ssl/www-1.crt" and ck["key"] == "www-1.key"  # echoed as given
+    serial = format(cert.serial_number, "X")
+    assert ck["serial"].lstrip("0") == serial.lstrip("0") and ck["serial"] == ck["serial"].upper()
+    assert int(ck["serial"], 16) == cert.serial_number
+    assert ck["subject"] == " CN=www.example.com"
+    assert ck["issuer"] == " C=US,O=Test,CN=Test Issuing CA"
+    pattern = r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4} GMT"
+    assert re.fullmatch(pattern, ck["clientcertnotbefore"]) and re.fullmatch(
+        pattern, ck["clientcertnotafter"]
+    )
+    assert ck["daystoexpiration"] in (88, 89)
+    assert ck["status"] == "Valid"
+    assert ck["publickey"] == "rsaEncryption" and ck["publickeysize"] == 2048
+    assert "www.example.com" in ck["sandns"] and "example.com" in ck["sandns"]
+    assert ck["certificatetype"] == ["SRVR_CERT"]
+    assert ck["expirymonitor"] == "ENABLED" and str(ck["notificationperiod"]) == "30"
+    assert "linkcertkeyname" not in ck
+
+
+def test_certkey_status_follows_the_clock(nitro: Nitro, pki: Pki) -> None:
+    old, _ = pki.leaf("old.example.com", not_before=datetime.now(timezone.utc) - timedelta(days=100), days=30)
+    future, _ = pki.leaf("new.example.com", not_before=datetime.now(timezone.utc) + timedelta(days=5))
+    assert nitro.install("old", old).status_code == 201
+    assert nitro.install("future", future).status_code == 201
+    (o,) = items(nitro.get("sslcertkey", "old"), "sslcertkey")
+    (f,) = items(nitro.get("sslcertkey", "future"), "sslcertkey")
+    assert o["status"] == "Expired" and o["daystoexpiration"] <= 0
+    assert f["status"] == "Not yet valid"
+    clock = Clock()
+    clock.advance(6 * 86400)
+    nitro.sim.clock = clock
+    assert nitro.login().status_code == 201
+    (f,) = items(nitro.get("sslcertkey", "future"), "sslcertkey")
+    assert f["status"] == "Valid"
+
+
+def test_ca_certificates_without_key(nitro: Nitro, pki: Pki) -> None:
+    assert nitro.install("Test-Root", pki.root).status_code == 201
+    assert nitro.install("Test-IC", pki.ic).status_code == 201
+    (root,) = items(nitro.get("sslcertkey", "Test-Root"), "sslcertkey")
+    (ic,) = items(nitro.get("sslcertkey", "Test-IC"), "sslcertkey")
+    assert root["certificatetype"] == ["ROOT_CERT"] and ic["certificatetype"] == ["INTM_CERT"]
+    assert "key" not in ic
+
+
+def test_certkey_name_rules(nitro: Nitro, pki: Pki) -> None:
+    cert, _ = pki.leaf()
+    assert nitro.upload("c.crt", cert_pem(cert)).status_code == 201
+    assert err(nitro.add("bad/name", "c.crt")) == (400, 1232)
+    assert err(nitro.add("-starts-with-dash", "c.crt")) == (400, 1232)
+    assert err(nitro.add("a" * 32, "c.crt")) == (400, 1106)
+    assert nitro.add("My cert_#.:@=-" + "x" * 17, "c.crt").status_code == 201  # 31 chars, all legal
+    assert err(nitro.add("My cert_#.:@=-" + "x" * 17, "c.crt")) == (409, 273)
+    assert err(nitro.add("other", "c.crt", bogus=1)) == (400, 278)
+    assert err(nitro.call("POST", "sslcertkey", body={"sslcertkey": {"certkey": "nocert"}})) == (400, 1095)
+
+
+def test_duplicate_certificate_content_is_refused(nitro: Nitro, pki: Pki) -> None:
+    assert nitro.install("Test-IC", pki.ic).status_code == 201
+    assert nitro.upload("ic-copy.crt", cert_pem(pki.ic)).status_code == 201
+    r = nitro.add("Test-IC-2", "ic-copy.crt")
+    assert r.status_code == 409
+    assert r.json()["errorcode"] == 273
+    assert "[certkeyName Contents, Test-IC]" in r.json()["message"]
+    # reuse by serial lookup works whatever the name
+    serial = items(nitro.get("sslcertkey", "Test-IC"), "sslcertkey")[0]["serial"]
+    found = items(nitro.get("sslcertkey", query=f"filter=serial:{serial}"), "sslcertkey")
+    assert [c["certkey"] for c in found] == ["Test-IC"]
+
+
+def test_certkey_file_errors(nitro: Nitro, pki: Pki, keys: dict[str, Any]) -> None:
+    cert, key = pki.leaf()
+    assert nitro.upload("c.crt", cert_pem(cert)).status_code == 201
+    assert nitro.upload("k.key", key_pem(key)).status_code == 201
+    assert err(nitro.add("a", "missing.crt")) == (599, 1647)
+    assert err(nitro.add("a", "c.crt", "missing.key")) == (599, 1647)
+    nitro.sim.legacy_missing_file_codes = True
+    assert err(nitro.add("a", "missing.crt")) == (599, 1631)
+    assert err(nitro.add("a", "c.crt", "missing.key")) == (599, 1632)
+    nitro.sim.legacy_missing_file_codes = False
+    # invalid certificate: garbage, and a valid PEM with a stray control character
+    assert nitro.upload("garbage.crt", b"not a certificate").status_code == 201
+    assert err(nitro.add("a", "garbage.crt")) == (599, 1536)
+    assert nitro.upload("ctrl.crt", cert_pem(cert).replace(b"\n", b"\n\x01", 1)).status_code == 201
+    assert err(nitro.add("a", "ctrl.crt")) == (599, 1536)
+    # invalid key
+    assert (
+        nitro.upload(
+            "garbage.key", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+        ).status_code
+        == 201
+    )
+    assert err(nitro.add("a", "c.crt", "garbage.key")) == (599, 1537)
+    assert err(nitro.add("a", "c.crt", "c.crt")) == (599, 1537)  # a cert is not a key
+    # key of someone else
+    assert nitro.upload("other.key", key_pem(keys["RSA 2048"])).status_code == 201
+    assert err(nitro.add("a", "c.crt", "other.key")) == (599, 1538)
+    # encrypted key: passphrase required / wrong / right
+    assert nitro.upload("enc.key", key_pem(key, b"s3cret")).status_code == 201
+    assert err(nitro.add("a", "c.crt", "enc.key")) == (599, 1613)
+    assert err(nitro.add("a", "c.crt", "enc.key", passplain="wrong")) == (599, 1614)
+    assert nitro.add("a", "c.crt", "enc.key", passplain="s3cret").status_code == 201
+    assert "passplain" not in items(nitro.get("sslcertkey", "a"), "sslcertkey")[0]
+
+
+def test_certkey_get_filter_count_attrs(nitro: Nitro, pki: Pki) -> None:
+    for n in range(3):
+        cert, key = pki.leaf(f"h{n}.example.com")
+        assert nitro.install(f"h{n}", cert, key).status_code == 201
+    assert nitro.install("Test-IC", pki.ic).status_code == 201
+    assert err(nitro.get("sslcertkey", "nope")) == (404, 258)
+    count = nitro.get("sslcertkey", query="count=yes").json()["sslcertkey"][0]["__count"]
+    assert int(count) == 4
+    assert [
+        c["certkey"]
+        for c in items(nitro.get("sslcertkey", query="filter=certkey:/%5Eh%5B01%5D/"), "sslcertkey")
+    ] == [
+        "h0",
+        "h1",
+    ]
+    subj = quote(" C=US,O=Test,CN=Test Issuing CA", safe="")
+    found = items(nitro.get("sslcertkey", query=f"filter=subject:{quote(subj, safe='')}"), "sslcertkey")
+    assert [c["certkey"] for c in found] == ["Test-IC"]
+    assert items(nitro.get("sslcertkey", query="filter=serial:00"), "sslcertkey") == []
+    assert "sslcertkey" not in nitro.get("sslcertkey", query="filter=serial:00").json()
+    only = items(nitro.get("sslcertkey", "h1", query="attrs=serial,status"), "sslcertkey")
+    assert set(only[0]) == {"serial", "status"}
+
+
+def test_double_encoded_names_in_paths(nitro: Nitro, pki: Pki) -> None:
+    cert, _ = pki.leaf()
+    assert nitro.install("my cert", cert).status_code == 201
+    assert nitro.call("GET", "sslcertkey", "my cert").status_code == 200  # helper encodes twice (%2520)
+    url = f"{nitro.sim.url}/nitro/v1/config/sslcertkey/my%20cert"
+    assert nitro.http.get(url, verify=nitro.verify).status_code == 200  # single-encoded decodes the same
+
+
+# ------------------------------------------------------------------------------------------ links
+
+
+def test_link_and_unlink_rules(nitro: Nitro, pki: Pki) -> None:
+    leaf, key = pki.leaf()
+    assert nitro.install("www", leaf, key).status_code == 201
+    assert nitro.install("Test-IC", pki.ic).status_code == 201
+    assert nitro.install("Test-Root", pki.root).status_code == 201
+    # an impostor CA: same subject as the real issuer, different key -> signature does not verify
+    impostor_key = ec_key()
+    impostor = make_cert(
+        impostor_key,
+        cn="Test Issuing CA",
+        ca=True,
+        subject_extra=[
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Test"),
+        ],
+    )
+    assert nitro.install("Impostor", impostor).status_code == 201
+
+    def link(ck: str, target: str) -> requests.Response:
+        return nitro.call(
+            "POST",
+            "sslcertkey",
+            query="action=link",
+            body={"sslcertkey": {"certkey": ck, "linkcertkeyname": target}},
+        )
+
+    def unlink(ck: str) -> requests.Response:
+        return nitro.call("POST", "sslcertkey", query="action=unlink", body={"sslcertkey": {"certkey": ck}})
+
+    assert err(link("www", "nope")) == (599, 1540)
+    assert err(link("nope", "Test-IC")) == (599, 1540)
+    assert err(link("www", "www")) == (599, 1543)
+    assert err(link("www", "Test-Root")) == (599, 1548)  # not the issuer
+    assert err(link("www", "Impostor")) == (599, 1548)  # subject matches but the signature does not verify
+    assert err(unlink("www")) == (599, 1545)
+    assert link("www", "Test-IC").status_code == 200
+    assert items(nitro.get("sslcertkey", "www"), "sslcertkey")[0]["linkcertkeyname"] == "Test-IC"
+    assert err(link("www", "Test-IC")) == (409, 273)
+    assert link("Test-IC", "Test-Root").status_code == 200
+    links = items(nitro.get("sslcertlink"), "sslcertlink")
+    assert {(li["certkeyname"], li["linkcertkeyname"]) for li in links} == {
+        ("www", "Test-IC"),
+        ("Test-IC", "Test-Root"),
+    }
+    assert unlink("www").status_code == 200
+    assert "linkcertkeyname" not in items(nitro.get("sslcertkey", "www"), "sslcertkey")[0]
+
+
+def test_delete_refusals(nitro: Nitro, pki: Pki) -> None:
+    nitro.sim.add_vserver("vs", "lb")
+    leaf, key = pki.leaf()
+    assert nitro.install("www", leaf, key).status_code == 201
+    assert nitro.install("Test-IC", pki.ic).status_code == 201
+    assert nitro.call(
+        "POST",
+        "sslcertkey",
+        query="action=link",
+        body={"sslcertkey": {"certkey": "www", "linkcertkeyname": "Test-IC"}},
+    ).ok
+    assert nitro.bind("vs", "www").status_code == 201
+    assert err(nitro.call("DELETE", "sslcertkey", "www")) == (599, 1541)  # bound
+    assert err(nitro.call("DELETE", "sslcertkey", "Test-IC")) == (599, 1541)  # linked to
+    assert err(nitro.call("DELETE", "sslcertkey", "nope")) == (404, 258)
+    assert nitro.call("DELETE", "sslvserver_sslcertkey_binding", "vs", query="args=certkeyname:www").ok
+    assert nitro.call("DELETE", "sslcertkey", "www", query="args=deletefromdevice:true").status_code == 200
+    assert nitro.sim.get_file("/nsconfig/ssl/www.crt") is None  # files removed from the device
+    assert nitro.call("DELETE", "sslcertkey", "Test-IC").status_code == 200  # no longer linked to
+    assert nitro.sim.get_file("/nsconfig/ssl/Test-IC.crt") is not None
+    assert err(nitro.call("DELETE", "sslcertkey", "x", query="args=deletefromdevice:True")) == (400, 1097)
+
+
+# ------------------------------------------------------------------------------------------ vservers
+
+
+@pytest.mark.parametrize("kind", ["lb", "cs", "vpn", "authentication"])
+def test_each_vserver_kind_goes_up_when_a_cert_is_bound(nitro: Nitro, pki: Pki, kind: str) -> None:
+    resource = f"{kind}vserver"
+    nitro.sim.add_vserver(f"{kind}_vs", kind)
+    nitro.sim.add_vserver("other_http", kind, servicetype="HTTP", port=80)
+    (vs,) = items(nitro.get(resource, f"{kind}_vs"), resource)
+    assert vs["curstate"] == "DOWN" and vs["value"] == "Certkey not bound"
+    assert vs["servicetype"] == "SSL" and vs["port"] == 443
+    leaf, key = pki.leaf()
+    assert nitro.install("www", leaf, key).status_code == 201
+    assert nitro.bind(f"{kind}_vs", "www").status_code == 201
+    (vs,) = items(nitro.get(resource, f"{kind}_vs"), resource)
+    assert vs["curstate"] == "UP" and "value" not in vs
+    assert err(nitro.bind("other_http", "www")) == (599, 1544)
+    assert len(items(nitro.get(resource), resource)) == 2
+    assert err(nitro.get(resource, "nope")) == (404, 258)
+    assert nitro.sim.serving_certificate(f"{kind}_vs") == format(leaf.serial_number, "X").zfill(
+        len(items(nitro.get("sslcertkey", "www"), "sslcertkey")[0]["serial"])
+    )
+    # a vserver of another kind is not visible in this collection
+    other = "lb" if kind != "lb" else "cs"
+    assert err(nitro.get(f"{other}vserver", f"{kind}_vs")) == (404, 258)
+
+
+def test_sslvserver_get_and_set(nitro: Nitro) -> None:
+    nitro.sim.add_vserver("vs", "cs")
+    nitro.sim.add_vserver("plain", "lb", servicetype="HTTP")
+    (ssl,) = items(nitro.get("sslvserver", "vs"), "sslvserver")
+    assert ssl["vservername"] == "vs" and ssl["snienable"] == "DISABLED"
+    r = nitro.call("PUT", "sslvserver", body={"sslvserver": {"vservername": "vs", "snienable": "ENABLED"}})
+    assert r.status_code == 200
+    assert items(nitro.get("sslvserver", "vs"), "sslvserver")[0]["snienable"] == "ENABLED"
+    assert err(
+        nitro.call("PUT", "sslvserver", body={"sslvserver": {"vservername": "vs", "snienable": "maybe"}})
+    ) == (
+        400,
+        1097,
+    )
+    assert err(
+        nitro.call("PUT", "sslvserver", body={"sslvserver": {"vservername": "nope", "snienable": "ENABLED"}})
+    ) == (
+        599,
+        461,
+    )
+    assert err(
+        nitro.call("PUT", "sslvserver", body={"sslvserver": {"vservername": "plain", "snienable": "ENABLED"}})
+    ) == (
+        599,
+        1544,
+    )
+    assert err(nitro.get("sslvserver", "plain")) == (404, 258)
+
+
+# ------------------------------------------------------------------------------------------ bindings
+
+
+def test_binding_errors(nitro: Nitro, pki: Pki) -> None:
+    nitro.sim.add_vserver("vs", "lb")
+    leaf, key = pki.leaf()
+    assert nitro.install("www", leaf, key).status_code == 201
+    assert nitro.install("Test-IC", pki.ic).status_code == 201
+    assert err(nitro.bind("nope", "www")) == (599, 461)
+    assert err(nitro.bind("vs", "nope")) == (599, 1540)
+    assert err(nitro.bind("vs", "Test-IC")) == (599, 1547)  # key-less cert as server cert
+    assert err(nitro.bind("vs", "www", snicert=True, ca=True)) == (400, 1092)
+    assert nitro.bind("vs", "www").status_code == 201
+    assert err(nitro.bind("vs", "www")) == (409, 273)
+    nitro.sim.duplicate_binding = "ignore"
+    assert nitro.bind("vs", "www").status_code == 201
+    assert nitro.bind("vs", "Test-IC", ca=True, ocspcheck="Optional").status_code == 201
+    assert len(items(nitro.get("sslvserver_sslcertkey_binding", "vs"), "sslvserver_sslcertkey_binding")) == 2
+
+
+def test_post_is_accepted_for_binding(nitro: Nitro, pki: Pki) -> None:
+    nitro.sim.add_vserver("vs", "authentication")
+    leaf, key = pki.leaf()
+    assert nitro.install("www", leaf, key).status_code == 201
+    r = nitro.call(
+        "POST",
+        "sslvserver_sslcertkey_binding",
+        body={"sslvserver_sslcertkey_binding": {"vservername": "vs", "certkeyname": "www"}},
+    )
+    assert r.status_code == 201
+
+
+def test_binding_views_share_one_table(nitro: Nitro, pki: Pki) -> None:
+    nitro.sim.add_vserver("vs_a", "lb")
+    nitro.sim.add_vserver("vs_b", "vpn")
+    leaf, key = pki.leaf()
+    assert nitro.install("www", leaf, key).status_code == 201
+    assert nitro.install("Test-IC", pki.ic).status_code == 201
+    # empty: envelope only
+    r = nitro.get("sslvserver_sslcertkey_binding", "vs_a")
+    assert r.status_code == 200 and r.json() == {"errorcode": 0, "message": "Done", "severity": "NONE"}
+    r = nitro.get("sslcertkey_sslvserver_binding", "www")
+    assert r.status_code == 200 and "sslcertkey_sslvserver_binding" not in r.json()
+    assert err(nitro.get("sslvserver_sslcertkey_binding", "nope")) == (404, 461)
+    assert err(nitro.get("sslcertkey_sslvserver_binding", "nope")) == (404, 1540)
+
+    assert nitro.bind("vs_a", "www").status_code == 201
+    assert nitro.bind("vs_b", "www").status_code == 201
+    assert nitro.bind("vs_a", "Test-IC", ca=True).status_code == 201
+    rows = items(nitro.get("sslvserver_sslcertkey_binding", "vs_a"), "sslvserver_sslcertkey_binding")
+    assert {(r["certkeyname"], r["snicert"], r["ca"]) for r in rows} == {
+        ("www", False, False),
+        ("Test-IC", False, True),
+    }
+    rows = items(nitro.get("sslcertkey_sslvserver_binding", "www"), "sslcertkey_sslvserver_binding")
+    assert sorted(r["servername"] for r in rows) == ["vs_a", "vs_b"]
+    (entry,) = items(nitro.get("sslcertkey_binding", "www"), "sslcertkey_binding")
+    assert sorted(r["servername"] for r in entry["sslcertkey_sslvserver_binding"]) == ["vs_a", "vs_b"]
+    (entry,) = items(nitro.get("sslvserver_binding", "vs_a"), "sslvserver_binding")
+    assert {r["certkeyname"] for r in entry["sslvserver_sslcertkey_binding"]} == {"www", "Test-IC"}
+    count = nitro.get("sslvserver_sslcertkey_binding", "vs_a", query="count=yes").json()
+    assert int(count["sslvserver_sslcertkey_binding"][0]["__count"]) == 2
+
+    # unbinding removes the row from every view
+    r = nitro.call("DELETE", "sslvserver_sslcertkey_binding", "vs_b", query="args=certkeyname:www")
+    assert r.status_code == 200
+    rows = items(nitro.get("sslcertkey_sslvserver_binding", "www"), "sslcertkey_sslvserver_binding")
+    assert [r["servername"] for r in rows] == ["vs_a"]
+    assert (
+        "sslvserver_sslcertkey_binding"
+        not in items(nitro.get("sslvserver_binding", "vs_b"), "sslvserver_binding")[0]
+    )
+
+
+def test_unbind_flags_must_match(nitro: Nitro, pki: Pki) -> None:
+    nitro.sim.add_vserver("vs", "cs", snienable=True)
+    leaf, key = pki.leaf()
+    assert nitro.install("www", leaf, key).status_code == 201
+    assert nitro.install("Test-IC", pki.ic).status_code == 201
+    assert nitro.bind("vs", "www", snicert=True).status_code == 201
+    assert nitro.bind("vs", "Test-IC", ca=True).status_code == 201
+
+    def unbind(args: str) -> requests.Response:
+        return nitro.call("DELETE", "sslvserver_sslcertkey_binding", "vs", query=f"args={args}")
+
+    assert err(unbind("certkeyname:www")) == (599, 1542)  # it is an SNI binding
+    assert err(unbind("certkeyname:www,snicert:True")) == (400, 1097)  # capitalised boolean
+    assert err(unbind("certkeyname:Test-IC")) == (599, 1542)  # it is a CA binding
+    assert err(unbind("snicert:true")) == (400, 1095)
+    assert err(
+        nitro.call("DELETE", "sslvserver_sslcertkey_binding", "nope", query="args=certkeyname:www")
+    ) == (599, 461)
+    assert unbind("certkeyname:www,snicert:true").status_code == 200
+    assert unbind("certkeyname:Test-IC,ca:true").status_code == 200
+    assert nitro.sim.state()["bindings"] == []
+
+
+def test_sni_rules(nitro: Nitro, pki: Pki) -> None:
+    nitro.sim.add_vserver("vs", "lb")
+    a, ka = pki.leaf("a.example.com")
+    a2, ka2 = pki.leaf("A.example.com", sans=["other.example.com"])
+    nocn, knocn = pki.leaf(None, sans=["nocn.example.com"])
+    for name, cert, key in (("a", a, ka), ("a2", a2, ka2), ("nocn", nocn, knocn)):
+        assert nitro.install(name, cert, key).status_code == 201
+    assert err(nitro.bind("vs", "a", snicert=True)) == (599, 3627)
+    assert nitro.call(
+        "PUT", "sslvserver", body={"sslvserver": {"vservername": "vs", "snienable": "ENABLED"}}
+    ).ok
+    assert err(nitro.bind("vs", "nocn", snicert=True)) == (599, 3628)
+    assert nitro.bind("vs", "a", snicert=True).status_code == 201
+    assert err(nitro.bind("vs", "a2", snicert=True)) == (599, 3629)  # same CN, case-insensitive
+    assert nitro.bind("vs", "nocn").status_code == 201  # as the default (non-SNI) cert a CN is not needed
+    assert (
+        nitro.sim.serving_certificate("vs", servername="a.example.com")
+        == items(nitro.get("sslcertkey", "a"), "sslcertkey")[0]["serial"]
+    )
+    assert (
+        nitro.sim.serving_certificate("vs")
+        == items(nitro.get("sslcertkey", "nocn"), "sslcertkey")[0]["serial"]
+    )
+
+
+def test_second_server_cert_replaces_the_first_without_a_gap(nitro: Nitro, pki: Pki) -> None:
+    nitro.sim.add_vserver("vs", "lb")
+    old, kold = pki.leaf("www.example.com")
+    new, knew = pki.leaf("www.example.com")
+    assert nitro.install("old", old, kold).status_code == 201
+    assert nitro.install("new", new, knew).status_code == 201
+    assert nitro.bind("vs", "old").status_code == 201
+    r = nitro.bind("vs", "new")
+    assert r.status_code == 201
+    assert r.json()["errorcode"] == 1546 and r.json()["severity"] == "WARNING"
+    rows = items(nitro.get("sslvserver_sslcertkey_binding", "vs"), "sslvserver_sslcertkey_binding")
+    assert [r["certkeyname"] for r in rows] == ["new"]
+    assert nitro.sim.gaps() == []
+    nitro.sim.server_binding_replace = "error"
+    assert err(nitro.bind("vs", "old")) == (599, 1546)
+    # ?warning=yes turns the warning into HTTP 209 + X-NITRO-WARNING
+    nitro.sim.server_binding_replace = "warn"
+    r = nitro.call(
+        "PUT",
+        "sslvserver_sslcertkey_binding",
+        query="warning=yes",
+        body={"sslvserver_sslcertkey_binding": {"vservername": "vs", "certkeyname": "old"}},
+    )
+    assert r.status_code == 209 and "1546" in r.headers["X-NITRO-WARNING"]
+
+
+def test_gap_timeline_catches_unbind_then_bind(nitro: Nitro, pki: Pki) -> None:
+    nitro.sim.add_vserver("vs", "lb")
+    nitro.sim.add_vserver("never_bound", "lb")
+    old, kold = pki.leaf()
+    new, knew = pki.leaf()
+    assert nitro.install("old", old, kold).status_code == 201
+    assert nitro.install("new", new, knew).status_code == 201
+    assert nitro.bind("vs", "old").status_code == 201
+    assert nitro.sim.gaps() == []  # never_bound was never serving: not a gap
+    assert nitro.call("DELETE", "sslvserver_sslcertkey_binding", "vs", query="args=certkeyname:old").ok
+    assert nitro.bind("vs", "new").status_code == 201
+    gaps = nitro.sim.gaps()
+    assert len(gaps) == 1
+    vserver, request = gaps[0]
+    assert vserver == "vs" and request.startswith("DELETE /nitro/v1/config/sslvserver_sslcertkey_binding/vs")
+    assert (
+        nitro.sim.serving_certificate("vs")
+        == items(nitro.get("sslcertkey", "new"), "sslcertkey")[0]["serial"]
+    )
+
+
+def test_state_dump_writes_and_control_api(nitro: Nitro, pki: Pki) -> None:
+    sim = nitro.sim
+    writes_before = sim.count_writes()
+    assert writes_before == 0  # the login is not a write
+    nitro.get("nsconfig")
+    leaf, key = pki.leaf()
+    assert nitro.install("www", leaf, key).status_code == 201  # 2 uploads + 1 add
+    assert sim.count_writes() == 3
+    dump = sim.state()
+    assert set(dump) >= {"files", "certkeys", "bindings", "vservers", "saved", "configchanged"}
+    assert "/nsconfig/ssl/www.crt" in dump["files"] and dump["certkeys"]["www"]["certkey"] == "www"
+    assert dump["saved"] is False
+    ctl = f"{sim.url}/_sim"
+    r = requests.post(f"{ctl}/vservers", json={"name": "vs", "kind": "lb"}, verify=nitro.verify, timeout=10)
+    assert r.status_code == 204
+    assert nitro.bind("vs", "www").status_code == 201
+    state = requests.get(f"{ctl}/state", verify=nitro.verify, timeout=10).json()
+    assert state["bindings"][0]["vserver"] == "vs"
+    serving = requests.get(f"{ctl}/serving/vs", verify=nitro.verify, timeout=10).json()
+    assert serving["serial"] == dump["certkeys"]["www"]["serial"]
+    assert requests.get(f"{ctl}/writes", verify=nitro.verify, timeout=10).json()["count"] == 4
+    assert requests.get(f"{ctl}/gaps", verify=nitro.verify, timeout=10).json() == []
+    r = requests.post(f"{ctl}/knobs", json={"save_in_progress_times": 1}, verify=nitro.verify, timeout=10)
+    assert r.status_code == 204 and sim.save_in_progress_times == 1
+    assert requests.post(f"{ctl}/expire_sessions", verify=nitro.verify, timeout=10).status_code == 204
+    assert err(nitro.get("nsconfig")) == (401, 444)
+
+
+def test_unknown_resource_and_bad_json(nitro: Nitro) -> None:
+    assert err(nitro.get("nosuchthing")) == (404, 1232)
+    r = nitro.http.post(
+        f"{nitro.sim.url}/nitro/v1/config/sslcertkey",
+        data=b"{not json",
+        headers={"Content-Type": "application/json"},
+        verify=nitro.verify,
+        timeout=10,
+    )
+    assert err(r) == (400, 1233)
+    assert err(nitro.call("POST", "sslcertkey", query="action=frobnicate", body={"sslcertkey": {}})) == (
+        400,
+        1240,
+    )
+
+
+def test_injected_faults_reach_the_client(nitro: Nitro) -> None:
+    nitro.sim.add_fault(
+        r"/nitro/v1/config/nsconfig$", method="POST", status=503, json_body={"errorcode": 1}, times=1
+    )
+    assert nitro.call("POST", "nsconfig", query="action=save", body={"nsconfig": {}}).status_code == 503
+    assert nitro.call("POST", "nsconfig", query="action=save", body={"nsconfig": {}}).status_code == 200
