@@ -1,0 +1,370 @@
+"""SCM client for the admin REST API (``/api/ssl/v1``): header login, client certificate or OAuth.
+
+Authentication (``scm.yaml`` ``auth``):
+
+* ``password``: ``login``, ``password`` and ``customerUri`` headers on every call, base ``<url>/api``;
+* ``client_cert``: mutual TLS with the admin's registered certificate, ``login`` + ``customerUri``
+  headers (no password), base ``<url>/private/api``;
+* ``oauth``: ``Authorization: Bearer`` with a client-credentials token from ``token_url`` (default:
+  Sectigo's Keycloak URL), cached, refreshed shortly before it expires and fetched anew once on a 401.
+
+Pitfalls handled (see ``reference/scm-rest-api.md`` §5): SANs are a comma-separated *string* on
+enroll but an *array* on replace; ``renewById`` needs an object body; replace/revoke answer 204 with
+an empty body; collect uses a full-chain format (``x509R``, leaf first) and only SCM's documented
+"not yet" codes (0, -183, -1400, -109 with HTTP 400) mean pending.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import requests
+
+from ..config import ScmConfig
+from ..crypto import normalize_serial, parse_certificates
+from ..errors import CryptoError, ScmAuthError, ScmDeclinedError, ScmError
+from ..http import HttpClient, RetryPolicy
+from ._transport import (
+    DECLINED_CODES,
+    REVOKED_CODES,
+    OAuthTokens,
+    ScmTransport,
+    decode_error,
+    endpoint_of,
+    normalize_state,
+    order_id_from,
+    parse_date,
+)
+from .base import REVOCATION_REASONS, CollectResult, EnrollRequest, OrderStatus
+
+__all__ = ["COLLECT_FORMAT", "NOT_READY_CODES", "AdminScmClient", "admin_base_url"]
+
+log = logging.getLogger("citrixagent.scm")
+
+#: Full chain, leaf first (the order is re-derived from issuer/subject later anyway).
+COLLECT_FORMAT = "x509R"
+#: SCM's documented "not issued yet" codes on collect (HTTP 400).
+NOT_READY_CODES = frozenset({0, -183, -1400, -109})
+
+_DEFAULT_REPLACE_REASON = "re-issue with a new key"
+_DEFAULT_REVOKE_REASON = "unspecified"
+
+
+def admin_base_url(url: str, *, client_cert: bool) -> str:
+    """``<url>/api`` (``<url>/private/api`` for client-certificate auth); a ``url`` that already
+    ends in ``/api`` or ``/private/api`` is not doubled."""
+    base = url.rstrip("/")
+    for suffix in ("/private/api", "/api"):
+        if base.lower().endswith(suffix):
+            base = base[: -len(suffix)]
+            break
+    return base + ("/private/api" if client_cert else "/api")
+
+
+class AdminScmClient(ScmTransport):
+    """:class:`~citrix_connector.scm.base.ScmClient` over SCM's admin REST API."""
+
+    api_name = "admin"
+
+    def __init__(
+        self,
+        config: ScmConfig,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        if config.api != "admin":
+            raise ValueError(f"AdminScmClient needs api: admin, not {config.api!r}")
+        self.config = config
+        self.auth = config.auth
+        cert: tuple[str, str] | None = None
+        if config.auth == "client_cert":
+            if config.client_cert is None:
+                raise ScmError("auth: client_cert needs client_cert (and client_key) in scm.yaml")
+            key = config.client_key or config.client_cert  # a combined PEM holds both
+            cert = (str(config.client_cert), str(key))
+        http = HttpClient(
+            admin_base_url(config.url, client_cert=config.auth == "client_cert"),
+            verify=config.verify_tls,
+            timeout=config.timeout,
+            retry=retry,
+            name="scm",
+            cert=cert,
+            sleep=sleep,
+        )
+        tokens: OAuthTokens | None = None
+        secrets: list[str] = []
+        if config.password is not None:
+            secrets.append(config.password.reveal())
+        if config.auth == "oauth":
+            if not config.client_id or config.client_secret is None:
+                raise ScmError("auth: oauth needs client_id and client_secret in scm.yaml")
+            secrets.append(config.client_secret.reveal())
+            tokens = OAuthTokens(
+                http,
+                client_id=config.client_id,
+                client_secret=config.client_secret,
+                token_url=config.token_url,
+                clock=clock,
+            )
+        super().__init__(http, tokens=tokens, secrets=secrets)
+        self._types: list[Mapping[str, Any]] | None = None
+
+    # -- authentication --------------------------------------------------------------------------
+    def auth_headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if self.config.customer_uri:
+            headers["customerUri"] = self.config.customer_uri
+        if self.auth == "oauth":
+            headers.update(super().auth_headers())
+            return headers
+        if self.config.username:
+            headers["login"] = self.config.username
+        if self.auth == "password" and self.config.password is not None:
+            headers["password"] = self.config.password.reveal()
+        return headers
+
+    def auth_error(
+        self, op: str, code: int | None, description: str, status: int, endpoint: str
+    ) -> ScmAuthError:
+        if self.auth == "oauth":
+            who = f"the OAuth token of client id {self.config.client_id!r}"
+        elif self.auth == "client_cert":
+            who = f"the client certificate for login {self.config.username!r}"
+        else:
+            who = f"the credentials for login {self.config.username!r}"
+        if code is not None:
+            why = f"code {code}: {description or 'no description'}"
+        else:
+            why = f"HTTP {status}" + (f": {description}" if description else ", no error code")
+        return ScmAuthError(
+            f"SCM rejected {who} ({why}) [{endpoint}]",
+            code=code,
+            description=description,
+            status=status,
+            endpoint=endpoint,
+        )
+
+    # -- profiles --------------------------------------------------------------------------------
+    def certificate_types(self) -> list[Mapping[str, Any]]:
+        """``GET /ssl/v1/types`` (cached for the life of the client)."""
+        if self._types is None:
+            response = self.call("profile lookup", "GET", "/ssl/v1/types")
+            body = _json_any(response)
+            if not isinstance(body, list):
+                raise ScmError(
+                    "SCM answered the profile lookup without a JSON list [GET /ssl/v1/types]",
+                    status=response.status_code,
+                    endpoint=endpoint_of("GET", response.url),
+                )
+            self._types = [t for t in body if isinstance(t, Mapping)]
+        return self._types
+
+    def resolve_profile(self, cert_type: int | str) -> int:
+        """The numeric certificate profile id for an id or a profile name (exact, then any case)."""
+        if isinstance(cert_type, int):
+            return cert_type
+        text = cert_type.strip()
+        if text.isdigit():
+            return int(text)
+        types = self.certificate_types()
+        named = [(str(t["name"]), t) for t in types if isinstance(t.get("name"), str)]
+        for fold in (False, True):
+            want = text.casefold() if fold else text
+            found = [t for name, t in named if (name.casefold() if fold else name) == want]
+            if len(found) == 1 and isinstance(found[0].get("id"), int):
+                return int(found[0]["id"])
+            if len(found) > 1:
+                raise ScmError(
+                    f"SCM has {len(found)} certificate profiles named {text!r}; use the numeric id"
+                )
+        names = ", ".join(sorted(repr(t.get("name")) for t in types)) or "none"
+        raise ScmError(f"SCM has no certificate profile named {text!r} (available: {names})")
+
+    def _default_term(self, type_id: int) -> int | None:
+        for t in self.certificate_types():
+            if t.get("id") == type_id:
+                terms = [x for x in t.get("terms") or [] if isinstance(x, int)]
+                return terms[0] if terms else None
+        return None
+
+    # -- orders ----------------------------------------------------------------------------------
+    def enroll(self, request: EnrollRequest) -> str:
+        if request.org_id is None:
+            raise ScmError("enroll on the admin API needs org_id (the organization or department id)")
+        if request.cert_type is None:
+            raise ScmError("enroll on the admin API needs cert_type (the certificate profile id or name)")
+        type_id = self.resolve_profile(request.cert_type)
+        term = request.term if request.term is not None else self._default_term(type_id)
+        body: dict[str, Any] = {"orgId": request.org_id, "csr": request.csr_pem, "certType": type_id}
+        if term is not None:
+            body["term"] = term
+        sans = _unique(request.sans)
+        if sans:
+            body["subjAltNames"] = ",".join(sans)  # a string here; an array is refused with -1002
+        if request.comments:
+            body["comments"] = request.comments
+        if request.external_requester:
+            body["externalRequester"] = request.external_requester
+        if request.custom_fields:
+            body["customFields"] = [{"name": k, "value": v} for k, v in request.custom_fields.items()]
+        response = self.call("enroll", "POST", "/ssl/v1/enroll", json_body=body)
+        return self._new_id("enroll", response)
+
+    def collect(self, order_id: str) -> CollectResult:
+        path = f"/ssl/v1/collect/{_id(order_id)}"
+        response = self.call(
+            "collect", "GET", path, params={"format": COLLECT_FORMAT}, accept="*/*", ok=lambda r: True
+        )
+        endpoint = endpoint_of("GET", response.url)
+        status = response.status_code
+        if 200 <= status < 300:
+            if not response.content.strip():
+                # guarded against by other clients; never confirmed that SCM does it
+                return CollectResult(ready=False, description="SCM returned an empty certificate body")
+            try:
+                certs = parse_certificates(response.content)
+            except CryptoError as exc:
+                raise ScmError(
+                    f"SCM returned an unreadable certificate for order {order_id}: {exc} [{endpoint}]",
+                    status=status,
+                    endpoint=endpoint,
+                ) from None
+            return CollectResult(ready=True, certificates=tuple(certs))
+        code, description = decode_error(response)
+        if status == 400 and code in NOT_READY_CODES:
+            return CollectResult(ready=False, code=code, description=description)
+        if code in REVOKED_CODES or code in DECLINED_CODES:
+            what = "revoked" if code in REVOKED_CODES else "declined"
+            raise ScmDeclinedError(
+                f"certificate {order_id} is {what} at SCM and cannot be collected "
+                f"(HTTP {status}, code {code}: {description}) [{endpoint}]",
+                code=code,
+                description=description,
+                status=status,
+                endpoint=endpoint,
+            )
+        raise self.error("collect", response, endpoint)
+
+    def status(self, order_id: str) -> OrderStatus:
+        response = self.call("status", "GET", f"/ssl/v1/{_id(order_id)}")
+        body = self.json_of("status", response, endpoint_of("GET", response.url))
+        raw_status = str(body.get("status") or "")
+        state = normalize_state(raw_status)
+        if state == "unknown":
+            log.info("SCM order %s has an unrecognised status %r", order_id, raw_status)
+        serial: str | None = None
+        raw_serial = body.get("serialNumber")
+        if (
+            isinstance(raw_serial, (str, int))
+            and not isinstance(raw_serial, bool)
+            and str(raw_serial).strip()
+        ):
+            try:
+                serial = normalize_serial(raw_serial)
+            except CryptoError:
+                log.warning("SCM order %s has an unreadable serialNumber %r", order_id, raw_serial)
+        return OrderStatus(
+            order_id=str(order_id),
+            state=state,
+            status=raw_status,
+            serial=serial,
+            expires=parse_date(body.get("expires")),
+        )
+
+    def renew(
+        self,
+        order_id: str,
+        *,
+        csr_pem: str | None,
+        sans: Sequence[str] = (),
+        profile_id: int | None = None,
+        term: int | None = None,
+    ) -> str:
+        # renewById takes only csr (and DCV settings); SANs, profile and term come from the original
+        body: dict[str, Any] = {} if csr_pem is None else {"csr": csr_pem}
+        response = self.call("renew", "POST", f"/ssl/v1/renewById/{_id(order_id)}", json_body=body)
+        return self._new_id("renew", response)
+
+    def replace(
+        self, order_id: str, *, csr_pem: str, common_name: str, sans: Sequence[str], reason: str
+    ) -> str:
+        body: dict[str, Any] = {
+            "csr": csr_pem,
+            "reason": (reason or "").strip()[:512] or _DEFAULT_REPLACE_REASON,
+            "commonName": common_name,
+            "subjectAlternativeNames": _unique(sans),  # an array here, unlike enroll
+        }
+        self.call("replace", "POST", f"/ssl/v1/replace/{_id(order_id)}", json_body=body)
+        return str(order_id)  # SCM keeps the same sslId and re-issues under it
+
+    def revoke(self, order_id: str, *, reason_code: int, reason: str) -> None:
+        if reason_code not in REVOCATION_REASONS.values():
+            allowed = ", ".join(f"{v} ({k})" for k, v in REVOCATION_REASONS.items())
+            raise ScmError(f"revocation reason code {reason_code} is not accepted by SCM (use {allowed})")
+        body = {"reasonCode": reason_code, "reason": (reason or "").strip()[:512] or _DEFAULT_REVOKE_REASON}
+        self.call("revoke", "POST", f"/ssl/v1/revoke/{_id(order_id)}", json_body=body)
+
+    def find_orders(self, *, common_name: str, limit: int = 200) -> list[str]:
+        """Order ids whose common name is ``common_name`` (``GET /ssl/v1?commonName=``), newest SCM order."""
+        ids: list[str] = []
+        position = 0
+        while len(ids) < limit:
+            size = min(200, limit - len(ids))
+            params = {"commonName": common_name, "size": str(size), "position": str(position)}
+            response = self.call("list", "GET", "/ssl/v1", params=params)
+            body = _json_any(response)
+            if not isinstance(body, list):
+                raise ScmError("SCM answered the certificate list without a JSON list [GET /ssl/v1]")
+            for item in body:
+                if isinstance(item, Mapping):
+                    found = order_id_from(item, ("sslId", "id"))
+                    if found:
+                        ids.append(found)
+            if len(body) < size:
+                break
+            position += len(body)
+        return ids
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _new_id(self, op: str, response: requests.Response) -> str:
+        endpoint = endpoint_of(response.request.method or "POST", response.url)
+        body = self.json_of(op, response, endpoint)
+        order_id = order_id_from(body, ("sslId", "id"))
+        if order_id is None:
+            raise ScmError(
+                f"SCM answered {op} without an sslId [{endpoint}]",
+                status=response.status_code,
+                endpoint=endpoint,
+            )
+        return order_id
+
+
+def _json_any(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _id(order_id: str) -> str:
+    """The order id as a URL path segment; admin ids are integers."""
+    text = str(order_id).strip()
+    if not text.isdigit():
+        raise ScmError(f"{order_id!r} is not an admin-API order id (sslId must be a number)")
+    return text
+
+
+def _unique(names: Sequence[str]) -> list[str]:
+    seen: set[str] = set()
+    out: list[str] = []
+    for name in names:
+        n = name.strip()
+        if n and n.lower() not in seen:
+            seen.add(n.lower())
+            out.append(n)
+    return out

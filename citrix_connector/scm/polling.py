@@ -1,0 +1,88 @@
+"""Wait for an SCM order to be issued: collect with a deadline, check the status now and then.
+
+Time is injected (``clock``/``sleep``) so tests never really wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from cryptography import x509
+
+from ..config import PollSettings
+from ..errors import PendingError, ScmDeclinedError
+from .base import CollectResult, ScmClient
+
+__all__ = ["wait_for_certificate"]
+
+log = logging.getLogger("citrixagent.scm")
+
+#: SCM status strings after which polling can never succeed.
+_FATAL_STATUSES = frozenset({"declined", "rejected", "revoked", "invalid"})
+
+
+def wait_for_certificate(
+    client: ScmClient,
+    order_id: str,
+    poll: PollSettings,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    status_every: int = 3,
+    on_wait: Callable[[CollectResult], None] | None = None,
+) -> tuple[x509.Certificate, ...]:
+    """Collect ``order_id`` until SCM issues it; return its certificates (leaf and chain).
+
+    Waits ``poll.first_wait`` seconds, then tries :meth:`ScmClient.collect` every ``poll.interval``
+    seconds until ``poll.timeout`` seconds after the call started. Every ``status_every`` not-ready
+    answers (0 = never) the order status is read: declined, rejected or revoked raises
+    :class:`ScmDeclinedError`. At the deadline raises :class:`PendingError` (the order id stays
+    valid; a later run resumes). Errors from the client propagate unchanged.
+    """
+    start = clock()
+    deadline = start + poll.timeout
+    first = min(poll.first_wait, max(0.0, deadline - clock()))
+    if first > 0:
+        log.info("waiting %.0fs before collecting certificate %s", first, order_id)
+        sleep(first)
+    polls = 0
+    while True:
+        result = client.collect(order_id)
+        if result.ready:
+            log.info("certificate %s collected after %d not-ready answer(s)", order_id, polls)
+            return result.certificates
+        polls += 1
+        log.info(
+            "certificate %s not issued yet (code %s: %s)",
+            order_id,
+            result.code,
+            result.description or "no description",
+        )
+        if on_wait is not None:
+            on_wait(result)
+        if status_every > 0 and polls % status_every == 0:
+            status = client.status(order_id)
+            if status.state in ("declined", "revoked") or status.status.strip().lower() in _FATAL_STATUSES:
+                raise ScmDeclinedError(
+                    f"certificate {order_id} was {status.status or status.state} at SCM; "
+                    "it will never be issued (place a new order)",
+                    description=status.status,
+                )
+            log.info("certificate %s status at SCM: %s", order_id, status.status or status.state)
+        remaining = deadline - clock()
+        if remaining <= 0:
+            raise PendingError(
+                f"certificate {order_id} still pending at SCM after {poll.timeout:g}s "
+                f"({_describe(result)}); run again to resume",
+                order_id=order_id,
+            )
+        sleep(min(poll.interval, remaining))
+
+
+def _describe(result: CollectResult) -> str:
+    description = result.description or "not ready"
+    if result.code is None:
+        return description
+    return f"code {result.code}: {description}"
