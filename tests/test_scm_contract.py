@@ -1,0 +1,311 @@
+"""One contract every ScmClient implementation passes, run against its simulator over HTTPS.
+
+Each implementation plugs in through a :class:`Backend`: how to configure a client for the simulator,
+how to make the simulator decline or delay an order, which codes mean "pending", and which secrets
+must never leak.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from scm_fixtures import *  # noqa: F403
+from scm_fixtures import (
+    ADMIN_CLIENT_SECRET,
+    PASSWORD,
+    Sleeps,
+    admin_config,
+    csr_pem,
+)
+
+from citrix_connector.config import PollSettings, ScmConfig, Secret
+from citrix_connector.crypto import split_leaf_and_chain
+from citrix_connector.errors import (
+    CitrixAgentError,
+    PendingError,
+    ScmAuthError,
+    ScmDeclinedError,
+    ScmError,
+)
+from citrix_connector.scm import EnrollRequest, ScmClient, make_scm_client, wait_for_certificate
+
+
+@dataclass
+class Backend:
+    name: str
+    sim: Any
+    config: Callable[..., ScmConfig]  # overrides -> config
+    bad_credentials: dict[str, Any]  # config overrides SCM refuses
+    auth_message: str  # expected in the auth error (SCM's code and text)
+    secrets: tuple[str, ...]
+    enroll_path: str  # regex of the enroll route
+    collect_path: str  # regex of the download route
+    pending_codes: tuple[int, ...]
+    set_pending: Callable[[int], None]  # code for new orders
+    decline: Callable[[str], None]
+    order_count: Callable[[], int]
+    request_kwargs: dict[str, Any]
+
+    def client(self, sleeps: Sleeps | None = None, **overrides: Any) -> ScmClient:
+        return make_scm_client(self.config(**overrides), sleep=sleeps or Sleeps())
+
+    def request(self, key, cn: str = "www.example.com", sans: tuple[str, ...] = ("www.example.com",)):
+        return EnrollRequest(csr_pem=csr_pem(key, cn), common_name=cn, sans=sans, **self.request_kwargs)
+
+
+def _admin_backend(sim, sim_tls) -> Backend:
+    def set_pending(code: int) -> None:
+        sim.set_defaults(pending_code=code)
+
+    return Backend(
+        name="admin",
+        sim=sim,
+        config=lambda **o: admin_config(sim, sim_tls.ca_file, **o),
+        bad_credentials={"password": Secret("not-the-" + PASSWORD)},
+        auth_message="(code -16: Unknown user)",
+        secrets=(PASSWORD, ADMIN_CLIENT_SECRET),
+        enroll_path=r"/ssl/v1/enroll$",
+        collect_path=r"/ssl/v1/collect/",
+        pending_codes=(0, -183, -1400, -109),
+        set_pending=set_pending,
+        decline=lambda order_id: sim.decline(int(order_id)),
+        order_count=sim.order_count,
+        request_kwargs={"org_id": 1234, "cert_type": 567, "term": 365},
+    )
+
+
+BACKENDS = ["admin"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request, sim_tls) -> Iterator[Backend]:
+    if request.param == "admin":
+        sim = request.getfixturevalue("admin_sim")
+        yield _admin_backend(sim, sim_tls)
+    else:  # pragma: no cover
+        raise AssertionError(request.param)
+
+
+def _collect_until_issued(client: ScmClient, order_id: str):
+    for _ in range(10):
+        result = client.collect(order_id)
+        if result.ready:
+            return result.certificates
+    raise AssertionError(f"{order_id} never issued")
+
+
+def _fast_poll() -> PollSettings:
+    return PollSettings(first_wait=0, interval=1, timeout=60)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+# --------------------------------------------------------------------------------- the lifecycle
+
+
+def test_full_lifecycle(backend: Backend, keys, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = backend.client()
+    key = keys["RSA 2048"]
+    order_id = client.enroll(backend.request(key))
+    assert isinstance(order_id, str) and order_id
+
+    first = client.collect(order_id)
+    assert not first.ready and first.code in backend.pending_codes
+    assert client.status(order_id).state == "pending"
+
+    clock = _Clock()
+    certs = wait_for_certificate(client, order_id, _fast_poll(), clock=clock, sleep=clock.sleep)
+    leaf, chain = split_leaf_and_chain(certs, key)
+    assert chain, "the chain comes with the leaf"
+    status = client.status(order_id)
+    assert status.state == "issued" and status.order_id == order_id
+
+    renewed = client.renew(order_id, csr_pem=csr_pem(keys["RSA 3072"]), sans=("www.example.com",))
+    assert renewed != order_id
+    renewed_certs = wait_for_certificate(client, renewed, _fast_poll(), clock=clock, sleep=clock.sleep)
+    split_leaf_and_chain(renewed_certs, keys["RSA 3072"])
+
+    replaced = client.replace(
+        renewed,
+        csr_pem=csr_pem(keys["ECDSA P-256"]),
+        common_name="www.example.com",
+        sans=["www.example.com"],
+        reason="key rotation",
+    )
+    replaced_certs = wait_for_certificate(client, replaced, _fast_poll(), clock=clock, sleep=clock.sleep)
+    split_leaf_and_chain(replaced_certs, keys["ECDSA P-256"])
+
+    client.revoke(replaced, reason_code=4, reason="superseded")
+    assert client.status(replaced).state == "revoked"
+    with pytest.raises(ScmDeclinedError):
+        client.collect(replaced)
+    client.close()
+    for secret in backend.secrets:
+        assert secret not in caplog.text
+
+
+def test_every_documented_pending_code(backend: Backend, keys) -> None:
+    for code in backend.pending_codes:
+        backend.set_pending(code)
+        client = backend.client()
+        order_id = client.enroll(backend.request(keys["RSA 2048"]))
+        result = client.collect(order_id)
+        assert (result.ready, result.code) == (False, code)
+        assert result.description
+
+
+def test_pending_until_deadline_is_resumable(backend: Backend, keys) -> None:
+    client = backend.client()
+    order_id = client.enroll(backend.request(keys["RSA 2048"]))
+    clock = _Clock()
+    with pytest.raises(PendingError) as info:
+        wait_for_certificate(
+            client,
+            order_id,
+            PollSettings(first_wait=0, interval=5, timeout=5),
+            clock=clock,
+            sleep=clock.sleep,
+        )
+    assert info.value.order_id == order_id and info.value.exit_code == 4
+    assert "run again to resume" in str(info.value)
+    # the next run picks it up
+    assert wait_for_certificate(client, order_id, _fast_poll(), clock=clock, sleep=clock.sleep)
+
+
+def test_declined_order(backend: Backend, keys) -> None:
+    client = backend.client()
+    order_id = client.enroll(backend.request(keys["RSA 2048"]))
+    backend.decline(order_id)
+    assert client.status(order_id).state == "declined"
+    with pytest.raises(ScmDeclinedError):
+        client.collect(order_id)
+
+
+def test_declined_is_noticed_by_polling_status(backend: Backend, keys, monkeypatch) -> None:
+    client = backend.client()
+    order_id = client.enroll(backend.request(keys["RSA 2048"]))
+    backend.decline(order_id)
+    clock = _Clock()
+    with pytest.raises(ScmDeclinedError):
+        wait_for_certificate(client, order_id, _fast_poll(), clock=clock, sleep=clock.sleep, status_every=1)
+
+
+def test_unknown_order_is_an_error_not_pending(backend: Backend) -> None:
+    client = backend.client()
+    with pytest.raises(ScmError) as info:
+        client.collect("987654")
+    assert info.value.code is not None and info.value.status == 404
+    assert not isinstance(info.value, ScmDeclinedError)
+
+
+# ----------------------------------------------------------------------------- errors & retries
+
+
+def test_auth_failure_names_scm_code(backend: Backend, keys, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = backend.client(**backend.bad_credentials)
+    with pytest.raises(ScmAuthError) as info:
+        client.enroll(backend.request(keys["RSA 2048"]))
+    message = str(info.value)
+    assert backend.auth_message in message
+    assert "\n" not in message
+    assert backend.order_count() == 0
+    for secret in (
+        *backend.secrets,
+        *(v.reveal() for v in backend.bad_credentials.values() if isinstance(v, Secret)),
+    ):
+        assert secret not in message and secret not in caplog.text
+
+
+def test_transient_503_with_retry_after_is_retried(backend: Backend, keys) -> None:
+    sleeps = Sleeps()
+    client = backend.client(sleeps)
+    order_id = client.enroll(backend.request(keys["RSA 2048"]))
+    backend.sim.add_fault(
+        backend.collect_path, method="GET", status=503, body="", headers={"Retry-After": "7"}, times=2
+    )
+    result = client.collect(order_id)
+    assert not result.ready  # the real answer after two 503s
+    assert sleeps.calls == [7.0, 7.0]
+    assert [r.status for r in backend.sim.requests if r.method == "GET"][-3:] == [
+        503,
+        503,
+        400 if backend.name == "admin" else 404,
+    ]
+
+
+def test_503_on_enroll_is_retried_once_the_server_says_so(backend: Backend, keys) -> None:
+    sleeps = Sleeps()
+    client = backend.client(sleeps)
+    backend.sim.add_fault(backend.enroll_path, method="POST", status=503, headers={"Retry-After": "3"})
+    assert client.enroll(backend.request(keys["RSA 2048"]))
+    assert backend.order_count() == 1
+    assert sleeps.calls == [3.0]
+
+
+def test_400_is_not_retried(backend: Backend, keys) -> None:
+    sleeps = Sleeps()
+    client = backend.client(sleeps)
+    backend.sim.add_fault(
+        backend.enroll_path,
+        method="POST",
+        status=400,
+        json_body={"code": -10, "description": "Error while decoding CSR."},
+    )
+    with pytest.raises(ScmError) as info:
+        client.enroll(backend.request(keys["RSA 2048"]))
+    assert info.value.code == -10 and info.value.status == 400
+    assert "code -10" in str(info.value) and "Error while decoding CSR." in str(info.value)
+    assert sleeps.calls == []
+    assert len([r for r in backend.sim.requests if r.method == "POST"]) == 1
+
+
+def test_post_is_not_duplicated_after_a_reset(backend: Backend, keys) -> None:
+    sleeps = Sleeps()
+    client = backend.client(sleeps)
+    backend.sim.add_fault(backend.enroll_path, method="POST", reset=True)
+    with pytest.raises(ScmError) as info:
+        client.enroll(backend.request(keys["RSA 2048"]))
+    assert "\n" not in str(info.value)
+    posts = [r for r in backend.sim.requests if r.method == "POST" and "token" not in r.path]
+    assert len(posts) == 1
+    assert sleeps.calls == []
+
+
+def test_get_is_retried_after_a_reset(backend: Backend, keys) -> None:
+    sleeps = Sleeps()
+    client = backend.client(sleeps)
+    order_id = client.enroll(backend.request(keys["RSA 2048"]))
+    backend.sim.add_fault(backend.collect_path, method="GET", reset=True)
+    assert not client.collect(order_id).ready
+    assert len(sleeps.calls) == 1
+
+
+def test_tls_verification_failure_is_one_line(backend: Backend, keys, untrusted_ca_file) -> None:
+    client = backend.client(verify_tls=untrusted_ca_file)
+    with pytest.raises(ScmError) as info:
+        client.enroll(backend.request(keys["RSA 2048"]))
+    message = str(info.value)
+    assert "TLS verification failed" in message and "\n" not in message
+    assert isinstance(info.value, CitrixAgentError)
+    assert backend.order_count() == 0
+
+
+def test_revoke_reason_code_checked_locally(backend: Backend) -> None:
+    client = backend.client()
+    with pytest.raises(ScmError, match="reason code 2"):
+        client.revoke("1001", reason_code=2, reason="CA compromise")
