@@ -13,7 +13,7 @@ import pytest
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from citrix_connector.sandbox.ca import LocalCA
@@ -32,7 +32,8 @@ def key_pem(key: Any, password: bytes | None = None) -> bytes:
     enc: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
     )
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
+    data: bytes = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
+    return data
 
 
 def cert_pem(cert: x509.Certificate) -> bytes:
@@ -48,7 +49,7 @@ def make_cert(
     ca: bool = False,
     not_before: datetime | None = None,
     days: int = 90,
-    subject_extra: Sequence[x509.NameAttribute] = (),
+    subject_extra: Sequence[x509.NameAttribute[Any]] = (),
 ) -> x509.Certificate:
     attrs = list(subject_extra) + ([x509.NameAttribute(NameOID.COMMON_NAME, cn)] if cn else [])
     subject = x509.Name(attrs)
@@ -95,7 +96,9 @@ class Pki:
             subject_extra=org,
         )
 
-    def leaf(self, cn: str | None = "www.example.com", sans: Sequence[str] = (), key: Any = None, **kw: Any):
+    def leaf(
+        self, cn: str | None = "www.example.com", sans: Sequence[str] = (), key: Any = None, **kw: Any
+    ) -> tuple[x509.Certificate, Any]:
         key = key or ec_key()
         return make_cert(key, cn=cn, sans=sans, issuer=(self.ic, self.ic_key), **kw), key
 
@@ -321,7 +324,7 @@ def test_nsconfig_dirty_flag_and_save(nitro: Nitro, pki: Pki) -> None:
     assert nitro.add("x", "x.crt").status_code == 201
     assert nitro.get("nsconfig").json()["nsconfig"]["configchanged"] is True
     nitro.sim.save_in_progress_times = 2
-    save = {"nsconfig": {}}
+    save: dict[str, Any] = {"nsconfig": {}}
     assert err(nitro.call("POST", "nsconfig", query="action=save", body=save)) == (599, 293)
     assert err(nitro.call("POST", "nsconfig", query="action=save", body=save)) == (599, 293)
     r = nitro.call("POST", "nsconfig", query="action=save", body=save)
@@ -535,9 +538,14 @@ def test_certkey_get_filter_count_attrs(nitro: Nitro, pki: Pki) -> None:
         "h0",
         "h1",
     ]
-    subj = quote(" C=US,O=Test,CN=Test Issuing CA", safe="")
-    found = items(nitro.get("sslcertkey", query=f"filter=subject:{quote(subj, safe='')}"), "sslcertkey")
-    assert [c["certkey"] for c in found] == ["Test-IC"]
+    subj = " C=US,O=Test,CN=Test Issuing CA"
+    for query in (
+        f"filter=subject:{quote(subj, safe='')}",  # value encoded, separators literal
+        "filter=" + quote(f"subject:{subj}", safe=""),  # everything encoded (requests' params=)
+        f"filter=subject:{quote(subj, safe=',=')},certificatetype:INTM_CERT",  # literal commas in the value
+    ):
+        found = items(nitro.get("sslcertkey", query=query), "sslcertkey")
+        assert [c["certkey"] for c in found] == ["Test-IC"], query
     assert items(nitro.get("sslcertkey", query="filter=serial:00"), "sslcertkey") == []
     assert "sslcertkey" not in nitro.get("sslcertkey", query="filter=serial:00").json()
     only = items(nitro.get("sslcertkey", "h1", query="attrs=serial,status"), "sslcertkey")
@@ -901,3 +909,462 @@ def test_injected_faults_reach_the_client(nitro: Nitro) -> None:
     )
     assert nitro.call("POST", "nsconfig", query="action=save", body={"nsconfig": {}}).status_code == 503
     assert nitro.call("POST", "nsconfig", query="action=save", body={"nsconfig": {}}).status_code == 200
+
+
+# ------------------------------------------------------------------------------------------ stage 2: update
+
+
+def update(nitro: Nitro, certkey: str, cert: str, key: str | None = None, **extra: Any) -> requests.Response:
+    obj: dict[str, Any] = {"certkey": certkey, "cert": cert, **extra}
+    if key is not None:
+        obj["key"] = key
+    return nitro.call("POST", "sslcertkey", query="action=update", body={"sslcertkey": obj})
+
+
+def link(nitro: Nitro, certkey: str, target: str) -> requests.Response:
+    return nitro.call(
+        "POST",
+        "sslcertkey",
+        query="action=link",
+        body={"sslcertkey": {"certkey": certkey, "linkcertkeyname": target}},
+    )
+
+
+def serial_of(nitro: Nitro, certkey: str) -> str:
+    return str(items(nitro.get("sslcertkey", certkey), "sslcertkey")[0]["serial"])
+
+
+def test_update_in_place_keeps_bindings_and_settings(nitro: Nitro, pki: Pki) -> None:
+    for kind in ("lb", "cs", "vpn", "authentication"):
+        nitro.sim.add_vserver(f"vs_{kind}", kind, snienable=kind == "cs")
+    old, kold = pki.leaf("www.example.com", sans=["www.example.com"])
+    assert nitro.install("www", old, kold, expirymonitor="ENABLED", notificationperiod=25).status_code == 201
+    assert nitro.install("Test-IC", pki.ic).status_code == 201
+    assert link(nitro, "www", "Test-IC").ok
+    for kind in ("lb", "vpn", "authentication"):
+        assert nitro.bind(f"vs_{kind}", "www").status_code == 201
+    assert nitro.bind("vs_cs", "www", snicert=True).status_code == 201
+    new, knew = pki.leaf("www.example.com", sans=["www.example.com", "example.com"])
+    assert nitro.upload("www-2.crt", cert_pem(new)).status_code == 201
+    assert nitro.upload("www-2.key", key_pem(knew)).status_code == 201
+    r = update(nitro, "www", "/nsconfig/ssl/www-2.crt", "/nsconfig/ssl/www-2.key")
+    assert r.status_code == 200 and r.content == b""  # the real box often answers an update with no body
+    (ck,) = items(nitro.get("sslcertkey", "www"), "sslcertkey")
+    assert int(ck["serial"], 16) == new.serial_number
+    assert ck["cert"] == "/nsconfig/ssl/www-2.crt" and ck["key"] == "/nsconfig/ssl/www-2.key"
+    assert ck["expirymonitor"] == "ENABLED" and str(ck["notificationperiod"]) == "25"
+    assert ck["linkcertkeyname"] == "Test-IC"  # same issuer: link kept
+    rows = items(nitro.get("sslcertkey_sslvserver_binding", "www"), "sslcertkey_sslvserver_binding")
+    assert sorted(r["servername"] for r in rows) == ["vs_authentication", "vs_cs", "vs_lb", "vs_vpn"]
+    for kind in ("lb", "vpn", "authentication"):
+        assert nitro.sim.serving_certificate(f"vs_{kind}") == ck["serial"]
+    assert nitro.sim.serving_certificate("vs_cs", servername="www.example.com") == ck["serial"]
+    assert nitro.sim.gaps() == []
+    assert nitro.get("nsconfig").json()["nsconfig"]["configchanged"] is True
+
+
+def test_update_with_same_paths_rereads_the_files(nitro: Nitro, pki: Pki) -> None:
+    old, kold = pki.leaf()
+    assert nitro.install("www", old, kold).status_code == 201
+    new, knew = pki.leaf()
+    loc = "args=filelocation:%2Fnsconfig%2Fssl"
+    assert nitro.call("DELETE", "systemfile", "www.crt", query=loc).ok
+    assert nitro.call("DELETE", "systemfile", "www.key", query=loc).ok
+    assert nitro.upload("www.crt", cert_pem(new)).status_code == 201
+    assert nitro.upload("www.key", key_pem(knew)).status_code == 201
+    # the running certkey still holds the facts read at add time
+    assert int(serial_of(nitro, "www"), 16) == old.serial_number
+    assert update(nitro, "www", "www.crt", "www.key").status_code == 200
+    assert int(serial_of(nitro, "www"), 16) == new.serial_number
+
+
+def test_update_validations(nitro: Nitro, pki: Pki) -> None:
+    old, kold = pki.leaf("www.example.com", sans=["www.example.com", "example.com"])
+    assert nitro.install("www", old, kold).status_code == 201
+    assert nitro.install("Test-IC", pki.ic).status_code == 201
+    other, kother = pki.leaf("api.example.org", sans=["api.example.org"])
+    assert nitro.upload("other.crt", cert_pem(other)).status_code == 201
+    assert nitro.upload("other.key", key_pem(kother)).status_code == 201
+    assert err(update(nitro, "nope", "other.crt", "other.key")) == (404, 258)
+    assert err(update(nitro, "www", "missing.crt", "other.key")) == (599, 1647)
+    assert err(update(nitro, "www", "other.crt", "missing.key")) == (599, 1647)
+    assert err(update(nitro, "www", "other.crt", "www.key")) == (599, 1538)
+    assert err(update(nitro, "www", "other.crt")) == (599, 1538)  # no key given: the old key is re-checked
+    assert nitro.install("Root", pki.root).status_code == 201
+    assert err(update(nitro, "Root", "Test-IC.crt", nodomaincheck=True)) == (409, 273)  # content is installed
+    r = update(nitro, "www", "other.crt", "other.key")
+    assert err(r) == (599, 3585) and "no domain check" in r.json()["message"]
+    assert int(serial_of(nitro, "www"), 16) == old.serial_number  # refused: nothing changed
+    assert update(nitro, "www", "other.crt", "other.key", nodomaincheck=True).status_code == 200
+    assert int(serial_of(nitro, "www"), 16) == other.serial_number
+    assert err(update(nitro, "www", "other.crt", "other.key", bogus=1)) == (400, 278)
+
+
+def test_domain_check_modes(nitro: Nitro, pki: Pki) -> None:
+    old, kold = pki.leaf("www.example.com", sans=["www.example.com", "example.com"])
+    assert nitro.install("www", old, kold).status_code == 201
+    overlap, koverlap = pki.leaf("www.example.com", sans=["www.example.com"])  # drops example.com
+    assert nitro.upload("n.crt", cert_pem(overlap)).status_code == 201
+    assert nitro.upload("n.key", key_pem(koverlap)).status_code == 201
+    nitro.sim.domain_check = "equal"
+    assert err(update(nitro, "www", "n.crt", "n.key")) == (599, 3585)
+    nitro.sim.domain_check = "overlap"
+    assert update(nitro, "www", "n.crt", "n.key").status_code == 200
+
+
+def test_update_drops_a_link_the_new_cert_breaks(nitro: Nitro, pki: Pki) -> None:
+    other_pki = Pki("Other")
+    leaf, key = pki.leaf()
+    assert nitro.install("www", leaf, key).status_code == 201
+    assert nitro.install("Test-IC", pki.ic).status_code == 201
+    assert link(nitro, "www", "Test-IC").ok
+    moved, kmoved = other_pki.leaf()  # same name, different issuer
+    assert nitro.upload("moved.crt", cert_pem(moved)).status_code == 201
+    assert nitro.upload("moved.key", key_pem(kmoved)).status_code == 201
+    nitro.sim.link_break_mode = "error"
+    assert err(update(nitro, "www", "moved.crt", "moved.key")) == (599, 1587)
+    assert items(nitro.get("sslcertkey", "www"), "sslcertkey")[0]["linkcertkeyname"] == "Test-IC"
+    nitro.sim.link_break_mode = "warning"
+    r = update(nitro, "www", "moved.crt", "moved.key")
+    assert r.status_code == 200
+    assert r.json()["errorcode"] == 1587 and r.json()["severity"] == "WARNING"
+    assert "linkcertkeyname" not in items(nitro.get("sslcertkey", "www"), "sslcertkey")[0]
+    assert nitro.install("Other-IC", other_pki.ic).status_code == 201
+    assert link(nitro, "www", "Other-IC").ok
+
+
+def test_update_of_a_ca_breaks_links_of_its_children(nitro: Nitro, pki: Pki) -> None:
+    leaf, key = pki.leaf()
+    assert nitro.install("www", leaf, key).status_code == 201
+    assert nitro.install("CA", pki.ic).status_code == 201
+    assert link(nitro, "www", "CA").ok
+    other_pki = Pki("Test")  # same names, new keys: the old leaf no longer chains to it
+    assert nitro.upload("ca2.crt", cert_pem(other_pki.ic)).status_code == 201
+    r = update(nitro, "CA", "ca2.crt")
+    assert r.status_code == 200 and r.json()["errorcode"] == 1587
+    assert "linkcertkeyname" not in items(nitro.get("sslcertkey", "www"), "sslcertkey")[0]
+
+
+def test_update_breaking_sni_bindings(nitro: Nitro, pki: Pki) -> None:
+    nitro.sim.add_vserver("vs", "cs", snienable=True)
+    a, ka = pki.leaf("a.example.com")
+    b, kb = pki.leaf("b.example.com", sans=["b.example.com"])
+    c, kc = pki.leaf("c.example.com", sans=["c.example.com"])
+    for name, cert, key in (("a", a, ka), ("b", b, kb), ("c", c, kc)):
+        assert nitro.install(name, cert, key).status_code == 201
+        assert nitro.bind("vs", name, snicert=True).status_code == 201
+    dup, kdup = pki.leaf("a.example.com", sans=["b.example.com"])  # b now claims a's CN
+    nocn, knocn = pki.leaf(None, sans=["c.example.com"])
+    for name, cert, key in (("dup", dup, kdup), ("nocn", nocn, knocn)):
+        assert nitro.upload(f"{name}.crt", cert_pem(cert)).status_code == 201
+        assert nitro.upload(f"{name}.key", key_pem(key)).status_code == 201
+    nitro.sim.sni_break_mode = "error"
+    assert err(update(nitro, "b", "dup.crt", "dup.key")) == (599, 3637)
+    assert err(update(nitro, "c", "nocn.crt", "nocn.key")) == (599, 3638)
+    nitro.sim.sni_break_mode = "warning"
+    r = update(nitro, "b", "dup.crt", "dup.key")
+    assert r.status_code == 200 and r.json()["errorcode"] == 3637
+    r = update(nitro, "c", "nocn.crt", "nocn.key")
+    assert r.status_code == 200 and r.json()["errorcode"] == 3638
+    rows = items(nitro.get("sslvserver_sslcertkey_binding", "vs"), "sslvserver_sslcertkey_binding")
+    assert [r["certkeyname"] for r in rows] == ["a"]
+
+
+def test_certkey_set(nitro: Nitro, pki: Pki) -> None:
+    leaf, key = pki.leaf()
+    assert nitro.install("www", leaf, key).status_code == 201
+
+    def put(**obj: Any) -> requests.Response:
+        return nitro.call("PUT", "sslcertkey", body={"sslcertkey": {"certkey": "www", **obj}})
+
+    assert put(expirymonitor="ENABLED", notificationperiod=40).status_code == 200
+    (ck,) = items(nitro.get("sslcertkey", "www"), "sslcertkey")
+    assert ck["expirymonitor"] == "ENABLED" and str(ck["notificationperiod"]) == "40"
+    assert put(notificationperiod="100").status_code == 200
+    assert err(put(notificationperiod=9)) == (400, 1097)
+    assert err(put(notificationperiod=101)) == (400, 1097)
+    assert err(put(expirymonitor="SOMETIMES")) == (400, 1097)
+    assert err(put(cert="www.crt")) == (400, 278)
+    assert err(
+        nitro.call("PUT", "sslcertkey", body={"sslcertkey": {"certkey": "nope", "notificationperiod": 30}})
+    ) == (
+        404,
+        258,
+    )
+    r = nitro.call("PUT", "sslcertkey", "www", body={"sslcertkey": {"notificationperiod": 50}})
+    assert r.status_code == 200
+    assert str(items(nitro.get("sslcertkey", "www"), "sslcertkey")[0]["notificationperiod"]) == "50"
+
+
+# ---------------------------------------------------------------------------------- stage 2: on-box keys
+
+
+def create_rsa(nitro: Nitro, keyfile: str, bits: Any = 2048, **extra: Any) -> requests.Response:
+    return nitro.call(
+        "POST",
+        "sslrsakey",
+        query="action=create",
+        body={"sslrsakey": {"keyfile": keyfile, "bits": bits, **extra}},
+    )
+
+
+def create_ec(nitro: Nitro, keyfile: str, curve: str = "P_256", **extra: Any) -> requests.Response:
+    return nitro.call(
+        "POST",
+        "sslecdsakey",
+        query="action=create",
+        body={"sslecdsakey": {"keyfile": keyfile, "curve": curve, **extra}},
+    )
+
+
+def download(nitro: Nitro, filename: str, location: str = "/nsconfig/ssl") -> bytes:
+    query = f"args=filename:{filename},filelocation:{quote(location, safe='')}"
+    (entry,) = items(nitro.get("systemfile", query=query), "systemfile")
+    return base64.b64decode(entry["filecontent"])
+
+
+def test_rsa_key_creation(nitro: Nitro) -> None:
+    assert create_rsa(nitro, "/nsconfig/ssl/a.key", 2048, exponent="F4", keyform="PEM").status_code == 200
+    assert create_rsa(nitro, "b.key", "2048").status_code == 200
+    ka = serialization.load_pem_private_key(download(nitro, "a.key"), None)
+    kb = serialization.load_pem_private_key(download(nitro, "b.key"), None)
+    assert isinstance(ka, rsa.RSAPrivateKey) and ka.key_size == 2048
+    assert ka.private_numbers().public_numbers.e == 65537
+    assert isinstance(kb, rsa.RSAPrivateKey) and ka.private_numbers() != kb.private_numbers()
+    assert create_rsa(nitro, "small.key", 512, exponent="3").status_code == 200
+    small = serialization.load_pem_private_key(download(nitro, "small.key"), None)
+    assert isinstance(small, rsa.RSAPrivateKey) and small.key_size == 512
+    assert small.private_numbers().public_numbers.e == 3
+    assert err(create_rsa(nitro, "a.key")) == (409, 1642)
+    assert err(create_rsa(nitro, "big.key", 8192)) == (599, 1654)
+    assert err(create_rsa(nitro, "big.key", 4097)) == (599, 1654)
+    assert err(create_rsa(nitro, "tiny.key", 256)) == (400, 1097)
+    assert err(create_rsa(nitro, "e.key", 2048, exponent="5")) == (599, 1617)
+    assert err(
+        nitro.call("POST", "sslrsakey", query="action=create", body={"sslrsakey": {"keyfile": "x.key"}})
+    ) == (
+        400,
+        1095,
+    )
+    assert err(create_rsa(nitro, "k" * 60 + ".key")) == (400, 1106)
+    assert create_rsa(nitro, "enc.key", 2048, aes256=True, password="pw12").status_code == 200
+    assert b"ENCRYPTED" in download(nitro, "enc.key")
+    assert err(create_rsa(nitro, "enc2.key", 2048, aes256=True)) == (400, 1095)
+
+
+def test_ecdsa_key_creation(nitro: Nitro) -> None:
+    assert create_ec(nitro, "p256.key", "P_256").status_code == 200
+    assert create_ec(nitro, "p384.key", "P_384").status_code == 200
+    k256 = serialization.load_pem_private_key(download(nitro, "p256.key"), None)
+    k384 = serialization.load_pem_private_key(download(nitro, "p384.key"), None)
+    assert isinstance(k256, ec.EllipticCurvePrivateKey) and k256.curve.name == "secp256r1"
+    assert isinstance(k384, ec.EllipticCurvePrivateKey) and k384.curve.name == "secp384r1"
+    assert err(create_ec(nitro, "p521.key", "P_521")) == (400, 1097)
+    assert err(create_ec(nitro, "p256.key", "P_256")) == (409, 1642)
+
+
+def csr_body(**overrides: Any) -> dict[str, Any]:
+    body = {
+        "reqfile": "/nsconfig/ssl/www.csr",
+        "keyfile": "/nsconfig/ssl/www.key",
+        "keyform": "PEM",
+        "countryname": "US",
+        "statename": "New York",
+        "localityname": "New York",
+        "organizationname": "Example Inc",
+        "organizationunitname": "IT",
+        "commonname": "www.example.com",
+        "subjectaltname": "DNS:www.example.com DNS:example.com IP:192.0.2.7",
+        "emailaddress": "pki@example.com",
+        "digestmethod": "SHA256",
+    }
+    body.update(overrides)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def create_csr(nitro: Nitro, **overrides: Any) -> requests.Response:
+    return nitro.call("POST", "sslcertreq", query="action=create", body={"sslcertreq": csr_body(**overrides)})
+
+
+@pytest.mark.parametrize("kind", ["rsa", "ec"])
+def test_on_box_key_and_csr_flow_end_to_end(nitro: Nitro, local_ca: LocalCA, kind: str) -> None:
+    nitro.sim.add_vserver("vs", "lb")
+    made = create_rsa(nitro, "www.key", 2048) if kind == "rsa" else create_ec(nitro, "www.key", "P_384")
+    assert made.status_code == 200
+    assert create_csr(nitro).status_code == 200
+    csr = x509.load_pem_x509_csr(download(nitro, "www.csr"))
+    key = serialization.load_pem_private_key(download(nitro, "www.key"), None)
+    assert csr.is_signature_valid
+    assert csr.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ) == key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "www.example.com"
+    assert csr.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)[0].value == "US"
+    san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["www.example.com", "example.com"]
+    assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["192.0.2.7"]
+    assert isinstance(csr.signature_hash_algorithm, hashes.SHA256)
+    # a CA signs it; the certificate goes back next to the on-box key
+    leaf = local_ca.issue_from_csr(csr)
+    assert nitro.upload("www.crt", cert_pem(leaf)).status_code == 201
+    assert nitro.add("www", "www.crt", "www.key").status_code == 201
+    assert nitro.bind("vs", "www").status_code == 201
+    assert int(nitro.sim.serving_certificate("vs") or "0", 16) == leaf.serial_number
+
+
+def test_csr_validations(nitro: Nitro) -> None:
+    assert err(create_csr(nitro)) == (599, 1647)  # no key file yet
+    nitro.sim.legacy_missing_file_codes = True
+    assert err(create_csr(nitro)) == (599, 1632)
+    nitro.sim.legacy_missing_file_codes = False
+    assert create_ec(nitro, "www.key").status_code == 200
+    assert err(create_csr(nitro, reqfile=None)) == (400, 1095)
+    assert err(create_csr(nitro, countryname=None)) == (400, 1095)
+    assert err(create_csr(nitro, statename=None)) == (400, 1095)
+    assert err(create_csr(nitro, organizationname=None)) == (400, 1095)
+    assert err(create_csr(nitro, keyfile=None)) == (400, 1095)
+    assert err(create_csr(nitro, countryname="USA")) == (400, 1097)
+    assert err(create_csr(nitro, subjectaltname="DNS:a.example.com,DNS:b.example.com")) == (400, 1097)
+    assert err(create_csr(nitro, subjectaltname="FOO:bar")) == (400, 1097)
+    assert err(create_csr(nitro, digestmethod="MD5")) == (400, 1097)
+    assert err(create_csr(nitro, challengepassword="abc")) == (400, 1097)
+    assert (
+        create_csr(nitro, commonname="*.example.com", subjectaltname="DNS:*.example.com").status_code == 200
+    )
+    assert err(create_csr(nitro)) == (409, 1642)  # reqfile exists
+    assert nitro.upload("garbage.key", b"nope").status_code == 201
+    assert err(create_csr(nitro, reqfile="g.csr", keyfile="garbage.key")) == (599, 1537)
+
+
+# ------------------------------------------------------------------------------------------ stage 2: HA
+
+
+def test_hanode_views(nitro: Nitro) -> None:
+    nodes = items(nitro.get("hanode"), "hanode")
+    assert [n["id"] for n in nodes] == [0] and nodes[0]["state"] == "Primary"
+    stat = nitro.call("GET", "hanode", api="stat").json()["hanode"]
+    assert stat["hacurstatus"] == "NO"
+    nitro.sim.set_ha("Primary", peer_address="192.0.2.11")
+    nodes = items(nitro.get("hanode"), "hanode")
+    assert [(n["id"], n["state"]) for n in nodes] == [(0, "Primary"), (1, "Secondary")]
+    assert nodes[1]["ipaddress"] == "192.0.2.11"
+    stat = nitro.call("GET", "hanode", api="stat").json()["hanode"]
+    assert (stat["hacurstatus"], stat["hacurmasterstate"]) == ("YES", "Primary")
+    assert nitro.get("nsconfig").json()["nsconfig"]["systemtype"] == "HA"
+    nitro.sim.set_ha("Secondary", peer="192.0.2.10")  # alias
+    (local,) = items(nitro.get("hanode", "0"), "hanode")
+    assert local["state"] == "Secondary"
+    assert nitro.call("GET", "hanode", api="stat").json()["hanode"]["hacurmasterstate"] == "Secondary"
+
+
+def test_writes_on_a_secondary(nitro: Nitro, pki: Pki) -> None:
+    nitro.sim.set_ha("Secondary", peer_address="192.0.2.11")
+    # default: applied locally, with warning 1028
+    r = nitro.upload("a.txt", b"a")
+    assert r.status_code == 201 and r.json()["errorcode"] == 1028 and r.json()["severity"] == "WARNING"
+    # knob: refused
+    nitro.sim.secondary_writes = "reject"
+    cert, _ = pki.leaf()
+    r = nitro.upload("c.crt", cert_pem(cert))
+    assert err(r) == (599, 1028)
+    assert err(nitro.call("POST", "nsconfig", query="action=save", body={"nsconfig": {}})) == (599, 1028)
+    assert nitro.sim.get_file("/nsconfig/ssl/c.crt") is None
+    # reads and session calls still work
+    assert nitro.get("sslcertkey").status_code == 200
+    assert nitro.login().status_code == 201
+    nitro.sim.set_ha("Primary", peer_address="192.0.2.11")
+    assert nitro.upload("c.crt", cert_pem(cert)).status_code == 201
+
+
+# ---------------------------------------------------------------------------------- stage 2: partitions
+
+
+def switch(nitro: Nitro, partition: str) -> requests.Response:
+    return nitro.call(
+        "POST", "nspartition", query="action=Switch", body={"nspartition": {"partitionname": partition}}
+    )
+
+
+def test_partition_isolation(nitro: Nitro, pki: Pki) -> None:
+    sim = nitro.sim
+    sim.add_partition("p1")
+    sim.add_vserver("vs_default", "lb")
+    sim.add_vserver("vs_p1", "cs", partition="p1")
+    leaf, key = pki.leaf()
+    assert nitro.install("www", leaf, key).status_code == 201  # in default
+    assert switch(nitro, "nope").status_code == 599 and switch(nitro, "nope").json()["errorcode"] == 2755
+    assert switch(nitro, "p1").status_code == 200
+    parts = items(nitro.get("nspartition"), "nspartition")
+    assert [(p["partitionname"], p["partitiontype"]) for p in parts] == [("p1", "Current Partition")]
+    # nothing of the default partition is visible
+    assert items(nitro.get("sslcertkey"), "sslcertkey") == []
+    assert err(nitro.get("lbvserver", "vs_default")) == (404, 258)
+    assert [v["name"] for v in items(nitro.get("csvserver"), "csvserver")] == ["vs_p1"]
+    assert nitro.get("nsconfig").json()["nsconfig"]["configchanged"] is False
+    # default-partition paths are refused; the partition's own SSL dir works
+    assert err(nitro.upload("www.crt", cert_pem(leaf))) == (599, 1645)
+    p1_dir = "/var/partitions/p1/ssl"
+    assert nitro.upload("www.crt", cert_pem(leaf), location=p1_dir).status_code == 201
+    assert nitro.upload("www.key", key_pem(key), location=p1_dir).status_code == 201
+    assert err(nitro.add("www", "/nsconfig/ssl/www.crt", "/nsconfig/ssl/www.key")) == (599, 1647)
+    assert nitro.add("www", "www.crt", "www.key").status_code == 201  # same content: other partition, allowed
+    assert items(nitro.get("sslcertkey", "www"), "sslcertkey")[0]["cert"] == "www.crt"
+    assert err(create_ec(nitro, "/nsconfig/ssl/x.key")) == (599, 1645)
+    assert create_ec(nitro, "x.key").status_code == 200
+    assert sim.get_file(f"{p1_dir}/x.key", partition="p1") is not None
+    assert nitro.bind("vs_p1", "www").status_code == 201
+    assert err(nitro.bind("vs_default", "www")) == (599, 461)
+    assert nitro.get("nsconfig").json()["nsconfig"]["configchanged"] is True
+    assert err(nitro.call("POST", "nsconfig", query="action=save", body={"nsconfig": {"all": True}})) == (
+        599,
+        2772,
+    )
+    assert nitro.call("POST", "nsconfig", query="action=save", body={"nsconfig": {}}).status_code == 200
+    assert sim.state("p1")["saved"] is True and sim.state("default")["saved"] is False
+    assert sim.serving_certificate("vs_p1", partition="p1") == serial_of(nitro, "www")
+    # back to default: its own world again
+    assert switch(nitro, "default").status_code == 200
+    assert [c["certkey"] for c in items(nitro.get("sslcertkey"), "sslcertkey")] == ["www"]
+    assert (
+        items(nitro.get("sslvserver_sslcertkey_binding", "vs_default"), "sslvserver_sslcertkey_binding") == []
+    )
+    assert "/var/partitions/p1/ssl/x.key" not in sim.state()["files"]
+    assert err(nitro.upload("y.txt", b"y", location=p1_dir)) == (599, 1645)
+    names = {p["partitionname"]: p["partitiontype"] for p in items(nitro.get("nspartition"), "nspartition")}
+    assert names == {"default": "Current Partition", "p1": "Admin Partition"}
+
+
+def test_partition_switch_needs_a_session_and_access(sim: NetScalerSimulator, bundle: str) -> None:
+    sim.add_partition("p1")
+    sim.add_partition("p2")
+    sim.add_user("p1admin", "pw", partitions=["p1"])
+    client = Nitro(sim, bundle)
+    client.headers = {"X-NITRO-USER": USER, "X-NITRO-PASS": PASSWORD}
+    assert err(switch(client, "p1")) == (599, 257)
+    sim.switch_without_session = "ignore"
+    assert switch(client, "p1").status_code == 200
+    assert sim.count_writes() == 0  # partition switches are session calls, not writes
+    client = Nitro(sim, bundle)
+    assert client.login("p1admin", "pw").status_code == 201
+    assert switch(client, "p1").status_code == 200
+    assert err(switch(client, "p2")) == (599, 2138)
+    # a session keeps its partition; a re-login starts in default again
+    assert client.upload("f.txt", b"f", location="/var/partitions/p1/ssl").status_code == 201
+    assert client.login("p1admin", "pw").status_code == 201
+    assert err(client.upload("g.txt", b"g", location="/var/partitions/p1/ssl")) == (599, 1645)
+
+
+def test_certificate_chain_view(nitro: Nitro, pki: Pki) -> None:
+    leaf, key = pki.leaf()
+    assert nitro.install("www", leaf, key).status_code == 201
+    assert nitro.install("IC", pki.ic).status_code == 201
+    assert nitro.install("Root", pki.root).status_code == 201
+    (chain,) = items(nitro.get("sslcertificatechain", "www"), "sslcertificatechain")
+    assert (
+        chain["chainlinked"] == [] and chain["chainpossiblelinks"] == ["IC"] and chain["chaincomplete"] == 0
+    )
+    assert link(nitro, "www", "IC").ok and link(nitro, "IC", "Root").ok
+    (chain,) = items(nitro.get("sslcertificatechain", "www"), "sslcertificatechain")
+    assert chain["chainlinked"] == ["IC", "Root"] and chain["chaincomplete"] == 1

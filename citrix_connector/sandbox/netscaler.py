@@ -54,7 +54,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, SignatureAlgorithmOID
@@ -444,6 +444,7 @@ class _Ctx:
     part: _Partition
     query: dict[str, str]
     args: dict[str, str]
+    raw: dict[str, str] = field(default_factory=dict)
     warnings: list[tuple[int, str]] = field(default_factory=list)
     show_warnings: bool = False
 
@@ -465,15 +466,20 @@ class TimelineEntry:
 # ------------------------------------------------------------------------------------------ query parsing
 
 
-def _split_query(raw: str) -> dict[str, str]:
-    """Query parameters, each value decoded once (first occurrence wins)."""
+def _raw_query(raw: str) -> dict[str, str]:
+    """Query parameters with their values still percent-encoded (first occurrence wins)."""
     out: dict[str, str] = {}
     for piece in raw.split("&"):
         if not piece:
             continue
         key, _, value = piece.partition("=")
-        out.setdefault(_unquote(key), _unquote(value))
+        out.setdefault(_unquote(key), value)
     return out
+
+
+def _split_query(raw: str) -> dict[str, str]:
+    """Query parameters, each value decoded once."""
+    return {k: _unquote(v) for k, v in _raw_query(raw).items()}
 
 
 def _unquote(text: str) -> str:
@@ -482,16 +488,23 @@ def _unquote(text: str) -> str:
     return unquote(text)
 
 
-def _pairs(value: str) -> dict[str, str]:
-    """``k1:v1,k2:v2`` (already decoded once); values are decoded once more (double-encoded commas)."""
+_PAIR_SPLIT = re.compile(r",(?=[A-Za-z_][A-Za-z0-9_]*:)")
+
+
+def _pairs(raw_value: str) -> dict[str, str]:
+    """``args``/``filter``: ``k1:v1,k2:v2`` with URL-encoded values (a ``,`` inside a value arrives as
+    ``%2C``). A ``,`` only separates pairs when a ``name:`` follows, so unencoded commas inside values
+    survive; clients that encode the separators too (``%2C``, ``%3A``) are decoded first."""
+    decode = ":" in raw_value
+    text = raw_value if decode else _unquote(raw_value)
     out: dict[str, str] = {}
-    for item in value.split(","):
-        if not item:
+    for piece in _PAIR_SPLIT.split(text):
+        if not piece:
             continue
-        key, sep, val = item.partition(":")
+        key, sep, value = piece.partition(":")
         if not sep:
-            raise _Fail(400, 1097, key.strip())
-        out[key.strip()] = _unquote(val)
+            raise _Fail(400, 1097, _unquote(key).strip())
+        out[_unquote(key).strip()] = _unquote(value) if decode else value
     return out
 
 
@@ -577,13 +590,16 @@ class NetScalerSimulator(SimServer):
             part.vservers[name] = _Vserver(name, kind, servicetype.upper(), ipv46, int(port), snienable)
             self._record("python:add_vserver", 0)
 
-    def set_ha(self, state: str = "Primary", peer_address: str | None = None) -> None:
-        """``Primary`` | ``Secondary`` | ``standalone`` (peer_address: the other node's NSIP)."""
+    def set_ha(
+        self, state: str = "Primary", peer_address: str | None = None, *, peer: str | None = None
+    ) -> None:
+        """``Primary`` | ``Secondary`` | ``standalone``; ``peer_address`` (alias ``peer``): the other node's
+        NSIP, listed as hanode id 1."""
         if state not in ("Primary", "Secondary", "standalone"):
             raise ValueError("state must be Primary, Secondary or standalone")
         with self.lock:
             self.ha_state = state
-            self.peer_address = peer_address if state != "standalone" else None
+            self.peer_address = (peer_address or peer) if state != "standalone" else None
 
     def expire_sessions(self) -> None:
         """Kill every login session now (the next call with its token gets 401/444)."""
@@ -848,6 +864,7 @@ class NetScalerSimulator(SimServer):
         resource = _unquote(segments[4])
         name = _unquote(_unquote(segments[5])) if len(segments) == 6 and segments[5] else None
         query = _split_query(request.raw_query)
+        raw = _raw_query(request.raw_query)
         method = request.method.upper()
         if method not in ("GET", "POST", "PUT", "DELETE"):
             raise _Fail(405, 1237)
@@ -856,8 +873,9 @@ class NetScalerSimulator(SimServer):
                 raise _Fail(405, 1237)
             return self._login(request)
         ctx = self._authenticate(request, query)
+        ctx.raw = raw
         if "args" in query:
-            ctx.args = _pairs(query["args"])
+            ctx.args = _pairs(raw["args"])
             for key in _BOOL_ARGS & ctx.args.keys():
                 if ctx.args[key] not in ("true", "false"):
                     raise _Fail(400, 1097, key)
@@ -910,7 +928,7 @@ class NetScalerSimulator(SimServer):
 
     def _listing(self, ctx: _Ctx, resource: str, items: list[dict[str, Any]]) -> Response:
         if "filter" in ctx.query:
-            items = [i for i in items if _matches(i, _pairs(ctx.query["filter"]))]
+            items = [i for i in items if _matches(i, _pairs(ctx.raw["filter"]))]
         if ctx.query.get("count", "").lower() == "yes":
             return self._ok(ctx, 200, {resource: [{"__count": len(items)}]})
         if "pagesize" in ctx.query:
@@ -1540,7 +1558,74 @@ class NetScalerSimulator(SimServer):
             ck.deletecertkeyfilesonremoval = delete_flag.upper()
 
     def _certkey_update(self, ctx: _Ctx, part: _Partition, body: dict[str, Any]) -> None:
-        raise _Fail(400, 1240, "update")
+        """``update ssl certKey``: swap cert (+key) behind the name; bindings and settings stay."""
+        _check_fields(
+            body,
+            {
+                "certkey",
+                "cert",
+                "key",
+                "inform",
+                "password",
+                "passplain",
+                "nodomaincheck",
+                "fipskey",
+                "hsmkey",
+            },
+        )
+        ck = self._certkey_named(part, body)
+        nodomaincheck = _bool(body, "nodomaincheck")
+        facts, cert, cert_path, key, key_path, inform, pw, passplain = self._load_material(part, body, old=ck)
+        existing = self._same_content(part, facts, ck.name)
+        if existing is not None:
+            raise _Fail(409, 273, f"certkeyName Contents, {existing}")
+        if not nodomaincheck:
+            old_names, new_names = ck.facts.names(), facts.names()
+            differs = old_names != new_names if self.domain_check == "equal" else not (old_names & new_names)
+            if differs:
+                raise _Fail(599, 3585)
+        # CA links the new certificate breaks: its own link upwards, and certs linked to it (if it is a CA).
+        broken_links: list[str] = []
+        if ck.link:
+            target = part.certkeys.get(ck.link)
+            if target is None or not _verifies(target.facts.cert, facts.cert):
+                broken_links.append(ck.name)
+        for other in part.certkeys.values():
+            if other.link == ck.name and other is not ck and not _verifies(facts.cert, other.facts.cert):
+                broken_links.append(other.name)
+        if broken_links and self.link_break_mode == "error":
+            raise _Fail(599, 1587, ", ".join(broken_links))
+        # SNI bindings the new certificate breaks: missing CN, or a CN another SNI cert there already has.
+        broken_sni: list[tuple[_Binding, int]] = []
+        for b in part.bindings:
+            if b.certkey != ck.name or not b.snicert:
+                continue
+            if not facts.cn:
+                broken_sni.append((b, 3638))
+                continue
+            for other_b in part.bindings:
+                other_ck = part.certkeys.get(other_b.certkey)
+                if (
+                    other_b.vserver == b.vserver
+                    and other_b.snicert
+                    and other_b.certkey != ck.name
+                    and other_ck is not None
+                    and other_ck.facts.cn
+                    and other_ck.facts.cn.lower() == facts.cn.lower()
+                ):
+                    broken_sni.append((b, 3637))
+                    break
+        if broken_sni and self.sni_break_mode == "error":
+            raise _Fail(599, broken_sni[0][1], broken_sni[0][0].vserver)
+        ck.cert, ck.cert_path, ck.key, ck.key_path = cert, cert_path, key, key_path
+        ck.inform, ck.password, ck.passplain, ck.facts = inform, pw, passplain, facts
+        for name in broken_links:
+            part.certkeys[name].link = None
+        if broken_links:
+            ctx.warn(1587, ", ".join(broken_links))
+        for b, code in broken_sni:
+            part.bindings.remove(b)
+            ctx.warn(code, b.vserver)
 
     # ---- links / chains ----
 
@@ -1555,6 +1640,300 @@ class NetScalerSimulator(SimServer):
             if ck.link
         ]
         return self._listing(ctx, "sslcertlink", items)
+
+    def _r_sslcertificatechain(
+        self, ctx: _Ctx, method: str, name: str | None, action: str | None, body: dict[str, Any]
+    ) -> Response:
+        if method != "GET":
+            raise _Fail(405, 1237)
+        part = ctx.part
+        names = [name] if name is not None else list(part.certkeys)
+        out: list[dict[str, Any]] = []
+        for ck_name in names:
+            ck = part.certkeys.get(ck_name)
+            if ck is None:
+                raise _Fail(404, 1540, ck_name)
+            chain: list[str] = []
+            cursor = ck
+            while cursor.link and cursor.link not in chain and cursor.link in part.certkeys:
+                chain.append(cursor.link)
+                cursor = part.certkeys[cursor.link]
+            possible = [
+                o.name
+                for o in part.certkeys.values()
+                if o is not ck and _verifies(o.facts.cert, ck.facts.cert)
+            ]
+            out.append(
+                {
+                    "certkeyname": ck.name,
+                    "chainlinked": chain,
+                    "chainpossiblelinks": possible,
+                    "chainissuer": ck.facts.issuer,
+                    "chaincomplete": 1 if cursor.facts.self_signed else 0,
+                }
+            )
+        return self._listing(ctx, "sslcertificatechain", out)
+
+    # ---- on-box keys and CSRs ----
+
+    def _new_output_file(self, part: _Partition, value: str, field_name: str) -> str:
+        if len(value) > _FILENAME_MAX:
+            raise _Fail(400, 1106, f"{field_name}, {_FILENAME_MAX}")
+        path = self._resolve(part, value, output=True)
+        if path in part.files:
+            raise _Fail(409, 1642, value)
+        return path
+
+    def _write_key(self, part: _Partition, path: str, key: Any, body: dict[str, Any]) -> None:
+        keyform = (_opt_str(body, "keyform") or "PEM").upper()
+        if keyform not in ("PEM", "DER"):
+            raise _Fail(400, 1097, "keyform")
+        encrypt = [flag for flag in ("des", "des3", "aes256") if _bool(body, flag)]
+        if len(encrypt) > 1:
+            raise _Fail(400, 1092, ", ".join(encrypt))
+        password = _opt_str(body, "password")
+        if encrypt and not password:
+            raise _Fail(400, 1095, "password")
+        if password and not encrypt:
+            raise _Fail(400, 1093, "des | des3 | aes256")
+        pkcs8 = _bool(body, "pkcs8")
+        encoding = serialization.Encoding.PEM if keyform == "PEM" else serialization.Encoding.DER
+        fmt = serialization.PrivateFormat.TraditionalOpenSSL
+        if pkcs8 or (encrypt and keyform == "DER"):
+            fmt = serialization.PrivateFormat.PKCS8
+        encryption: serialization.KeySerializationEncryption = serialization.NoEncryption()
+        if encrypt and password:
+            encryption = serialization.BestAvailableEncryption(password.encode("utf-8"))
+        now = self.clock()
+        part.files[path] = _File(key.private_bytes(encoding, fmt, encryption), now, now)
+
+    def _r_sslrsakey(
+        self, ctx: _Ctx, method: str, name: str | None, action: str | None, body: dict[str, Any]
+    ) -> Response:
+        if method != "POST":
+            raise _Fail(405, 1237)
+        if action != "create":
+            raise _Fail(400, 1240, action or "add")
+        _check_fields(
+            body, {"keyfile", "bits", "exponent", "keyform", "des", "des3", "aes256", "password", "pkcs8"}
+        )
+        keyfile = _req_str(body, "keyfile")
+        bits = _int(body, "bits")
+        if bits is None:
+            raise _Fail(400, 1095, "bits")
+        if bits > 4096:
+            raise _Fail(599, 1654)
+        if bits < 512:
+            raise _Fail(400, 1097, "bits")
+        exponent = (_opt_str(body, "exponent") or "F4").upper()
+        if exponent not in ("3", "F4"):
+            raise _Fail(599, 1617)
+        path = self._new_output_file(ctx.part, keyfile, "keyfile")
+        _check_key_options(body)
+        key = _rsa_key(bits, 3 if exponent == "3" else 65537)
+        self._write_key(ctx.part, path, key, body)
+        return self._ok(ctx)
+
+    def _r_sslecdsakey(
+        self, ctx: _Ctx, method: str, name: str | None, action: str | None, body: dict[str, Any]
+    ) -> Response:
+        if method != "POST":
+            raise _Fail(405, 1237)
+        if action != "create":
+            raise _Fail(400, 1240, action or "add")
+        _check_fields(body, {"keyfile", "curve", "keyform", "des", "des3", "aes256", "password", "pkcs8"})
+        keyfile = _req_str(body, "keyfile")
+        curve_name = _req_str(body, "curve").upper()
+        curves: dict[str, ec.EllipticCurve] = {"P_256": ec.SECP256R1(), "P_384": ec.SECP384R1()}
+        if curve_name not in curves:
+            raise _Fail(400, 1097, "curve")
+        path = self._new_output_file(ctx.part, keyfile, "keyfile")
+        _check_key_options(body)
+        self._write_key(ctx.part, path, ec.generate_private_key(curves[curve_name]), body)
+        return self._ok(ctx)
+
+    def _r_sslcertreq(
+        self, ctx: _Ctx, method: str, name: str | None, action: str | None, body: dict[str, Any]
+    ) -> Response:
+        if method != "POST":
+            raise _Fail(405, 1237)
+        if action != "create":
+            raise _Fail(400, 1240, action or "add")
+        _check_fields(
+            body,
+            {
+                "reqfile", "keyfile", "subjectaltname", "fipskeyname", "keyform", "pempassphrase",
+                "countryname", "statename", "organizationname", "organizationunitname", "localityname",
+                "commonname", "emailaddress", "challengepassword", "companyname", "digestmethod",
+            },
+        )  # fmt: skip
+        part = ctx.part
+        reqfile = _req_str(body, "reqfile")
+        if body.get("fipskeyname"):
+            raise _Fail(599, 257, message="Operation not permitted (no FIPS card in this appliance)")
+        keyfile = _req_str(body, "keyfile")
+        country = _req_str(body, "countryname")
+        if not re.fullmatch(r"[A-Za-z]{2}", country):
+            raise _Fail(400, 1097, "countryname")
+        state = _req_str(body, "statename")
+        org = _req_str(body, "organizationname")
+        challenge = _opt_str(body, "challengepassword")
+        if challenge is not None and len(challenge) < 4:
+            raise _Fail(400, 1097, "challengepassword")
+        digest_name = (_opt_str(body, "digestmethod") or "SHA256").upper()
+        digests: dict[str, Any] = {
+            "SHA256": hashes.SHA256(),
+            "SHA384": hashes.SHA384(),
+            "SHA512": hashes.SHA512(),
+        }
+        if digest_name == "SHA1":  # the crypto library refuses SHA-1 signatures; nobody should want one
+            raise _Fail(400, 1097, "digestmethod", message="Invalid argument value (SHA1 is not simulated)")
+        if digest_name not in digests:
+            raise _Fail(400, 1097, "digestmethod")
+        keyform = (_opt_str(body, "keyform") or "PEM").upper()
+        if keyform not in ("PEM", "DER"):
+            raise _Fail(400, 1097, "keyform")
+        sans = _parse_sans(_opt_str(body, "subjectaltname"))
+        key_path = self._resolve(part, keyfile, output=False)
+        key_file = part.files.get(key_path)
+        if key_file is None:
+            raise self._missing_input("key", keyfile)
+        key = _load_key(key_file.data, keyform, _opt_str(body, "pempassphrase"))
+        if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, dsa.DSAPrivateKey)):
+            raise _Fail(599, 1537)
+        req_path = self._new_output_file(part, reqfile, "reqfile")
+        attrs = [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, country.upper()),
+            x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, state),
+        ]
+        optional = (
+            ("localityname", NameOID.LOCALITY_NAME),
+            ("organizationname", NameOID.ORGANIZATION_NAME),
+            ("organizationunitname", NameOID.ORGANIZATIONAL_UNIT_NAME),
+            ("commonname", NameOID.COMMON_NAME),
+            ("emailaddress", NameOID.EMAIL_ADDRESS),
+        )
+        for field_name, oid in optional:
+            value = org if field_name == "organizationname" else _opt_str(body, field_name)
+            if value:
+                attrs.append(x509.NameAttribute(oid, value))
+        builder = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attrs))
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        if challenge:
+            builder = builder.add_attribute(
+                x509.oid.AttributeOID.CHALLENGE_PASSWORD, challenge.encode("utf-8")
+            )
+        company = _opt_str(body, "companyname")
+        if company:
+            builder = builder.add_attribute(x509.oid.AttributeOID.UNSTRUCTURED_NAME, company.encode("utf-8"))
+        try:
+            csr = builder.sign(key, digests[digest_name])
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            raise _Fail(599, 1537, str(exc)) from None
+        now = self.clock()
+        part.files[req_path] = _File(csr.public_bytes(serialization.Encoding.PEM), now, now)
+        return self._ok(ctx)
+
+    # ---- HA and partitions ----
+
+    def _r_hanode(
+        self, ctx: _Ctx, method: str, name: str | None, action: str | None, body: dict[str, Any]
+    ) -> Response:
+        if method != "GET":
+            raise _Fail(405, 1237, message="Only GET is simulated for hanode")
+        local_state = "Primary" if self.ha_state == "standalone" else self.ha_state
+        nodes: list[dict[str, Any]] = [
+            {
+                "id": 0,
+                "name": "",
+                "ipaddress": self.primaryip,
+                "state": local_state,
+                "hastatus": "ENABLED",
+                "hasync": "ENABLED",
+                "haprop": "ENABLED",
+                "masterstatetime": 3600,
+                "flags": 0,
+            }
+        ]
+        if self.ha_state != "standalone" and self.peer_address:
+            nodes.append(
+                {
+                    "id": 1,
+                    "name": "",
+                    "ipaddress": self.peer_address,
+                    "state": "Secondary" if self.ha_state == "Primary" else "Primary",
+                    "hastatus": "ENABLED",
+                    "hasync": "ENABLED",
+                    "haprop": "ENABLED",
+                }
+            )
+        if name is not None:
+            nodes = [n for n in nodes if str(n["id"]) == name]
+            if not nodes:
+                raise _Fail(404, 258, f"id, {name}")
+        return self._listing(ctx, "hanode", nodes)
+
+    def _r_hafiles(
+        self, ctx: _Ctx, method: str, name: str | None, action: str | None, body: dict[str, Any]
+    ) -> Response:
+        if method != "POST" or action != "sync":
+            raise _Fail(400, 1240, action or method)
+        _check_fields(body, {"mode"})
+        return self._ok(ctx)
+
+    def _r_nspartition(
+        self, ctx: _Ctx, method: str, name: str | None, action: str | None, body: dict[str, Any]
+    ) -> Response:
+        if method == "GET":
+            visible = list(self._partitions.values()) if ctx.part.name == "default" else [ctx.part]
+            rows = []
+            for p in visible:
+                if p is ctx.part:
+                    ptype = "Current Partition"
+                elif p.name == "default":
+                    ptype = "Default Partition"
+                else:
+                    ptype = "Admin Partition"
+                rows.append(
+                    {
+                        "partitionname": p.name,
+                        "partitionid": p.id,
+                        "partitiontype": ptype,
+                        "maxbandwidth": "10240",
+                        "minbandwidth": "10240",
+                        "maxconn": "1024",
+                        "maxmemlimit": "10",
+                    }
+                )
+            if name is not None:
+                rows = [r for r in rows if r["partitionname"] == name]
+                if not rows:
+                    raise _Fail(404, 2755, name)
+            return self._listing(ctx, "nspartition", rows)
+        if method == "POST" and action is not None and action.lower() == "switch":
+            _check_fields(body, {"partitionname"})
+            target = _req_str(body, "partitionname")
+            if ctx.session is None:
+                if self.switch_without_session == "ignore":
+                    return self._ok(ctx)
+                raise _Fail(
+                    599, 257, message="Operation not permitted (partition switch needs a login session)"
+                )
+            if target not in self._partitions:
+                raise _Fail(599, 2755, target)
+            allowed = self._users[ctx.user].partitions
+            if allowed is not None and target != "default" and target not in allowed:
+                raise _Fail(599, 2138, target)
+            ctx.session.partition = target
+            return self._ok(ctx)
+        if method == "POST" and action is None:
+            raise _Fail(
+                599, 257, message="Operation not permitted (partitions are seeded with add_partition)"
+            )
+        if action is not None:
+            raise _Fail(400, 1240, action)
+        raise _Fail(405, 1237)
 
     # ---- vservers ----
 
@@ -2062,8 +2441,82 @@ def _load_pfx(data: bytes, passplain: str | None) -> tuple[x509.Certificate, Any
     return cert, key
 
 
-def _ip_or_none(text: str) -> str | None:
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        return None
+_DNS_RE = re.compile(
+    r"^(\*\.)?[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*$"
+)
+
+
+def _parse_sans(text: str | None) -> list[x509.GeneralName]:
+    """``DNS:a DNS:b IP:1.2.3.4 email:x@y URI:https://z`` (space separated, as the NITRO docs show)."""
+    out: list[x509.GeneralName] = []
+    for token in (text or "").split():
+        kind, sep, value = token.partition(":")
+        kind = kind.upper()
+        if not sep or not value:
+            raise _Fail(400, 1097, "subjectaltname")
+        if kind == "DNS":
+            if not _DNS_RE.match(value) or len(value) > 253:
+                raise _Fail(400, 1097, "subjectaltname")
+            out.append(x509.DNSName(value))
+        elif kind == "IP":
+            try:
+                out.append(x509.IPAddress(ipaddress.ip_address(value)))
+            except ValueError:
+                raise _Fail(400, 1097, "subjectaltname") from None
+        elif kind == "EMAIL":
+            out.append(x509.RFC822Name(value))
+        elif kind == "URI":
+            out.append(x509.UniformResourceIdentifier(value))
+        else:
+            raise _Fail(400, 1097, "subjectaltname")
+    return out
+
+
+def _check_key_options(body: dict[str, Any]) -> None:
+    for flag in ("des", "des3", "aes256", "pkcs8"):
+        _bool(body, flag)
+
+
+def _rsa_key(bits: int, exponent: int) -> rsa.RSAPrivateKey:
+    """A fresh RSA key; below 1024 bits (which ``cryptography`` will not generate) built from primes."""
+    if bits >= 1024:
+        return rsa.generate_private_key(exponent, bits)
+    while True:
+        p = _prime(bits - bits // 2, exponent)
+        q = _prime(bits // 2, exponent)
+        n = p * q
+        if p != q and n.bit_length() == bits:
+            break
+    d = pow(exponent, -1, (p - 1) * (q - 1))
+    numbers = rsa.RSAPrivateNumbers(
+        p, q, d, d % (p - 1), d % (q - 1), pow(q, -1, p), rsa.RSAPublicNumbers(exponent, n)
+    )
+    return numbers.private_key()
+
+
+def _prime(bits: int, exponent: int) -> int:
+    while True:
+        candidate = secrets.randbits(bits) | (1 << (bits - 1)) | (1 << (bits - 2)) | 1
+        if (candidate - 1) % exponent and _probably_prime(candidate):
+            return candidate
+
+
+def _probably_prime(n: int) -> bool:
+    for small in (3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47):
+        if n % small == 0:
+            return n == small
+    d, r = n - 1, 0
+    while d % 2 == 0:
+        d //= 2
+        r += 1
+    for _ in range(32):
+        x = pow(secrets.randbelow(n - 3) + 2, d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(r - 1):
+            x = pow(x, 2, n)
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
