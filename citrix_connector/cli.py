@@ -17,7 +17,14 @@ from typing import Any, NoReturn
 import click
 
 from . import __version__
-from .config import Profile, ScmConfig, check_profile_against_scm, expand_profile_paths, load_profile, load_scm_config
+from .config import (
+    Profile,
+    ScmConfig,
+    check_profile_against_scm,
+    expand_profile_paths,
+    load_profile,
+    load_scm_config,
+)
 from .errors import EXIT_CONFIG, EXIT_FAILURE, CitrixAgentError, ConfigError, UsageError
 from .lifecycle import EXIT_ATTENTION, Agent, Outcome, worst_exit_code
 from .scm.base import REVOCATION_REASONS
@@ -66,7 +73,9 @@ def _setup_logging(verbose: int, log_file: Path | None) -> None:
     root.addHandler(stderr)
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=1_000_000, backupCount=5, encoding="utf-8")
+        handler = logging.handlers.RotatingFileHandler(
+            log_file, maxBytes=1_000_000, backupCount=5, encoding="utf-8"
+        )
         handler.setLevel(logging.DEBUG)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
         root.addHandler(handler)
@@ -119,7 +128,9 @@ def _load_scm(ctx: Context, *, required: bool) -> ScmConfig | None:
         if default.exists():
             path = default
         elif required:
-            raise UsageError("no SCM configuration: pass --scm-config PATH (or put scm.yaml in the current directory)")
+            raise UsageError(
+                "no SCM configuration: pass --scm-config PATH (or put scm.yaml in the current directory)"
+            )
         else:
             return None
     return load_scm_config(path)
@@ -139,13 +150,19 @@ def _load_profiles(args: Sequence[str], scm: ScmConfig | None) -> tuple[list[Pro
         try:
             profile = load_profile(path)
             if scm is not None:
-                problems = [p for p in check_profile_against_scm(profile, scm) if not p.startswith("warning: ")]
-                for warning in (p for p in check_profile_against_scm(profile, scm) if p.startswith("warning: ")):
-                    log.warning("%s", warning[len("warning: "):])
+                problems = [
+                    p for p in check_profile_against_scm(profile, scm) if not p.startswith("warning: ")
+                ]
+                for warning in (
+                    p for p in check_profile_against_scm(profile, scm) if p.startswith("warning: ")
+                ):
+                    log.warning("%s", warning[len("warning: ") :])
                 if problems:
                     raise ConfigError(problems)
             if profile.name in names:
-                raise ConfigError(f"{path}: name: profile name '{profile.name}' is also used by {names[profile.name]}")
+                raise ConfigError(
+                    f"{path}: name: profile name '{profile.name}' is also used by {names[profile.name]}"
+                )
             names[profile.name] = path
             profiles.append(profile)
         except ConfigError as exc:
@@ -163,19 +180,39 @@ def _print_outcomes(ctx: Context, outcomes: Sequence[Outcome]) -> None:
     headers = ["PROFILE", "ACTION", "RESULT", "ORDER", "SERIAL", "EXPIRES", "CERTKEY", "VSERVERS"]
     rows = []
     for o in outcomes:
-        expires = f"{o.expires} ({o.days_left}d)" if o.expires and o.days_left is not None else (o.expires or "-")
-        rows.append([o.profile, o.action, o.result, o.order_id or "-", _short_serial(o.serial), expires,
-                     o.certkey or "-", ",".join(o.vservers) or "-"])
+        expires = (
+            f"{o.expires} ({o.days_left}d)" if o.expires and o.days_left is not None else (o.expires or "-")
+        )
+        rows.append(
+            [
+                o.profile,
+                o.action,
+                o.result,
+                o.order_id or "-",
+                _short_serial(o.serial),
+                expires,
+                o.certkey or "-",
+                ",".join(o.vservers) or "-",
+            ]
+        )
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
     for row in [headers, *rows]:
-        click.echo("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip())
+        click.echo("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     for o in outcomes:
         if o.message:
             click.echo(f"{o.profile}: {o.message}")
-        for line in o.plan:
+        for line in o.plan if o.result == "planned" else []:
             click.echo(f"  - {line}" if not line.startswith("  ") else f"    {line.strip()}")
         if o.action == "status":
-            for key in ("next", "pending", "scm_status", "installed_serial", "link", "appliance_error", "scm_error"):
+            for key in (
+                "next",
+                "pending",
+                "scm_status",
+                "installed_serial",
+                "link",
+                "appliance_error",
+                "scm_error",
+            ):
                 value = o.details.get(key)
                 if value:
                     click.echo(f"  {key.replace('_', ' ')}: {value}")
@@ -197,8 +234,13 @@ def _make_agent(ctx: Context, scm: ScmConfig | None, **kwargs: Any) -> Agent:
 
 
 def _profile_command(
-    ctx: Context, profile_args: Sequence[str], run: Callable[[Agent, list[Profile]], list[Outcome]], *,
-    scm_required: bool = True, lock: bool = True, **agent_kwargs: Any,
+    ctx: Context,
+    profile_args: Sequence[str],
+    run: Callable[[Agent, list[Profile]], list[Outcome]],
+    *,
+    scm_required: bool = True,
+    lock: bool = True,
+    **agent_kwargs: Any,
 ) -> NoReturn:
     _ensure_license(ctx)
     scm = _load_scm(ctx, required=scm_required)
@@ -222,27 +264,50 @@ profiles_argument = click.argument("profiles", nargs=-1, type=click.Path())
 
 @click.group(epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="citrixagent")
-@click.option("--scm-config", type=click.Path(path_type=Path), envvar="CITRIXAGENT_SCM_CONFIG",
-              help="scm.yaml with the SCM URL and credentials (default: ./scm.yaml).")
-@click.option("--state-dir", type=click.Path(path_type=Path), envvar="CITRIXAGENT_STATE_DIR",
-              help="Where the state journal, local keys and the run lock live.")
-@click.option("--log-file", type=click.Path(path_type=Path), envvar="CITRIXAGENT_LOG_FILE",
-              help="Also log every decision and remote call (secrets redacted) to this rotating file.")
+@click.option(
+    "--scm-config",
+    type=click.Path(path_type=Path),
+    envvar="CITRIXAGENT_SCM_CONFIG",
+    help="scm.yaml with the SCM URL and credentials (default: ./scm.yaml).",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    envvar="CITRIXAGENT_STATE_DIR",
+    help="Where the state journal, local keys and the run lock live.",
+)
+@click.option(
+    "--log-file",
+    type=click.Path(path_type=Path),
+    envvar="CITRIXAGENT_LOG_FILE",
+    help="Also log every decision and remote call (secrets redacted) to this rotating file.",
+)
 @click.option("-v", "--verbose", count=True, help="Log to stderr, with request tracing (secrets redacted).")
 @click.option("--json", "json_output", is_flag=True, help="Machine-readable results on stdout.")
 @click.option("--accept-license", is_flag=True, help=f"Accept LICENSE.txt (or set {LICENSE_ENV}=yes).")
 @click.pass_context
-def cli(click_ctx: click.Context, scm_config: Path | None, state_dir: Path | None, log_file: Path | None,
-        verbose: int, json_output: bool, accept_license: bool) -> None:
-    """citrixagent: keep NetScaler certificates issued, renewed and installed from Sectigo Certificate Manager."""
+def cli(
+    click_ctx: click.Context,
+    scm_config: Path | None,
+    state_dir: Path | None,
+    log_file: Path | None,
+    verbose: int,
+    json_output: bool,
+    accept_license: bool,
+) -> None:
+    """citrixagent: NetScaler certificates issued, renewed and installed from Sectigo Certificate Manager."""
     _setup_logging(verbose, log_file)
-    click_ctx.obj = Context(scm_config, state_dir or default_state_dir(), json_output, verbose, accept_license)
+    click_ctx.obj = Context(
+        scm_config, state_dir or default_state_dir(), json_output, verbose, accept_license
+    )
 
 
 @cli.command()
 @profiles_argument
 @dry_run_option
-@click.option("--force", is_flag=True, help="Place a new order even if the profile already has a certificate.")
+@click.option(
+    "--force", is_flag=True, help="Place a new order even if the profile already has a certificate."
+)
 @click.pass_obj
 def enroll(ctx: Context, profiles: tuple[str, ...], dry_run: bool, force: bool) -> None:
     """Enroll a certificate for each PROFILE and install it (resumes a pending order)."""
@@ -254,7 +319,7 @@ def enroll(ctx: Context, profiles: tuple[str, ...], dry_run: bool, force: bool) 
 @dry_run_option
 @click.pass_obj
 def renew(ctx: Context, profiles: tuple[str, ...], dry_run: bool) -> None:
-    """Renew each PROFILE's certificate at SCM (new order id; new key unless renewal.reuse_key) and install it."""
+    """Renew each PROFILE's certificate at SCM (new order id, new key unless reuse_key) and install it."""
     _profile_command(ctx, profiles, Agent.renew, dry_run=dry_run)
 
 
@@ -269,7 +334,9 @@ def replace(ctx: Context, profiles: tuple[str, ...], dry_run: bool) -> None:
 
 @cli.command()
 @profiles_argument
-@click.option("--reason", type=click.Choice(sorted(REVOCATION_REASONS)), required=True, help="Revocation reason.")
+@click.option(
+    "--reason", type=click.Choice(sorted(REVOCATION_REASONS)), required=True, help="Revocation reason."
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
 def revoke(ctx: Context, profiles: tuple[str, ...], reason: str, yes: bool) -> None:
@@ -277,8 +344,9 @@ def revoke(ctx: Context, profiles: tuple[str, ...], reason: str, yes: bool) -> N
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError("revoke asks for confirmation: pass --yes for unattended use")
-        click.confirm(f"Revoke the current certificate of {len(profiles)} profile(s) ({reason})?", abort=True,
-                      err=True)
+        click.confirm(
+            f"Revoke the current certificate of {len(profiles)} profile(s) ({reason})?", abort=True, err=True
+        )
     code = REVOCATION_REASONS[reason]
     _profile_command(ctx, profiles, lambda a, p: a.revoke(p, reason=reason, reason_code=code))
 
@@ -296,8 +364,13 @@ def status(ctx: Context, profiles: tuple[str, ...]) -> None:
 @cli.command()
 @profiles_argument
 @dry_run_option
-@click.option("--workers", type=click.IntRange(1, 32), default=4, show_default=True,
-              help="Appliances processed concurrently.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 32),
+    default=4,
+    show_default=True,
+    help="Appliances processed concurrently.",
+)
 @click.pass_obj
 def run(ctx: Context, profiles: tuple[str, ...], dry_run: bool, workers: int) -> None:
     """The scheduled entry point: for each profile do the one right thing (enroll, collect, renew,
@@ -328,8 +401,10 @@ def validate(ctx: Context, profiles: tuple[str, ...]) -> None:
                     raise ConfigError(errors)
                 for warning in extra:
                     click.echo(warning, err=True)
-                click.echo(f"ok  {path} ({profile.name}: {profile.certificate.key.describe()}, "
-                           f"{len(profile.vservers)} vserver(s))")
+                click.echo(
+                    f"ok  {path} ({profile.name}: {profile.certificate.key.describe()}, "
+                    f"{len(profile.vservers)} vserver(s))"
+                )
             except ConfigError as exc:
                 problems.extend(exc.problems)
     elif scm is None and not problems:
@@ -340,10 +415,20 @@ def validate(ctx: Context, profiles: tuple[str, ...]) -> None:
 
 
 @cli.command()
-@click.option("--api", type=click.Choice(["admin", "enrollment"]), default="admin", show_default=True,
-              help="Which SCM API the demo talks to.")
-@click.option("--dir", "directory", type=click.Path(path_type=Path), default=None,
-              help="Keep the sandbox files here (default: a temporary directory).")
+@click.option(
+    "--api",
+    type=click.Choice(["admin", "enrollment"]),
+    default="admin",
+    show_default=True,
+    help="Which SCM API the demo talks to.",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Keep the sandbox files here (default: a temporary directory).",
+)
 @click.pass_obj
 def demo(ctx: Context, api: str, directory: Path | None) -> None:
     """Run the whole job once on the built-in sandbox (simulated SCM + NetScaler)."""
@@ -351,8 +436,9 @@ def demo(ctx: Context, api: str, directory: Path | None) -> None:
     from .demo import run_demo
 
     with tempfile.TemporaryDirectory(prefix="citrixagent-demo-") as tmp:
-        code = run_demo(Path(directory) if directory else Path(tmp), api=api, json_output=ctx.json_output,
-                        echo=click.echo)
+        code = run_demo(
+            Path(directory) if directory else Path(tmp), api=api, json_output=ctx.json_output, echo=click.echo
+        )
     sys.exit(code)
 
 
@@ -362,11 +448,21 @@ def sandbox() -> None:
 
 
 @sandbox.command("serve")
-@click.option("--dir", "directory", type=click.Path(path_type=Path), required=True,
-              help="Where to write scm.yaml, the CA bundle and ready profiles.")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Where to write scm.yaml, the CA bundle and ready profiles.",
+)
 @click.option("--appliances", type=click.IntRange(1, 16), default=1, show_default=True)
-@click.option("--issue-after-polls", type=click.IntRange(0, 100), default=2, show_default=True,
-              help="SCM answers 'being processed' this many times before issuing.")
+@click.option(
+    "--issue-after-polls",
+    type=click.IntRange(0, 100),
+    default=2,
+    show_default=True,
+    help="SCM answers 'being processed' this many times before issuing.",
+)
 def sandbox_serve(directory: Path, appliances: int, issue_after_polls: int) -> None:
     """Start the simulated SCM (both APIs) and NetScaler(s) until interrupted (Ctrl-C)."""
     from .sandbox.world import Sandbox
@@ -376,8 +472,10 @@ def sandbox_serve(directory: Path, appliances: int, issue_after_polls: int) -> N
         click.echo("citrixagent sandbox running (Ctrl-C to stop)")
         for line in world.describe():
             click.echo(line)
-        click.echo(f"\nTry: citrixagent --accept-license --scm-config {world.scm_yaml} enroll "
-                   f"{world.profile_path('lb-profile')}")
+        click.echo(
+            f"\nTry: citrixagent --accept-license --scm-config {world.scm_yaml} enroll "
+            f"{world.profile_path('lb-profile')}"
+        )
         sys.stdout.flush()
         try:
             threading.Event().wait()
@@ -393,7 +491,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = any(a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in args)
     try:
-        cli.main(args=args, prog_name="citrixagent", standalone_mode=False)
+        rc = cli.main(args=args, prog_name="citrixagent", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(EXIT_FAILURE)
@@ -413,6 +511,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise
         click.echo(f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)", err=True)
         sys.exit(EXIT_FAILURE)
+    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 __all__ = ["EXIT_ATTENTION", "cli", "main"]

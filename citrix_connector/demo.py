@@ -16,8 +16,9 @@ from .sandbox.world import ADC_PASSWORD, ADC_USER, Sandbox
 from .state import StateStore
 
 
-def run_demo(directory: Path, *, api: str = "admin", json_output: bool = False,
-             echo: Callable[[str], None] = print) -> int:
+def run_demo(
+    directory: Path, *, api: str = "admin", json_output: bool = False, echo: Callable[[str], None] = print
+) -> int:
     """Start the sandbox in ``directory``, enroll the lb profile, show the result. Returns the exit code."""
     say = (lambda _msg: None) if json_output else echo
     say("Starting the sandbox: a simulated Sectigo Certificate Manager and a simulated NetScaler,")
@@ -31,8 +32,10 @@ def run_demo(directory: Path, *, api: str = "admin", json_output: bool = False,
             say(f"  {line}")
         scm_path = world.scm_enrollment_yaml if api == "enrollment" else world.scm_yaml
         profile_path = world.profile_path("lb-profile")
-        say(f"\nEnrolling {profile_path.name} through the SCM {api} API "
-            f"(RSA 2048 key made locally, lb vserver vs_shop_https) ...")
+        say(
+            f"\nEnrolling {profile_path.name} through the SCM {api} API "
+            f"(RSA 2048 key made locally, lb vserver vs_shop_https) ..."
+        )
         scm = load_scm_config(scm_path)
         profile = load_profile(profile_path)
         agent = Agent(scm, StateStore(directory / "state"))
@@ -45,36 +48,53 @@ def run_demo(directory: Path, *, api: str = "admin", json_output: bool = False,
         outcome = outcomes[0]
         code = worst_exit_code(outcomes)
         if outcome.result != "ok":
-            echo(json.dumps([o.to_dict() for o in outcomes], indent=2) if json_output
-                 else f"\nThe demo failed: {outcome.message}")
+            echo(
+                json.dumps([o.to_dict() for o in outcomes], indent=2)
+                if json_output
+                else f"\nThe demo failed: {outcome.message}"
+            )
             return code or EXIT_FAILURE
         sim = world.enrollment if api == "enrollment" else world.scm
         pending_answers = sum(1 for r in sim.requests if r.method == "GET" and r.status in (400, 404))
         vserver = profile.vservers[0].name
-        with NitroClient(world.netscaler.url, username=ADC_USER, password=ADC_PASSWORD,
-                         verify=world.ca_bundle) as nitro:
+        with NitroClient(
+            world.netscaler.url, username=ADC_USER, password=ADC_PASSWORD, verify=world.ca_bundle
+        ) as nitro:
             bindings = nitro.vserver_bindings(vserver)
             installed = nitro.get_certkey(profile.certificate.certkey_name)
+            saved = not nitro.config_changed()
         bound = [b.certkey for b in bindings if not b.ca]
         if json_output:
             data = outcome.to_dict()
-            data["appliance_readback"] = {"vserver": vserver, "bound_certkeys": bound,
-                                          "serial": installed.serial if installed else None}
+            data["appliance_readback"] = {
+                "vserver": vserver,
+                "bound_certkeys": bound,
+                "serial": installed.serial if installed else None,
+            }
             echo(json.dumps(data, indent=2))
             return code
         say("")
         say("Done. What happened:")
-        say(f"  SCM order id       {outcome.order_id}  (SCM said 'still being processed' {pending_answers} "
-            "time(s) before issuing)")
+        say(
+            f"  SCM order id       {outcome.order_id}  (SCM said 'still being processed' {pending_answers} "
+            "time(s) before issuing)"
+        )
         say(f"  serial             {outcome.serial}")
         say(f"  expires            {outcome.expires} ({outcome.days_left} days)")
         say(f"  certkey            {outcome.certkey} on {world.netscaler.url}")
         say(f"  vserver            {vserver} (load balancing)")
-        say(f"  read back (NITRO)  sslvserver_sslcertkey_binding/{vserver} -> {', '.join(bound) or 'nothing'}; "
-            f"certkey serial {installed.serial if installed else '?'}; configuration saved")
-        if installed is None or profile.certificate.certkey_name not in bound:
+        say(
+            f"  read back (NITRO)  sslvserver_sslcertkey_binding/{vserver} -> {', '.join(bound) or 'nothing'}"
+        )
+        say(
+            f"                     certkey serial {installed.serial if installed else '?'}; "
+            f"configuration {'saved' if saved else 'NOT saved'}"
+        )
+        if installed is None or profile.certificate.certkey_name not in bound or not saved:
             say("  WARNING: the read-back does not show the certificate bound")
             return EXIT_FAILURE
-        say("\nNext: `citrixagent sandbox serve --dir DIR` keeps the sandbox running so you can try "
-            "enroll, status, renew, replace, revoke and run by hand.")
+        say(
+            "\nNext: `citrixagent sandbox serve --dir DIR` keeps the sandbox running so you can try "
+            "enroll, status, renew, replace, revoke and run by hand."
+        )
         return code

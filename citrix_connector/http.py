@@ -196,8 +196,15 @@ class HttpClient:
                 retryable = not isinstance(exc, requests.exceptions.SSLError) and (idempotent or not reached)
                 if retryable and attempt < self.retry.attempts:
                     wait = self.retry.delay(attempt)
-                    log.info("%s %s %s failed (%s); retry %d in %.1fs", self.name, method, url,
-                             type(exc).__name__, attempt, wait)
+                    log.info(
+                        "%s %s %s failed (%s); retry %d in %.1fs",
+                        self.name,
+                        method,
+                        url,
+                        type(exc).__name__,
+                        attempt,
+                        wait,
+                    )
                     self.sleep(wait)
                     continue
                 raise describe_exception(exc, url) from exc
@@ -212,8 +219,15 @@ class HttpClient:
                 transient = bool(is_transient and is_transient(response))
             if transient and attempt < self.retry.attempts:
                 wait = self.retry.delay(attempt, _retry_after(response))
-                log.info("%s %s %s answered %d; retry %d in %.1fs", self.name, method, url,
-                         response.status_code, attempt, wait)
+                log.info(
+                    "%s %s %s answered %d; retry %d in %.1fs",
+                    self.name,
+                    method,
+                    url,
+                    response.status_code,
+                    attempt,
+                    wait,
+                )
                 self.sleep(wait)
                 continue
             return response
@@ -223,14 +237,22 @@ class HttpClient:
             return
         merged = {k: str(v) for k, v in self.session.headers.items()}
         merged.update(headers or {})
-        log.debug("%s > %s %s headers=%s body=%s", self.name, method, url, redact_headers(merged),
-                  redact(body) if body is not None else "")
+        log.debug(
+            "%s > %s %s headers=%s body=%s",
+            self.name,
+            method,
+            url,
+            redact_headers(merged),
+            redact(body) if body is not None else "",
+        )
 
 
 def _is_connect_error(exc: requests.RequestException) -> bool:
     """True when the connection was never established (nothing was sent)."""
     text = repr(exc)
     return isinstance(exc, requests.exceptions.ConnectionError) and (
-        "NewConnectionError" in text or "Connection refused" in text or "Name or service" in text
+        "NewConnectionError" in text
+        or "Connection refused" in text
+        or "Name or service" in text
         or "getaddrinfo" in text
     )

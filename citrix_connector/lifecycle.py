@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from . import crypto
 from .config import ApplianceConfig, Profile, ScmConfig
@@ -36,6 +37,7 @@ from .errors import (
     EXIT_OK,
     EXIT_PENDING,
     CitrixAgentError,
+    CryptoError,
     PendingError,
     UsageError,
 )
@@ -272,13 +274,22 @@ class Agent:
         return sorted(flat, key=lambda o: order.get(o.profile, len(order)))
 
     def _guard(
-        self, profile: Profile, session: ApplianceSession, work: Callable[[Profile, ApplianceSession], Outcome]
+        self,
+        profile: Profile,
+        session: ApplianceSession,
+        work: Callable[[Profile, ApplianceSession], Outcome],
     ) -> Outcome:
         try:
             outcome = work(profile, session)
         except PendingError as exc:
-            outcome = Outcome(profile.name, "collect", "pending", str(exc), order_id=exc.order_id or None,
-                              exit_code=exc.exit_code)
+            outcome = Outcome(
+                profile.name,
+                "collect",
+                "pending",
+                str(exc),
+                order_id=exc.order_id or None,
+                exit_code=exc.exit_code,
+            )
         except CitrixAgentError as exc:
             log.debug("profile %s failed", profile.name, exc_info=True)
             outcome = Outcome(profile.name, "nothing", "failed", str(exc), exit_code=exc.exit_code)
@@ -286,8 +297,13 @@ class Agent:
             outcome.appliance = session.label
         if outcome.certkey is None:
             outcome.certkey = profile.certificate.certkey_name
-        log.info("%s: %s %s%s", profile.name, outcome.action, outcome.result,
-                 f" ({outcome.message})" if outcome.message else "")
+        log.info(
+            "%s: %s %s%s",
+            profile.name,
+            outcome.action,
+            outcome.result,
+            f" ({outcome.message})" if outcome.message else "",
+        )
         return outcome
 
     def _save_appliance(self, session: ApplianceSession, outcomes: list[Outcome]) -> None:
@@ -302,7 +318,7 @@ class Agent:
                     outcome.exit_code = exc.exit_code
                     outcome.message = f"deployed, but saving the configuration failed: {exc}"
             return
-        for profile, state in session.unsaved_profiles:
+        for _profile, state in session.unsaved_profiles:
             if state.deployed is not None:
                 state.deployed.saved = True
                 state.add_event("saved", appliance=session.label)
@@ -338,23 +354,35 @@ class Agent:
         if state.current is not None and not self.force:
             installed = self._installed(profile, session)
             if self._serving_current(profile, state, installed):
-                return self._row(profile, state, "nothing", "nothing",
-                                 "already enrolled and installed; use renew or replace, or --force for a "
-                                 "new order", installed)
+                return self._row(
+                    profile,
+                    state,
+                    "nothing",
+                    "nothing",
+                    "already enrolled and installed; use renew or replace, or --force for a new order",
+                    installed,
+                )
             return self._redeploy(profile, state, session, "enrolled before; installing that certificate")
         return self._order(profile, state, session, "enroll")
 
-    def _order_command(self, profile: Profile, session: ApplianceSession, kind: Literal["renew", "replace"]) -> Outcome:
+    def _order_command(
+        self, profile: Profile, session: ApplianceSession, kind: Literal["renew", "replace"]
+    ) -> Outcome:
         state = self.store.load(profile.name)
         if state.pending is not None:
             return self._collect_and_deploy(profile, state, session)
         if state.current is None:
-            raise UsageError(f"{profile.name}: nothing to {kind}: no certificate was enrolled for this profile "
-                             "yet (run enroll or run)")
+            raise UsageError(
+                f"{profile.name}: nothing to {kind}: no certificate was enrolled for this profile "
+                "yet (run enroll or run)"
+            )
         return self._order(profile, state, session, kind)
 
     def _order(
-        self, profile: Profile, state: ProfileState, session: ApplianceSession,
+        self,
+        profile: Profile,
+        state: ProfileState,
+        session: ApplianceSession,
         kind: Literal["enroll", "renew", "replace"],
     ) -> Outcome:
         cert = profile.certificate
@@ -443,12 +471,16 @@ class Agent:
         outcome.action = kind
         return outcome
 
-    def _csr_for_existing_key(self, profile: Profile, session: ApplianceSession, key_ref: str, stamp: str) -> str:
+    def _csr_for_existing_key(
+        self, profile: Profile, session: ApplianceSession, key_ref: str, stamp: str
+    ) -> str:
         """A fresh CSR for the key already in use (renewal with ``reuse_key``)."""
         cert = profile.certificate
         if cert.key_location == "local":
             key = crypto.load_private_key(Path(key_ref).read_bytes())
-            return crypto.csr_to_pem(crypto.build_csr(key, cert.common_name, cert.subject_alt_names, cert.subject))
+            return crypto.csr_to_pem(
+                crypto.build_csr(key, cert.common_name, cert.subject_alt_names, cert.subject)
+            )
         from .nitro.deploy import make_csr_on_appliance
 
         session.changed = True
@@ -462,7 +494,10 @@ class Agent:
         )
 
     def _plan_order(
-        self, profile: Profile, state: ProfileState, session: ApplianceSession,
+        self,
+        profile: Profile,
+        state: ProfileState,
+        session: ApplianceSession,
         kind: Literal["enroll", "renew", "replace"],
     ) -> Outcome:
         cert = profile.certificate
@@ -470,16 +505,23 @@ class Agent:
         if kind == "renew" and profile.renewal.reuse_key:
             plan.append("reuse the current key and make a new CSR")
         elif cert.key_location == "local":
-            plan.append(f"generate a {cert.key.describe()} key locally and a CSR for "
-                        f"{', '.join(cert.subject_alt_names)}")
+            plan.append(
+                f"generate a {cert.key.describe()} key locally and a CSR for "
+                f"{', '.join(cert.subject_alt_names)}"
+            )
         else:
-            plan.append(f"create a {cert.key.describe()} key and a CSR on {session.label} "
-                        f"for {', '.join(cert.subject_alt_names)}")
+            plan.append(
+                f"create a {cert.key.describe()} key and a CSR on {session.label} "
+                f"for {', '.join(cert.subject_alt_names)}"
+            )
         api = self.scm_config.api if self.scm_config else "?"
         if kind == "enroll":
             s = profile.sectigo
-            detail = (f"org {s.org_id}, type {s.cert_type}, term {s.term}" if api == "admin"
-                      else "REST account's profile and term")
+            detail = (
+                f"org {s.org_id}, type {s.cert_type}, term {s.term}"
+                if api == "admin"
+                else "REST account's profile and term"
+            )
             plan.append(f"order a new certificate from SCM ({api} API: {detail})")
         else:
             prev = state.current.order_id if state.current else "?"
@@ -487,35 +529,54 @@ class Agent:
         plan.append("wait for SCM to issue it, then install it:")
         plan.extend(self._deploy_plan_for_new(profile, session))
         plan.append(f"save the configuration of {session.label}")
-        return self._row(profile, state, kind, "planned", "dry run: nothing ordered, nothing written",
-                         None, plan=plan)
+        return self._row(
+            profile, state, kind, "planned", "dry run: nothing ordered, nothing written", None, plan=plan
+        )
 
     def _deploy_plan_for_new(self, profile: Profile, session: ApplianceSession) -> list[str]:
         cert = profile.certificate
         installed = self._installed(profile, session)
-        steps = ["  install the issuing CA certificate(s) unless already installed (found by serial), and link"]
+        steps = [
+            "  install the issuing CA certificate(s) unless already installed (found by serial), and link"
+        ]
         if installed is not None and installed.serial:
-            steps.append(f"  upload the new certificate{' and key' if cert.key_location == 'local' else ''} "
-                         f"and update certkey {cert.certkey_name} in place (bindings kept)")
+            steps.append(
+                f"  upload the new certificate{' and key' if cert.key_location == 'local' else ''} "
+                f"and update certkey {cert.certkey_name} in place (bindings kept)"
+            )
         else:
-            steps.append(f"  upload the certificate{' and key' if cert.key_location == 'local' else ''} "
-                         f"and add certkey {cert.certkey_name}")
+            steps.append(
+                f"  upload the certificate{' and key' if cert.key_location == 'local' else ''} "
+                f"and add certkey {cert.certkey_name}"
+            )
         bound = set(installed.bound_vservers) if installed is not None else set()
         for vs in profile.vservers:
             if vs.name not in bound:
-                steps.append(f"  bind {cert.certkey_name} to {vs.type} vserver {vs.name}"
-                             f"{' as SNI certificate' if vs.sni else ''}")
+                steps.append(
+                    f"  bind {cert.certkey_name} to {vs.type} vserver {vs.name}"
+                    f"{' as SNI certificate' if vs.sni else ''}"
+                )
         return steps
 
     # -- collect + deploy ------------------------------------------------------------------------
-    def _collect_and_deploy(self, profile: Profile, state: ProfileState, session: ApplianceSession) -> Outcome:
+    def _collect_and_deploy(
+        self, profile: Profile, state: ProfileState, session: ApplianceSession
+    ) -> Outcome:
         pending = state.pending
         assert pending is not None
         if self.dry_run:
-            return self._row(profile, state, "collect", "planned",
-                             f"dry run: would collect SCM order {pending.order_id} and install it", None,
-                             plan=[f"collect SCM order {pending.order_id} ({pending.kind})",
-                                   *self._deploy_plan_for_new(profile, session)])
+            return self._row(
+                profile,
+                state,
+                "collect",
+                "planned",
+                f"dry run: would collect SCM order {pending.order_id} and install it",
+                None,
+                plan=[
+                    f"collect SCM order {pending.order_id} ({pending.kind})",
+                    *self._deploy_plan_for_new(profile, session),
+                ],
+            )
         if self.scm_config is None:
             raise UsageError("no scm.yaml given: use --scm-config PATH (needed to talk to SCM)")
         if pending.api and pending.api != self.scm.api_name:
@@ -526,8 +587,10 @@ class Agent:
         certs = wait_for_certificate(
             self.scm, pending.order_id, self.scm_config.poll, clock=self.monotonic, sleep=self.sleep
         )
-        csr = crypto.load_csr(pending.csr_pem)
-        leaf, chain = crypto.split_leaf_and_chain(certs, csr.public_key())
+        csr_key = crypto.load_csr(pending.csr_pem).public_key()
+        if not isinstance(csr_key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
+            raise CryptoError(f"{profile.name}: the pending order's CSR has an unsupported key type")
+        leaf, chain = crypto.split_leaf_and_chain(certs, csr_key)
         info = crypto.cert_info(leaf)
         state.current = IssuedRecord(
             order_id=pending.order_id,
@@ -545,15 +608,18 @@ class Agent:
             issued_at=_iso(self.clock()),
         )
         state.pending = None
-        state.add_event("issued", order_id=pending.order_id, serial=info.serial_hex,
-                        not_after=_iso(info.not_after))
+        state.add_event(
+            "issued", order_id=pending.order_id, serial=info.serial_hex, not_after=_iso(info.not_after)
+        )
         self.store.save(state)
         log.info("%s: order %s issued, serial %s", profile.name, pending.order_id, info.serial_hex)
         outcome = self._deploy_current(profile, state, session)
         outcome.action = "collect"
         return outcome
 
-    def _redeploy(self, profile: Profile, state: ProfileState, session: ApplianceSession, why: str) -> Outcome:
+    def _redeploy(
+        self, profile: Profile, state: ProfileState, session: ApplianceSession, why: str
+    ) -> Outcome:
         outcome = self._deploy_current(profile, state, session)
         outcome.action = "redeploy"
         if outcome.result == "ok":
@@ -585,8 +651,15 @@ class Agent:
             preflight(session.nitro, plan.vservers)
         result = deploy(session.nitro, plan, dry_run=self.dry_run)
         if self.dry_run:
-            return self._row(profile, state, "redeploy", "planned", "dry run: nothing written", None,
-                             plan=[*result.actions, f"save the configuration of {session.label}"])
+            return self._row(
+                profile,
+                state,
+                "redeploy",
+                "planned",
+                "dry run: nothing written",
+                None,
+                plan=[*result.actions, f"save the configuration of {session.label}"],
+            )
         session.changed = session.changed or result.changed
         state.deployed = DeploymentRecord(
             appliance=session.label,
@@ -611,15 +684,23 @@ class Agent:
             return Decision("collect", f"SCM order {state.pending.order_id} is pending")
         current = state.current
         if current is None:
+            if state.revoked:
+                last = state.revoked[-1]
+                return Decision("enroll", f"the last certificate (order {last.get('order_id')}) was revoked")
             return Decision("enroll", "no certificate enrolled yet")
         cert = profile.certificate
         wanted = [n.lower() for n in cert.subject_alt_names]
         have = [n.lower() for n in current.sans]
-        if (current.common_name.lower() != cert.common_name.lower() or sorted(set(wanted)) != sorted(set(have))):
+        if current.common_name.lower() != cert.common_name.lower() or sorted(set(wanted)) != sorted(
+            set(have)
+        ):
             return Decision("replace", "the profile's names differ from the issued certificate")
         if current.key_desc != cert.key.describe() or current.key_location != cert.key_location:
-            return Decision("replace", f"the profile's key ({cert.key.describe()}, {cert.key_location}) differs "
-                                       f"from the issued certificate's ({current.key_desc}, {current.key_location})")
+            return Decision(
+                "replace",
+                f"the profile's key ({cert.key.describe()}, {cert.key_location}) differs "
+                f"from the issued certificate's ({current.key_desc}, {current.key_location})",
+            )
         now = self.clock()
         not_after = _parse_iso(current.not_after)
         not_before = _parse_iso(current.not_before)
@@ -628,18 +709,27 @@ class Agent:
             lifetime = (not_after - not_before).total_seconds()
             threshold = not_before + timedelta(seconds=lifetime * renewal.percent_of_lifetime / 100)
             if now >= threshold:
-                return Decision("renew", f"{renewal.percent_of_lifetime:g}% of the certificate's lifetime has "
-                                         f"passed (expires {not_after.date()})")
+                return Decision(
+                    "renew",
+                    f"{renewal.percent_of_lifetime:g}% of the certificate's lifetime has "
+                    f"passed (expires {not_after.date()})",
+                )
         elif not_after - now <= timedelta(days=renewal.days_before_expiry):
             days = (not_after - now).days
-            return Decision("renew", f"expires in {days} days (renewal window {renewal.days_before_expiry} days)")
+            return Decision(
+                "renew", f"expires in {days} days (renewal window {renewal.days_before_expiry} days)"
+            )
         if not self._serving_current(profile, state, installed):
-            return Decision("redeploy", "the appliance does not serve the last issued certificate on every vserver")
+            return Decision(
+                "redeploy", "the appliance does not serve the last issued certificate on every vserver"
+            )
         if state.deployed is not None and not state.deployed.saved:
             return Decision("redeploy", "the last deployment was not saved on the appliance")
         return Decision("nothing", "certificate valid and installed")
 
-    def _serving_current(self, profile: Profile, state: ProfileState, installed: InstalledState | None) -> bool:
+    def _serving_current(
+        self, profile: Profile, state: ProfileState, installed: InstalledState | None
+    ) -> bool:
         if installed is None or state.current is None or not installed.serial:
             return False
         if crypto.normalize_serial(installed.serial) != crypto.normalize_serial(state.current.serial):
@@ -647,8 +737,11 @@ class Agent:
         return all(v.name in installed.bound_vservers for v in profile.vservers)
 
     def _installed(self, profile: Profile, session: ApplianceSession) -> InstalledState | None:
-        return read_installed(session.nitro, profile.certificate.certkey_name,
-                              [(v.name, v.type, v.sni) for v in profile.vservers])
+        return read_installed(
+            session.nitro,
+            profile.certificate.certkey_name,
+            [(v.name, v.type, v.sni) for v in profile.vservers],
+        )
 
     def _run_one(self, profile: Profile, session: ApplianceSession) -> Outcome:
         state = self.store.load(profile.name)
@@ -658,16 +751,24 @@ class Agent:
         if decision.action == "collect":
             outcome = self._collect_and_deploy(profile, state, session)
         elif decision.action in ("enroll", "renew", "replace"):
-            kind: Literal["enroll", "renew", "replace"] = decision.action  # type: ignore[assignment]
+            kind: Literal["enroll", "renew", "replace"] = decision.action
             outcome = self._order(profile, state, session, kind)
         elif decision.action == "redeploy":
-            if state.deployed is not None and not state.deployed.saved and self._serving_current(
-                profile, state, installed
+            if (
+                state.deployed is not None
+                and not state.deployed.saved
+                and self._serving_current(profile, state, installed)
             ):
                 # Installed but the save never happened: only the save is missing.
                 session.unsaved_profiles.append((profile, state))
-                return self._row(profile, state, "redeploy", "planned" if self.dry_run else "ok",
-                                 "saving the configuration that a previous run left unsaved", installed)
+                return self._row(
+                    profile,
+                    state,
+                    "redeploy",
+                    "planned" if self.dry_run else "ok",
+                    "saving the configuration that a previous run left unsaved",
+                    installed,
+                )
             outcome = self._redeploy(profile, state, session, decision.reason)
         else:
             return self._row(profile, state, "nothing", "nothing", decision.reason, installed)
@@ -684,8 +785,9 @@ class Agent:
             installed = self._installed(profile, session)
         except CitrixAgentError as exc:
             details["appliance_error"] = str(exc)
-        order_id = (state.pending.order_id if state.pending else
-                    state.current.order_id if state.current else None)
+        order_id = (
+            state.pending.order_id if state.pending else state.current.order_id if state.current else None
+        )
         if order_id and self.scm_config is not None:
             try:
                 scm_status = self.scm.status(order_id)
@@ -696,29 +798,51 @@ class Agent:
         decision = self.decide(profile, state, installed)
         details["next"] = decision.action
         details["next_reason"] = decision.reason
-        details["pending"] = (f"{state.pending.kind} order {state.pending.order_id} placed "
-                              f"{state.pending.placed_at}" if state.pending else None)
+        details["pending"] = (
+            f"{state.pending.kind} order {state.pending.order_id} placed {state.pending.placed_at}"
+            if state.pending
+            else None
+        )
         details["link"] = installed.link if installed else None
         attention = decision.action != "nothing" or "appliance_error" in details or "scm_error" in details
-        outcome = self._row(profile, state, "status", "attention" if attention else "ok",
-                            decision.reason, installed)
+        outcome = self._row(
+            profile, state, "status", "attention" if attention else "ok", decision.reason, installed
+        )
         outcome.details.update(details)
         outcome.exit_code = EXIT_ATTENTION if attention else EXIT_OK
         return outcome
 
     # -- revoke ----------------------------------------------------------------------------------
-    def _revoke_one(self, profile: Profile, session: ApplianceSession, reason: str, reason_code: int) -> Outcome:
+    def _revoke_one(
+        self, profile: Profile, session: ApplianceSession, reason: str, reason_code: int
+    ) -> Outcome:
         state = self.store.load(profile.name)
         current = state.current
         if current is None:
             raise UsageError(f"{profile.name}: nothing to revoke: no issued certificate is recorded for it")
         if self.dry_run:
-            return self._row(profile, state, "revoke", "planned", f"dry run: would revoke order "
-                             f"{current.order_id} (serial {current.serial}) with reason {reason}", None)
-        self.scm.revoke(current.order_id, reason_code=reason_code,
-                        reason=f"{reason} (revoked by citrixagent for profile {profile.name})")
-        state.revoked.append({"order_id": current.order_id, "serial": current.serial, "reason": reason,
-                              "at": _iso(self.clock())})
+            return self._row(
+                profile,
+                state,
+                "revoke",
+                "planned",
+                f"dry run: would revoke order "
+                f"{current.order_id} (serial {current.serial}) with reason {reason}",
+                None,
+            )
+        self.scm.revoke(
+            current.order_id,
+            reason_code=reason_code,
+            reason=f"{reason} (revoked by citrixagent for profile {profile.name})",
+        )
+        state.revoked.append(
+            {
+                "order_id": current.order_id,
+                "serial": current.serial,
+                "reason": reason,
+                "at": _iso(self.clock()),
+            }
+        )
         state.current = None
         state.add_event("revoked", order_id=current.order_id, serial=current.serial, reason=reason)
         self.store.save(state)
@@ -728,21 +852,39 @@ class Agent:
         except CitrixAgentError as exc:
             installed = None
             message += f"; could not check the appliance: {exc}"
-        if installed is not None and installed.serial and crypto.normalize_serial(
-            installed.serial
-        ) == crypto.normalize_serial(current.serial):
+        if (
+            installed is not None
+            and installed.serial
+            and crypto.normalize_serial(installed.serial) == crypto.normalize_serial(current.serial)
+        ):
             bound = ", ".join(installed.bound_vservers) or "no vserver"
-            message += (f"; WARNING: the revoked certificate is still installed as {profile.certificate.certkey_name}"
-                        f" and bound to {bound}: run `citrixagent run {profile.source}` to enroll and install a "
-                        "new one")
-        outcome = Outcome(profile.name, "revoke", "ok", message, order_id=current.order_id, serial=current.serial,
-                          expires=current.not_after[:10])
+            message += (
+                f"; WARNING: the revoked certificate is still installed as {profile.certificate.certkey_name}"
+                f" and bound to {bound}: run `citrixagent run {profile.source}` to enroll and install a "
+                "new one"
+            )
+        outcome = Outcome(
+            profile.name,
+            "revoke",
+            "ok",
+            message,
+            order_id=current.order_id,
+            serial=current.serial,
+            expires=current.not_after[:10],
+        )
         return outcome
 
     # -- rows ------------------------------------------------------------------------------------
     def _row(
-        self, profile: Profile, state: ProfileState, action: Action, result: Result, message: str,
-        installed: InstalledState | None, *, plan: list[str] | None = None,
+        self,
+        profile: Profile,
+        state: ProfileState,
+        action: Action,
+        result: Result,
+        message: str,
+        installed: InstalledState | None,
+        *,
+        plan: list[str] | None = None,
     ) -> Outcome:
         current = state.current
         outcome = Outcome(profile.name, action, result, message, plan=list(plan or []))
@@ -761,9 +903,9 @@ class Agent:
                 outcome.details["installed_serial"] = installed.serial
             if installed.not_after is not None:
                 outcome.details["installed_expires"] = installed.not_after.date().isoformat()
-                if current is None or crypto.normalize_serial(installed.serial or "0") != crypto.normalize_serial(
-                    current.serial
-                ):
+                if current is None or crypto.normalize_serial(
+                    installed.serial or "0"
+                ) != crypto.normalize_serial(current.serial):
                     outcome.days_left = (installed.not_after - self.clock()).days
         elif state.deployed is not None:
             outcome.vservers = list(state.deployed.vservers)

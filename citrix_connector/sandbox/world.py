@@ -45,7 +45,13 @@ DEFAULT_VSERVERS: tuple[tuple[str, str, bool], ...] = (
 EXAMPLE_PROFILES: dict[str, tuple[str, str, bool, str, dict[str, Any]]] = {
     "lb-profile": ("vs_shop_https", "lb", False, "shop.sandbox.test", {}),
     "cs-profile": ("cs_portal_https", "cs", False, "portal.sandbox.test", {}),
-    "vpn-profile": ("gw_remote_access", "vpn", False, "gateway.sandbox.test", {"key_type": "ECDSA", "curve": "P-256"}),
+    "vpn-profile": (
+        "gw_remote_access",
+        "vpn",
+        False,
+        "gateway.sandbox.test",
+        {"key_type": "ECDSA", "curve": "P-256"},
+    ),
     "authentication-profile": ("aaa_login", "authentication", False, "login.sandbox.test", {}),
     "sni-profile": ("vs_sni_https", "lb", True, "api.sandbox.test", {}),
     "appliance-key-profile": (
@@ -80,8 +86,14 @@ class Sandbox:
         self.signing_ca = LocalCA.create("Citrixagent Sandbox")
         self.tls_ca = LocalCA.create("Citrixagent Sandbox TLS")
         cert_pem, key_pem = self.tls_ca.issue_tls_server_cert(("localhost",), ("127.0.0.1",))
-        self.scm = ScmSimulator(self.signing_ca, cert_pem, key_pem, login=SCM_LOGIN, password=SCM_PASSWORD,
-                                customer_uri=SCM_CUSTOMER_URI)
+        self.scm = ScmSimulator(
+            self.signing_ca,
+            cert_pem,
+            key_pem,
+            login=SCM_LOGIN,
+            password=SCM_PASSWORD,
+            customer_uri=SCM_CUSTOMER_URI,
+        )
         self.scm.set_defaults(issue_after_polls=self.issue_after_polls)
         self.enrollment = EnrollmentSimulator(self.signing_ca, cert_pem, key_pem)
         self.enrollment.add_account(ENROLL_CLIENT_ID, ENROLL_CLIENT_SECRET, profile_ids=(ENROLL_PROFILE_ID,))
@@ -185,7 +197,9 @@ class Sandbox:
         return {
             "name": name,
             "appliance": app,
-            "vservers": [{"name": vs, "type": kind, **({"sni": True} if sni else {})} for vs, kind, sni in vservers],
+            "vservers": [
+                {"name": vs, "type": kind, **({"sni": True} if sni else {})} for vs, kind, sni in vservers
+            ],
             "certificate": cert,
             "sectigo": {"org_id": SCM_ORG_ID, "cert_type": SCM_CERT_TYPE, "term": 365},
         }
