@@ -463,11 +463,20 @@ def sandbox() -> None:
     show_default=True,
     help="SCM answers 'being processed' this many times before issuing.",
 )
-def sandbox_serve(directory: Path, appliances: int, issue_after_polls: int) -> None:
+@click.option(
+    "--latency-ms",
+    type=click.IntRange(0, 10_000),
+    default=0,
+    show_default=True,
+    help="Delay added to every request, like a real network round trip.",
+)
+def sandbox_serve(directory: Path, appliances: int, issue_after_polls: int, latency_ms: int) -> None:
     """Start the simulated SCM (both APIs) and NetScaler(s) until interrupted (Ctrl-C)."""
     from .sandbox.world import Sandbox
 
-    world = Sandbox(directory, appliances=appliances, issue_after_polls=issue_after_polls)
+    world = Sandbox(
+        directory, appliances=appliances, issue_after_polls=issue_after_polls, latency=latency_ms / 1000
+    )
     with world:
         click.echo("citrixagent sandbox running (Ctrl-C to stop)")
         for line in world.describe():

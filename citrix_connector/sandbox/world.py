@@ -75,6 +75,7 @@ class Sandbox:
     appliances: int = 1
     vservers: Sequence[tuple[str, str, bool]] = DEFAULT_VSERVERS
     issue_after_polls: int = 2
+    latency: float = 0.0  # seconds added to every request of every simulator (network round trip)
     signing_ca: LocalCA = field(init=False)
     tls_ca: LocalCA = field(init=False)
     scm: ScmSimulator = field(init=False)
@@ -107,6 +108,8 @@ class Sandbox:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> Sandbox:
+        for server in (self.scm, self.enrollment, *self.netscalers):
+            server.latency = self.latency
         self.scm.start()
         self.enrollment.start()
         for ns in self.netscalers:
