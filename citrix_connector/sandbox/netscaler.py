@@ -33,6 +33,21 @@ Choices where the reference leaves room (documented, so tests and the client can
   give 599/1647 and output paths elsewhere 599/1645. The default partition refuses ``/var/partitions/...``.
 * warnings (1028, 1546, 1587, 3637, 3638) come back in the body with HTTP 200/201; with ``?warning=yes`` (or
   body ``params.warning = YES``) as HTTP 209 plus an ``X-NITRO-WARNING`` header.
+* update: the domain check compares CN + SAN DNS names (``domain_check``: any overlap, or equality); a CA
+  link the new certificate no longer verifies against is dropped (the leaf's own link, and links of certs
+  pointing at an updated CA) with warning 1587; SNI bindings left without CN / with a duplicate CN are
+  removed with warning 3638 / 3637. ``link_break_mode``/``sni_break_mode = "error"`` refuse the update.
+* link while already linked → 409/273 (knob ``link_when_linked = "replace"``); a second non-SNI server
+  cert replaces the first in place with warning 1546 (knobs: ``"silent"``, ``"error"`` → 599/1546).
+* partition ``Switch`` needs a login session (header auth → 599/257, knob ``switch_without_session``); the
+  verb is matched case-insensitively; unknown partition → 599/2755; a user limited to other partitions →
+  599/2138; ``nsconfig save`` with ``all`` outside the default partition → 599/2772.
+* hanode: a standalone box lists only node 0 (state Primary); ``stat/hanode`` says ``hacurstatus`` NO.
+* sslcertreq: ``digestmethod`` SHA256/384/512 (SHA1 → 400/1097: the crypto library will not sign it);
+  ``subjectaltname`` is space-separated ``DNS:``/``IP:``/``email:``/``URI:`` entries (commas → 400/1097).
+* ``count_writes()`` counts non-GET ``/nitro`` requests in the request log (so ``clear_requests()``
+  resets it; requests answered by an injected fault count too), except login, logout and Switch.
+* bulk (list) payloads are not simulated (400/1234).
 """
 
 from __future__ import annotations
