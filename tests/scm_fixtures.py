@@ -21,6 +21,7 @@ from citrix_connector.config import PollSettings, ScmConfig, Secret
 from citrix_connector.crypto import PrivateKey, build_csr, csr_to_pem
 from citrix_connector.sandbox.ca import LocalCA
 from citrix_connector.sandbox.scm import ScmSimulator
+from citrix_connector.sandbox.scm_enrollment import EnrollmentSimulator
 
 __all__ = [
     "ADMIN_CLIENT_ID",
@@ -28,6 +29,9 @@ __all__ = [
     "LOGIN",
     "PASSWORD",
     "CUSTOMER_URI",
+    "ENROLL_CLIENT_ID",
+    "ENROLL_CLIENT_SECRET",
+    "ENROLL_PROFILE_ID",
     "ClientCert",
     "SimTls",
     "Sleeps",
@@ -35,6 +39,8 @@ __all__ = [
     "admin_sim",
     "client_cert",
     "csr_pem",
+    "enrollment_config",
+    "enrollment_sim",
     "sim_tls",
     "untrusted_ca_file",
 ]
@@ -44,6 +50,9 @@ PASSWORD = "Pa55-w0rd-do-not-log"
 CUSTOMER_URI = "sandbox"
 ADMIN_CLIENT_ID = "admin-client-1"
 ADMIN_CLIENT_SECRET = "admin-oauth-secret-do-not-log"
+ENROLL_CLIENT_ID = "rest-account-1"
+ENROLL_CLIENT_SECRET = "rest-secret-do-not-log"
+ENROLL_PROFILE_ID = 2001
 
 
 @dataclass(frozen=True)
@@ -181,6 +190,42 @@ def admin_config(sim: ScmSimulator, ca_file: Path | bool, **overrides: Any) -> S
         )
     elif auth == "client_cert":
         values.update(password=None)
+    values.update(overrides)
+    return ScmConfig(**values)
+
+
+@pytest.fixture()
+def enrollment_sim(local_ca: LocalCA, sim_tls: SimTls) -> Iterator[EnrollmentSimulator]:
+    """A started REST Enrollment API simulator with one REST account (profile ``ENROLL_PROFILE_ID``)."""
+    sim = EnrollmentSimulator(local_ca, sim_tls.cert_pem, sim_tls.key_pem)
+    sim.add_account(ENROLL_CLIENT_ID, ENROLL_CLIENT_SECRET, profile_ids=(ENROLL_PROFILE_ID,))
+    sim.start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+def enrollment_config(sim: EnrollmentSimulator, ca_file: Path | bool, **overrides: Any) -> ScmConfig:
+    """An ``api: enrollment`` config for ``sim`` (token URL configured unless overridden)."""
+    values: dict[str, Any] = {
+        "source": Path("scm.yaml"),
+        "api": "enrollment",
+        "url": sim.url,
+        "customer_uri": None,
+        "auth": "oauth",
+        "username": None,
+        "password": None,
+        "client_cert": None,
+        "client_key": None,
+        "client_id": ENROLL_CLIENT_ID,
+        "client_secret": Secret(ENROLL_CLIENT_SECRET),
+        "token_url": sim.token_url,
+        "profile_id": ENROLL_PROFILE_ID,
+        "verify_tls": ca_file,
+        "timeout": 10.0,
+        "poll": PollSettings(first_wait=0, interval=1, timeout=10),
+    }
     values.update(overrides)
     return ScmConfig(**values)
 

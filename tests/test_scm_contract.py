@@ -16,10 +16,12 @@ import pytest
 from scm_fixtures import *  # noqa: F403
 from scm_fixtures import (
     ADMIN_CLIENT_SECRET,
+    ENROLL_CLIENT_SECRET,
     PASSWORD,
     Sleeps,
     admin_config,
     csr_pem,
+    enrollment_config,
 )
 
 from citrix_connector.config import PollSettings, ScmConfig, Secret
@@ -78,7 +80,28 @@ def _admin_backend(sim, sim_tls) -> Backend:
     )
 
 
-BACKENDS = ["admin"]
+def _enrollment_backend(sim, sim_tls) -> Backend:
+    def set_pending(code: int) -> None:
+        sim.set_defaults(pending_codes=[code])
+
+    return Backend(
+        name="enrollment",
+        sim=sim,
+        config=lambda **o: enrollment_config(sim, sim_tls.ca_file, **o),
+        bad_credentials={"client_secret": Secret("not-the-" + ENROLL_CLIENT_SECRET)},
+        auth_message="unauthorized_client: Invalid client or Invalid client credentials",
+        secrets=(ENROLL_CLIENT_SECRET,),
+        enroll_path=r"^/api/v1/certificates$",
+        collect_path=r"^/api/v1/certificates/[^/]+$",
+        pending_codes=(-103, -109),
+        set_pending=set_pending,
+        decline=sim.decline,
+        order_count=sim.order_count,
+        request_kwargs={},
+    )
+
+
+BACKENDS = ["admin", "enrollment"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -86,6 +109,9 @@ def backend(request, sim_tls) -> Iterator[Backend]:
     if request.param == "admin":
         sim = request.getfixturevalue("admin_sim")
         yield _admin_backend(sim, sim_tls)
+    elif request.param == "enrollment":
+        sim = request.getfixturevalue("enrollment_sim")
+        yield _enrollment_backend(sim, sim_tls)
     else:  # pragma: no cover
         raise AssertionError(request.param)
 
@@ -271,7 +297,7 @@ def test_400_is_not_retried(backend: Backend, keys) -> None:
     assert info.value.code == -10 and info.value.status == 400
     assert "code -10" in str(info.value) and "Error while decoding CSR." in str(info.value)
     assert sleeps.calls == []
-    assert len([r for r in backend.sim.requests if r.method == "POST"]) == 1
+    assert len([r for r in backend.sim.requests if r.method == "POST" and "token" not in r.path]) == 1
 
 
 def test_post_is_not_duplicated_after_a_reset(backend: Backend, keys) -> None:
