@@ -17,6 +17,7 @@ Guarantees kept here (see design.md):
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -171,7 +172,9 @@ def appliance_key(config: ApplianceConfig) -> tuple[Any, ...]:
     return (tuple(config.urls), config.partition, config.username)
 
 
-def default_nitro_opener(config: ApplianceConfig) -> NitroClient:
+def default_nitro_opener(
+    config: ApplianceConfig, *, sleep: Callable[[float], None] = time.sleep
+) -> NitroClient:
     return open_appliance(
         config.urls,
         username=config.username,
@@ -179,6 +182,7 @@ def default_nitro_opener(config: ApplianceConfig) -> NitroClient:
         verify=config.verify_tls,
         timeout=config.timeout,
         partition=config.partition,
+        sleep=sleep,
     )
 
 
@@ -193,8 +197,8 @@ class Agent:
         scm_config: ScmConfig | None,
         store: StateStore,
         *,
-        scm_factory: Callable[[ScmConfig], ScmClient] = make_scm_client,
-        nitro_opener: Callable[[ApplianceConfig], NitroClient] = default_nitro_opener,
+        scm_factory: Callable[[ScmConfig], ScmClient] | None = None,
+        nitro_opener: Callable[[ApplianceConfig], NitroClient] | None = None,
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -204,8 +208,13 @@ class Agent:
     ) -> None:
         self.scm_config = scm_config
         self.store = store
-        self.scm_factory = scm_factory
-        self.nitro_opener = nitro_opener
+        # The default clients back off between retries with this Agent's ``sleep`` (tests: a no-op).
+        self.scm_factory: Callable[[ScmConfig], ScmClient] = scm_factory or (
+            lambda config: make_scm_client(config, sleep=self.sleep)
+        )
+        self.nitro_opener: Callable[[ApplianceConfig], NitroClient] = nitro_opener or (
+            lambda config: default_nitro_opener(config, sleep=self.sleep)
+        )
         self.clock = clock
         self.monotonic = monotonic
         self.sleep = sleep
@@ -399,7 +408,8 @@ class Agent:
             csr_pem = self._csr_for_existing_key(profile, session, key_ref, stamp)
         elif cert.key_location == "local":
             key = crypto.generate_private_key(cert.key)
-            key_path = self.store.new_key_path(profile.name, f"{stamp}-{kind}")
+            # a random suffix: two orders in the same second (or under a fixed clock) never collide
+            key_path = self.store.new_key_path(profile.name, f"{stamp}-{kind}-{secrets.token_hex(4)}")
             crypto.write_private_key_file(key_path, crypto.private_key_to_pem(key))
             key_ref = str(key_path)
             csr_pem = crypto.csr_to_pem(
@@ -666,7 +676,7 @@ class Agent:
             partition=profile.appliance.partition,
             certkey=result.certkey,
             serial=result.serial,
-            vservers=[v.name for v in profile.vservers],
+            vservers=list(result.vservers_bound),  # what the read-back after deploying saw bound
             deployed_at=_iso(self.clock()),
             cert_file=result.cert_file,
             key_file=result.key_file,
