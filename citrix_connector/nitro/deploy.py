@@ -646,7 +646,8 @@ def deploy(
                 _update(run, installed, cert_file, key_file)
             updated = True
 
-    # (4) link to the issuer
+    # (4) link to the issuer, (5) bindings, (6) verify: a failure in any of them after an in-place
+    # update rolls the certkey back to its previous files, so the old certificate keeps serving
     try:
         with _step("link"):
             if issuer_name:
@@ -664,6 +665,31 @@ def deploy(
                     )
                 else:
                     run.act(f"certkey {name!r} is linked to its issuer {issuer_name!r}")
+
+        # (5) bindings
+        bound: list[str] = []
+        with _step("bind"):
+            for vs_name, kind, sni in plan.vservers:
+                bindings = nitro.vserver_bindings(vs_name)
+                mine = [b for b in bindings if b.certkey == name and not b.ca]
+                if any(b.sni == sni for b in mine):
+                    sni_note = " (SNI)" if sni else ""
+                    run.act(f"certkey {name!r} is bound to {kind} vserver {vs_name!r}{sni_note}")
+                    bound.append(vs_name)
+                    continue
+                others = [b.certkey for b in bindings if not b.sni and not b.ca and b.certkey != name]
+                what = f"bind certkey {name!r} to {kind} vserver {vs_name!r}"
+                if sni:
+                    what += " as SNI certificate"
+                elif others:
+                    what += f" (replaces {', '.join(repr(o) for o in others)})"
+                run.write(what, functools.partial(nitro.bind_certkey, vs_name, name, sni=sni))
+                bound.append(vs_name)
+
+        # (6) verify
+        if not dry_run:
+            with _step("verify"):
+                bound = _verify(nitro, plan, serial, issuer_name)  # report what the read-back saw
     except NitroError as exc:
         if updated and installed is not None and not dry_run:
             note = _rollback(run, installed, exc)
@@ -672,30 +698,6 @@ def deploy(
                 endpoint=exc.endpoint, step=exc.step,
             ) from exc
         raise
-
-    # (5) bindings
-    bound: list[str] = []
-    with _step("bind"):
-        for vs_name, kind, sni in plan.vservers:
-            bindings = nitro.vserver_bindings(vs_name)
-            mine = [b for b in bindings if b.certkey == name and not b.ca]
-            if any(b.sni == sni for b in mine):
-                run.act(f"certkey {name!r} is bound to {kind} vserver {vs_name!r}{' (SNI)' if sni else ''}")
-                bound.append(vs_name)
-                continue
-            others = [b.certkey for b in bindings if not b.sni and not b.ca and b.certkey != name]
-            what = f"bind certkey {name!r} to {kind} vserver {vs_name!r}"
-            if sni:
-                what += " as SNI certificate"
-            elif others:
-                what += f" (replaces {', '.join(repr(o) for o in others)})"
-            run.write(what, functools.partial(nitro.bind_certkey, vs_name, name, sni=sni))
-            bound.append(vs_name)
-
-    # (6) verify
-    if not dry_run:
-        with _step("verify"):
-            _verify(nitro, plan, serial, issuer_name)
 
     return DeployResult(
         certkey=name,
@@ -735,7 +737,8 @@ def _update(run: _Run, installed: CertKey, cert_file: str, key_file: str) -> Non
             raise
 
 
-def _verify(nitro: NitroClient, plan: DeployPlan, serial: str, issuer_name: str | None) -> None:
+def _verify(nitro: NitroClient, plan: DeployPlan, serial: str, issuer_name: str | None) -> list[str]:
+    """Read back certkey, link and bindings; returns the vservers found bound (all, or it raises)."""
     ck = nitro.get_certkey(plan.certkey)
     if ck is None:
         raise _fail("verify", f"certkey {plan.certkey!r} is missing after the deployment")
@@ -746,14 +749,18 @@ def _verify(nitro: NitroClient, plan: DeployPlan, serial: str, issuer_name: str 
             "verify",
             f"certkey {plan.certkey!r} is linked to {ck.linkcertkeyname!r}, expected {issuer_name!r}",
         )
+    verified: list[str] = []
     missing: list[str] = []
     for vs_name, _kind, sni in plan.vservers:
-        if not any(
+        if any(
             b.certkey == plan.certkey and b.sni == sni and not b.ca for b in nitro.vserver_bindings(vs_name)
         ):
+            verified.append(vs_name)
+        else:
             missing.append(vs_name)
     if missing:
         raise _fail("verify", f"certkey {plan.certkey!r} is not bound to {', '.join(missing)}")
+    return verified
 
 
 def save(nitro: NitroClient) -> None:
