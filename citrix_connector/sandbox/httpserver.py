@@ -283,8 +283,12 @@ class SimServer:
             return self
         self._server = _HttpServer(self, (self.host, self.port), self._context)
         self.port = self._server.server_address[1]
+        server = self._server
+        # A short poll interval: shutdown() waits up to one interval, and tests stop many servers.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"{self.name}-{self.port}", daemon=True
+            target=lambda: server.serve_forever(poll_interval=0.02),
+            name=f"{self.name}-{self.port}",
+            daemon=True,
         )
         self._thread.start()
         return self
