@@ -160,10 +160,10 @@ def test_full_lifecycle(backend: Backend, keys, caplog) -> None:
     status = client.status(order_id)
     assert status.state == "issued" and status.order_id == order_id
 
-    renewed = client.renew(order_id, csr_pem=csr_pem(keys["RSA 3072"]), sans=("www.example.com",))
+    renewed = client.renew(order_id, csr_pem=csr_pem(keys["ECDSA P-384"]), sans=("www.example.com",))
     assert renewed != order_id
     renewed_certs = wait_for_certificate(client, renewed, _fast_poll(), clock=clock, sleep=clock.sleep)
-    split_leaf_and_chain(renewed_certs, keys["RSA 3072"])
+    split_leaf_and_chain(renewed_certs, keys["ECDSA P-384"])
 
     replaced = client.replace(
         renewed,

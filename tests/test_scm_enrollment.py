@@ -359,7 +359,7 @@ def test_renew_body(enrollment_sim, sim_tls, keys) -> None:
     client = _client(enrollment_sim, sim_tls)
     order_id = client.enroll(_request(keys["RSA 2048"]))
     _issue(client, order_id)
-    new_id = client.renew(order_id, csr_pem=csr_pem(keys["RSA 3072"]), sans=["www.example.com"], term=365)
+    new_id = client.renew(order_id, csr_pem=csr_pem(keys["ECDSA P-384"]), sans=["www.example.com"], term=365)
     assert new_id not in ("", order_id)
     body = _api(enrollment_sim, "POST")[-1].json()
     assert body["profileId"] == ENROLL_PROFILE_ID and body["customFields"] == {}

@@ -310,7 +310,7 @@ class AdminScmClient(ScmTransport):
         self.call("revoke", "POST", f"/ssl/v1/revoke/{_id(order_id)}", json_body=body)
 
     def find_orders(self, *, common_name: str, limit: int = 200) -> list[str]:
-        """Order ids whose common name is ``common_name`` (``GET /ssl/v1?commonName=``), newest SCM order."""
+        """Order ids whose common name is ``common_name`` (``GET /ssl/v1?commonName=``), in SCM's order."""
         ids: list[str] = []
         position = 0
         while len(ids) < limit:
