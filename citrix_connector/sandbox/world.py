@@ -8,13 +8,20 @@ The credentials are sandbox-only values, written in clear into the generated fil
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ..crypto import private_key_to_pem
 from .ca import LocalCA
 from .netscaler import NetScalerSimulator
 from .scm import ScmSimulator
@@ -28,6 +35,8 @@ SCM_CERT_TYPE = 567
 ENROLL_CLIENT_ID = "sandbox-rest-account"
 ENROLL_CLIENT_SECRET = "sandbox-rest-secret"
 ENROLL_PROFILE_ID = 2001
+ADMIN_OAUTH_CLIENT_ID = "sandbox-admin-api-key"
+ADMIN_OAUTH_CLIENT_SECRET = "sandbox-admin-api-secret"
 ADC_USER = "nsroot"
 ADC_PASSWORD = "sandbox-nsroot"
 
@@ -67,6 +76,44 @@ EXAMPLE_PROFILES: dict[str, tuple[str, str, bool, str, dict[str, Any]]] = {
 }
 
 
+def make_client_auth_pki(common_name: str, days: int = 3650) -> tuple[bytes, bytes, bytes]:
+    """(CA PEM, client certificate PEM, client key PEM): a small CA and a clientAuth certificate whose
+    CN is ``common_name`` (SCM maps a client certificate to the admin whose login is its CN).
+    :class:`LocalCA` only issues serverAuth certificates, hence this one."""
+    now = datetime.now(timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Citrixagent Sandbox Client Auth CA")])
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    return ca_cert.public_bytes(pem), leaf.public_bytes(pem), private_key_to_pem(key)
+
+
 @dataclass
 class Sandbox:
     """Starts and stops the simulators and writes the files that point the agent at them."""
@@ -81,12 +128,14 @@ class Sandbox:
     scm: ScmSimulator = field(init=False)
     enrollment: EnrollmentSimulator = field(init=False)
     netscalers: list[NetScalerSimulator] = field(init=False, default_factory=list)
+    client_auth: tuple[bytes, bytes, bytes] = field(init=False, repr=False)  # CA, cert, key PEM
 
     def __post_init__(self) -> None:
         self.directory = Path(self.directory)
         self.signing_ca = LocalCA.create("Citrixagent Sandbox")
         self.tls_ca = LocalCA.create("Citrixagent Sandbox TLS")
         cert_pem, key_pem = self.tls_ca.issue_tls_server_cert(("localhost",), ("127.0.0.1",))
+        self.client_auth = make_client_auth_pki(SCM_LOGIN)
         self.scm = ScmSimulator(
             self.signing_ca,
             cert_pem,
@@ -94,7 +143,9 @@ class Sandbox:
             login=SCM_LOGIN,
             password=SCM_PASSWORD,
             customer_uri=SCM_CUSTOMER_URI,
+            client_ca_pem=self.client_auth[0],
         )
+        self.scm.add_oauth_client(ADMIN_OAUTH_CLIENT_ID, ADMIN_OAUTH_CLIENT_SECRET)
         self.scm.set_defaults(issue_after_polls=self.issue_after_polls)
         self.enrollment = EnrollmentSimulator(self.signing_ca, cert_pem, key_pem)
         self.enrollment.add_account(ENROLL_CLIENT_ID, ENROLL_CLIENT_SECRET, profile_ids=(ENROLL_PROFILE_ID,))
@@ -144,13 +195,51 @@ class Sandbox:
     def scm_enrollment_yaml(self) -> Path:
         return self.directory / "scm-enrollment.yaml"
 
+    @property
+    def scm_clientcert_yaml(self) -> Path:
+        return self.directory / "scm-clientcert.yaml"
+
+    @property
+    def scm_oauth_yaml(self) -> Path:
+        return self.directory / "scm-oauth.yaml"
+
+    @property
+    def client_cert_path(self) -> Path:
+        return self.directory / "scm-client.crt.pem"
+
+    @property
+    def client_key_path(self) -> Path:
+        return self.directory / "scm-client.key.pem"
+
     def profile_path(self, stem: str) -> Path:
         return self.directory / f"{stem}.yaml"
 
     def poll_settings(self) -> dict[str, float]:
         return {"first_wait": 0.2, "interval": 0.3, "timeout": 30.0}
 
-    def scm_config_dict(self, api: str = "admin") -> dict[str, Any]:
+    def scm_config_dict(self, api: str = "admin", auth: str = "password") -> dict[str, Any]:
+        """scm.yaml content: ``api`` admin|enrollment; for admin, ``auth`` password|client_cert|oauth."""
+        if api == "admin" and auth == "client_cert":
+            return {
+                "url": self.scm.url,
+                "customer_uri": SCM_CUSTOMER_URI,
+                "auth": "client_cert",
+                "username": SCM_LOGIN,
+                "client_cert": str(self.client_cert_path),
+                "client_key": str(self.client_key_path),
+                "verify_tls": str(self.ca_bundle),
+                "poll": self.poll_settings(),
+            }
+        if api == "admin" and auth == "oauth":
+            return {
+                "url": self.scm.url,
+                "auth": "oauth",
+                "client_id": ADMIN_OAUTH_CLIENT_ID,
+                "client_secret": ADMIN_OAUTH_CLIENT_SECRET,
+                "token_url": self.scm.token_url,
+                "verify_tls": str(self.ca_bundle),
+                "poll": self.poll_settings(),
+            }
         if api == "enrollment":
             return {
                 "api": "enrollment",
@@ -220,6 +309,16 @@ class Sandbox:
         self.scm_enrollment_yaml.write_text(
             header + yaml.safe_dump(self.scm_config_dict("enrollment"), sort_keys=False)
         )
+        self.client_cert_path.write_bytes(self.client_auth[1])
+        fd = os.open(self.client_key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(self.client_auth[2])
+        self.scm_clientcert_yaml.write_text(
+            header + yaml.safe_dump(self.scm_config_dict("admin", "client_cert"), sort_keys=False)
+        )
+        self.scm_oauth_yaml.write_text(
+            header + yaml.safe_dump(self.scm_config_dict("admin", "oauth"), sort_keys=False)
+        )
         for stem, (vs, kind, sni, cn, extra) in EXAMPLE_PROFILES.items():
             if any(v[0] == vs for v in self.vservers):
                 self.write_profile(stem, self.profile_dict(stem, [(vs, kind, sni)], cn, certificate=extra))
@@ -239,6 +338,12 @@ class Sandbox:
         lines.append(f"TLS CA bundle        {self.ca_bundle}")
         lines.append(f"scm.yaml             {self.scm_yaml}  (admin API)")
         lines.append(f"scm-enrollment.yaml  {self.scm_enrollment_yaml}  (REST Enrollment API)")
+        lines.append(
+            f"scm-clientcert.yaml  {self.scm_clientcert_yaml}  (admin API, client certificate CN {SCM_LOGIN})"
+        )
+        lines.append(
+            f"scm-oauth.yaml       {self.scm_oauth_yaml}  (admin API, OAuth client {ADMIN_OAUTH_CLIENT_ID})"
+        )
         for stem in EXAMPLE_PROFILES:
             if self.profile_path(stem).exists():
                 lines.append(f"profile              {self.profile_path(stem)}")
