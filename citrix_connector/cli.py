@@ -67,6 +67,7 @@ def _setup_logging(verbose: int, log_file: Path | None) -> None:
     root.propagate = False
     for handler in list(root.handlers):
         root.removeHandler(handler)
+        handler.close()  # a log file left open stays locked on Windows
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setLevel(logging.DEBUG if verbose else logging.WARNING)
     stderr.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
@@ -166,7 +167,16 @@ def _load_profiles(args: Sequence[str], scm: ScmConfig | None) -> tuple[list[Pro
             names[profile.name] = path
             profiles.append(profile)
         except ConfigError as exc:
-            bad.append(Outcome(path.stem, "nothing", "failed", str(exc), exit_code=exc.exit_code))
+            bad.append(
+                Outcome(
+                    path.stem,
+                    "nothing",
+                    "failed",
+                    str(exc),
+                    details={"config_problems": list(exc.problems)},
+                    exit_code=exc.exit_code,
+                )
+            )
     return profiles, bad
 
 
@@ -174,8 +184,16 @@ def _load_profiles(args: Sequence[str], scm: ScmConfig | None) -> tuple[list[Pro
 
 
 def _print_outcomes(ctx: Context, outcomes: Sequence[Outcome]) -> None:
+    # A profile that failed to load is reported like every other configuration error: one
+    # `error: file:line: field: message` line per problem on stderr (and, with --json, in the JSON).
+    for o in outcomes:
+        for problem in o.details.get("config_problems", []):
+            click.echo(f"error: {problem}", err=True)
     if ctx.json_output:
         click.echo(json.dumps([o.to_dict() for o in outcomes], indent=2))
+        return
+    outcomes = [o for o in outcomes if "config_problems" not in o.details]
+    if not outcomes:
         return
     headers = ["PROFILE", "ACTION", "RESULT", "ORDER", "SERIAL", "EXPIRES", "CERTKEY", "VSERVERS"]
     rows = []
@@ -240,6 +258,7 @@ def _profile_command(
     *,
     scm_required: bool = True,
     lock: bool = True,
+    confirm: Callable[[list[Profile]], None] | None = None,
     **agent_kwargs: Any,
 ) -> NoReturn:
     _ensure_license(ctx)
@@ -247,6 +266,8 @@ def _profile_command(
     profiles, bad = _load_profiles(profile_args, scm)
     agent = _make_agent(ctx, scm, **agent_kwargs)
     outcomes: list[Outcome] = list(bad)
+    if profiles and confirm is not None:
+        confirm(profiles)  # after validation: a bad profile is reported before anything is asked
     if profiles:
         if lock:
             with ctx.store.lock():
@@ -341,14 +362,17 @@ def replace(ctx: Context, profiles: tuple[str, ...], dry_run: bool) -> None:
 @click.pass_obj
 def revoke(ctx: Context, profiles: tuple[str, ...], reason: str, yes: bool) -> None:
     """Revoke each PROFILE's current certificate at SCM."""
-    if not yes:
+
+    def ask(loaded: list[Profile]) -> None:
+        if yes:
+            return
         if not sys.stdin.isatty():
             raise UsageError("revoke asks for confirmation: pass --yes for unattended use")
-        click.confirm(
-            f"Revoke the current certificate of {len(profiles)} profile(s) ({reason})?", abort=True, err=True
-        )
+        names = ", ".join(p.name for p in loaded)
+        click.confirm(f"Revoke the current certificate of {names} ({reason})?", abort=True, err=True)
+
     code = REVOCATION_REASONS[reason]
-    _profile_command(ctx, profiles, lambda a, p: a.revoke(p, reason=reason, reason_code=code))
+    _profile_command(ctx, profiles, lambda a, p: a.revoke(p, reason=reason, reason_code=code), confirm=ask)
 
 
 @cli.command()
@@ -487,7 +511,10 @@ def sandbox_serve(directory: Path, appliances: int, issue_after_polls: int, late
         )
         sys.stdout.flush()
         try:
-            threading.Event().wait()
+            # A wait with a timeout, in a loop: an untimed wait cannot be interrupted by Ctrl-C on Windows.
+            stop = threading.Event()
+            while not stop.wait(0.5):
+                pass
         except KeyboardInterrupt:
             click.echo("stopping")
 
@@ -510,7 +537,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except CitrixAgentError as exc:
         if verbose:
             log.exception("error")
-        click.echo(f"error: {exc}", err=True)
+        for line in exc.problems if isinstance(exc, ConfigError) else [str(exc)]:
+            click.echo(f"error: {line}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
@@ -524,3 +552,6 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 __all__ = ["EXIT_ATTENTION", "cli", "main"]
+
+if __name__ == "__main__":
+    main()
