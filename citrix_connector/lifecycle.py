@@ -40,6 +40,7 @@ from .errors import (
     CitrixAgentError,
     CryptoError,
     PendingError,
+    StateError,
     UsageError,
 )
 from .nitro.client import NitroClient
@@ -302,6 +303,15 @@ class Agent:
         except CitrixAgentError as exc:
             log.debug("profile %s failed", profile.name, exc_info=True)
             outcome = Outcome(profile.name, "nothing", "failed", str(exc), exit_code=exc.exit_code)
+        except Exception as exc:  # a bug must not stop the other profiles of an unattended run
+            log.exception("profile %s: internal error", profile.name)
+            outcome = Outcome(
+                profile.name,
+                "nothing",
+                "failed",
+                f"internal error: {type(exc).__name__}: {exc}",
+                exit_code=EXIT_FAILURE,
+            )
         if not outcome.appliance:
             outcome.appliance = session.label
         if outcome.certkey is None:
@@ -481,13 +491,24 @@ class Agent:
         outcome.action = kind
         return outcome
 
+    @staticmethod
+    def _read_local_key(profile: Profile, key_ref: str) -> bytes:
+        try:
+            return Path(key_ref).read_bytes()
+        except OSError as exc:
+            raise StateError(
+                f"{profile.name}: cannot read the private key file {key_ref} of the issued certificate "
+                f"({exc.strerror or exc}); restore it, or run `citrixagent replace {profile.source}` "
+                "for a new key and certificate"
+            ) from exc
+
     def _csr_for_existing_key(
         self, profile: Profile, session: ApplianceSession, key_ref: str, stamp: str
     ) -> str:
         """A fresh CSR for the key already in use (renewal with ``reuse_key``)."""
         cert = profile.certificate
         if cert.key_location == "local":
-            key = crypto.load_private_key(Path(key_ref).read_bytes())
+            key = crypto.load_private_key(self._read_local_key(profile, key_ref))
             return crypto.csr_to_pem(
                 crypto.build_csr(key, cert.common_name, cert.subject_alt_names, cert.subject)
             )
@@ -644,7 +665,7 @@ class Agent:
         key_pem: bytes | None = None
         appliance_keyfile: str | None = None
         if current.key_location == "local":
-            key_pem = Path(current.key_ref).read_bytes()
+            key_pem = self._read_local_key(profile, current.key_ref)
         else:
             appliance_keyfile = current.key_ref
         cert = profile.certificate

@@ -178,6 +178,24 @@ def test_directory_one_bad_profile_others_run_worst_exit_code(world: Sandbox, cl
     assert world.scm.order_count() == 6
 
 
+def test_a_profile_whose_local_key_vanished_fails_alone(world: Sandbox, cli: Any, state_dir: Path) -> None:
+    assert cli("--scm-config", world.scm_yaml, "run", world.directory).code == 0
+    current = StateStore(state_dir).load("lb-profile").current
+    assert current is not None
+    Path(current.key_ref).unlink()  # someone cleaned up the state directory by hand
+    ns = world.netscaler
+    ns.bind_certkey(VS, "cs-profile")  # and the appliance needs the certificate again
+    ns.bind_certkey("cs_portal_https", "lb-profile")
+
+    res = cli("--scm-config", world.scm_yaml, "--json", "run", world.directory)
+    assert res.code == 1, res.output
+    rows = {r["profile"]: r for r in json.loads(res.out)}
+    assert rows["lb-profile"]["result"] == "failed"
+    assert "key" in rows["lb-profile"]["message"] and current.key_ref in rows["lb-profile"]["message"]
+    assert rows["cs-profile"]["action"] == "redeploy" and rows["cs-profile"]["result"] == "ok"
+    assert all(r["result"] in ("ok", "nothing") for n, r in rows.items() if n != "lb-profile")
+
+
 @pytest.fixture
 def three_appliances(tmp_path: Path) -> Iterator[Sandbox]:
     with Sandbox(tmp_path / "sbx3", appliances=3, issue_after_polls=1, latency=0.01) as world:
@@ -345,7 +363,9 @@ def test_real_kill_between_order_and_collect(world: Sandbox, cli: Any, state_dir
     row = only(json.loads(res.out))
     assert row["action"] == "collect"
     assert world.scm.order_count() == 1
-    assert same_serial(world.netscaler.serving_certificate(VS), store.load("lb-profile").current.serial)
+    current = store.load("lb-profile").current
+    assert current is not None
+    assert same_serial(world.netscaler.serving_certificate(VS), current.serial)
 
 
 def test_collection_deadline_leaves_the_order_pending_exit_4(
