@@ -39,7 +39,11 @@ def run_demo(
         scm = load_scm_config(scm_path)
         profile = load_profile(profile_path)
         agent = Agent(scm, StateStore(directory / "state"))
-        if not json_output:
+        already_shown = any(  # with -v the CLI's stderr handler shows these lines already
+            isinstance(h, logging.StreamHandler) and h.stream is sys.stderr and h.level <= logging.INFO
+            for h in agent_log.handlers
+        )
+        if not json_output and not already_shown:
             agent_log.addHandler(narrator)
         try:
             outcomes = agent.enroll([profile])

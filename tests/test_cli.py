@@ -504,6 +504,29 @@ def test_no_secret_in_output_or_log(
             assert secret not in text, f"{what} appears in {where}"
 
 
+# ----------------------------------------------------------------------------------------- demo
+
+
+def test_demo_json(cli: Cli, tmp_path: Path) -> None:
+    res = cli("--json", "demo", "--dir", tmp_path / "demo")
+    assert res.code == 0, res.output
+    data = json.loads(res.out)
+    assert data["result"] == "ok" and data["order_id"] and data["certkey"] == "lb-profile"
+    assert data["appliance_readback"] == {
+        "vserver": "vs_shop_https",
+        "bound_certkeys": ["lb-profile"],
+        "serial": data["serial"],
+    }
+    assert (tmp_path / "demo" / "lb-profile.yaml").is_file()  # it wrote the profile it enrolled
+
+
+def test_demo_verbose_narrates_once(cli: Cli, tmp_path: Path) -> None:
+    res = cli("-v", "demo", "--dir", tmp_path / "demo")
+    assert res.code == 0, res.output
+    placed = [line for line in res.err.splitlines() if "order 1001 placed" in line]
+    assert len(placed) == 1, placed
+
+
 # ------------------------------------------------------------------------------------- licence
 
 
