@@ -109,10 +109,16 @@ def _ensure_license(ctx: Context) -> None:
         return
     if sys.stdin.isatty():
         click.echo(_license_text(), err=True)
-        if click.confirm("Do you accept these licence terms?", default=False, err=True):
+        try:
+            accepted = click.confirm("Do you accept these licence terms?", default=False, err=True)
+        except click.exceptions.Abort:  # Ctrl-D / end of input: not accepted
+            accepted = False
+        if accepted:
             store.record_license_acceptance()
             return
-        raise UsageError("licence terms not accepted")
+        raise UsageError(
+            "the licence terms (LICENSE.txt) were not accepted; citrixagent does nothing without them"
+        )
     raise UsageError(
         "the licence terms (LICENSE.txt) have not been accepted yet: run once interactively, or pass "
         f"--accept-license, or set {LICENSE_ENV}=yes for unattended runs"

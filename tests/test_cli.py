@@ -486,6 +486,14 @@ def test_no_secret_in_output_or_log(
     wrong_profile.write_text(yaml.safe_dump(data), encoding="utf-8")
     bad = cli("-v", "--log-file", log_file, "--scm-config", scm_yaml_for(world, api), "enroll", wrong_profile)
     assert bad.code == 1
+    # and a wrong SCM password / client secret
+    scm_secret = SCM_PASSWORD if api == "admin" else ENROLL_CLIENT_SECRET
+    wrong_scm = world.directory / "scm-wrong.yaml"
+    wrong_scm.write_text(scm_yaml_for(world, api).read_text().replace(scm_secret, "wrong-scm-secret-456"))
+    bad_scm = cli(
+        "-v", "--log-file", log_file, "--scm-config", wrong_scm, "enroll", world.profile_path("cs-profile")
+    )
+    assert bad_scm.code == 1
 
     log_text = log_file.read_text(encoding="utf-8")
     assert "POST" in log_text and "nitro" in log_text  # the log really traces the requests
@@ -496,10 +504,17 @@ def test_no_secret_in_output_or_log(
         "SCM secret": SCM_PASSWORD if api == "admin" else ENROLL_CLIENT_SECRET,
         "NITRO password": ADC_PASSWORD,
         "wrong NITRO password": "wrong-nitro-password-123",
+        "wrong SCM secret": "wrong-scm-secret-456",
         "PEM marker": "PRIVATE KEY",
         **private_key_fragments(key_pem),
     }
-    for where, text in (("stdout", res.out + bad.out), ("stderr", res.err + bad.err), ("log file", log_text)):
+    runs = (res, bad, bad_scm)
+    outputs = (
+        ("stdout", "".join(r.out for r in runs)),
+        ("stderr", "".join(r.err for r in runs)),
+        ("log file", log_text),
+    )
+    for where, text in outputs:
         for what, secret in secrets.items():
             assert secret not in text, f"{what} appears in {where}"
 
@@ -574,7 +589,7 @@ def test_license_accepted_by_environment(
     assert StateStore(no_license).license_accepted()
 
 
-@pytest.mark.parametrize(("answer", "accepted"), [("y\n", True), ("n\n", False)])
+@pytest.mark.parametrize(("answer", "accepted"), [("y\n", True), ("n\n", False), ("", False)])
 def test_license_interactive_prompt(
     world: Sandbox, cli: Cli, no_license: Path, monkeypatch: pytest.MonkeyPatch, answer: str, accepted: bool
 ) -> None:
