@@ -250,3 +250,22 @@ def test_sandbox_serve_then_enroll_from_another_shell(
         child.proc.send_signal(signal.SIGINT)
         child.wait_for(r"^stopping$", timeout=15)
         assert child.proc.wait(timeout=15) == 0
+
+
+def test_readme_and_ci_use_the_documented_commands() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "python -m pip install . && citrixagent --accept-license demo" in readme
+    assert "python -m pip install -e '.[test]' && python -m pytest" in readme
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert "python -m pip install -e '.[test]' && python -m pytest" in ci
+    assert "ruff check ." in ci and "mypy" in ci
+    # `pip install -r requirements.txt` gives citrixagent.py exactly the package dependencies
+    requirements = {
+        line.split("#")[0].strip()
+        for line in (REPO / "requirements.txt").read_text(encoding="utf-8").splitlines()
+        if line.split("#")[0].strip()
+    }
+    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    block = pyproject.split("\ndependencies = [", 1)[1].split("\n]", 1)[0]
+    dependencies = set(re.findall(r'^\s*"([^"]+)"', block, re.M))
+    assert requirements == dependencies
