@@ -245,7 +245,7 @@ def _print_outcomes(ctx: Context, outcomes: Sequence[Outcome]) -> None:
 def _short_serial(serial: str | None) -> str:
     if not serial:
         return "-"
-    return serial if len(serial) <= 16 else f"{serial[:14]}…"
+    return serial if len(serial) <= 16 else f"{serial[:13]}..."  # ASCII: any console code page
 
 
 def _finish(ctx: Context, outcomes: Sequence[Outcome]) -> NoReturn:

@@ -25,7 +25,7 @@ def run_demo(
     say("both real HTTPS servers on 127.0.0.1 with a local CA ...")
     narrator = logging.StreamHandler(sys.stderr)
     narrator.setLevel(logging.INFO)
-    narrator.setFormatter(logging.Formatter("  · %(message)s"))
+    narrator.setFormatter(logging.Formatter("  - %(message)s"))
     agent_log = logging.getLogger("citrixagent")
     with Sandbox(directory) as world:
         for line in world.describe()[:3]:

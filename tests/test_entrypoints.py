@@ -120,6 +120,7 @@ def test_demo(env: dict[str, str], api: str) -> None:
     assert f"sslvserver_sslcertkey_binding/vs_shop_https -> {certkey.group(1)}" in out
     assert f"certkey serial {serial.group(1)}; configuration saved" in out
     assert "WARNING" not in out and "Traceback" not in res.stderr
+    assert out.isascii() and res.stderr.isascii()  # a Windows console's code page can print it
 
 
 # ------------------------------------------------------------------------------- sandbox serve
