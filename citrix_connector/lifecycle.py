@@ -405,6 +405,19 @@ class Agent:
         kind: Literal["enroll", "renew", "replace"],
     ) -> Outcome:
         cert = profile.certificate
+        if (
+            kind == "renew"
+            and self.scm_config is not None
+            and self.scm_config.api == "enrollment"
+            and profile.sectigo.profile_id is None
+            and self.scm_config.profile_id is None
+        ):
+            # say so before a key is made (on the appliance, that would be a write for nothing)
+            raise UsageError(
+                f"{profile.name}: renew needs profile_id in {self.scm_config.source} or the profile's "
+                "sectigo.profile_id (the SCM REST Enrollment API requires the certificate profile id to "
+                "renew); or use replace"
+            )
         vservers = [(v.name, v.type, v.sni) for v in profile.vservers]
         preflight(session.nitro, vservers)
         if self.dry_run:
