@@ -129,10 +129,10 @@ def test_demo(env: dict[str, str], api: str) -> None:
 class Child:
     """A long-running child process whose output is read line by line without blocking the test."""
 
-    def __init__(self, args: Sequence[str | Path], env: dict[str, str]) -> None:
+    def __init__(self, args: Sequence[str | Path], env: dict[str, str], cwd: Path) -> None:
         self.proc = subprocess.Popen(
             [str(a) for a in args],
-            cwd=REPO,
+            cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -179,8 +179,9 @@ class Child:
 
 @pytest.fixture
 def sandbox_serve(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[Child, Path]]:
+    """``citrixagent sandbox serve --dir sandbox`` started in tmp_path, as the README shows it."""
     directory = tmp_path / "sandbox"
-    child = Child(agent("sandbox", "serve", "--dir", directory), env)
+    child = Child(agent("sandbox", "serve", "--dir", "sandbox"), env, cwd=tmp_path)
     try:
         yield child, directory
     finally:
@@ -221,16 +222,11 @@ def test_sandbox_serve_then_enroll_from_another_shell(
         == []
     )
 
-    # "from another shell"
+    # "from another shell", in the same directory, with the README's relative paths
     res = run(
-        agent(
-            "--accept-license",
-            "--scm-config",
-            directory / "scm.yaml",
-            "enroll",
-            directory / "lb-profile.yaml",
-        ),
+        agent("--accept-license", "--scm-config", "sandbox/scm.yaml", "enroll", "sandbox/lb-profile.yaml"),
         env,
+        cwd=directory.parent,
     )
     assert res.returncode == 0, res.stdout + res.stderr
     assert re.search(r"^lb-profile\s+enroll\s+ok\s+\d+\s", res.stdout, re.M), res.stdout
@@ -238,10 +234,10 @@ def test_sandbox_serve_then_enroll_from_another_shell(
     bindings = nitro(f"sslvserver_sslcertkey_binding/{vserver}").json()["sslvserver_sslcertkey_binding"]
     assert [b["certkeyname"] for b in bindings if not b.get("ca")] == ["lb-profile"]
 
-    # validate and status work against the same files
-    res = run(agent("--scm-config", directory / "scm.yaml", "validate", directory), env)
+    # validate and status work against the same files, from inside the directory too
+    res = run(agent("--scm-config", "scm.yaml", "validate", "."), env, cwd=directory)
     assert res.returncode == 0, res.stdout + res.stderr
-    res = run(agent("--scm-config", directory / "scm.yaml", "status", directory / "lb-profile.yaml"), env)
+    res = run(agent("--scm-config", "scm.yaml", "status", "lb-profile.yaml"), env, cwd=directory)
     assert res.returncode == 0, res.stdout + res.stderr
     assert child.proc.poll() is None  # still serving until stopped
 

@@ -131,7 +131,9 @@ class Sandbox:
     client_auth: tuple[bytes, bytes, bytes] = field(init=False, repr=False)  # CA, cert, key PEM
 
     def __post_init__(self) -> None:
-        self.directory = Path(self.directory)
+        # absolute: the files written point at each other (CA bundle, keys), and users run the agent
+        # from other directories than the one the sandbox was started in
+        self.directory = Path(self.directory).absolute()
         self.signing_ca = LocalCA.create("Citrixagent Sandbox")
         self.tls_ca = LocalCA.create("Citrixagent Sandbox TLS")
         cert_pem, key_pem = self.tls_ca.issue_tls_server_cert(("localhost",), ("127.0.0.1",))
