@@ -475,7 +475,7 @@ NITRO_FAILURE = {
 }
 
 
-@pytest.mark.parametrize("step", ["update", "link", "bind", "save"])
+@pytest.mark.parametrize("step", ["update", "link", "bind", "verify", "save"])
 def test_a_failed_step_leaves_the_old_certificate_serving_and_run_finishes(
     world: Sandbox, scm_api: str, cli: Cli, step: str
 ) -> None:
@@ -502,6 +502,12 @@ def test_a_failed_step_leaves_the_old_certificate_serving_and_run_finishes(
             ns.add_fault(
                 r"/config/sslvserver_sslcertkey_binding", method=method, status=599, json_body=NITRO_FAILURE
             )
+    elif step == "verify":  # the appliance says "Done" to the new binding but does not make it
+        vservers = [*first, ("cs_portal_https", "cs", False)]
+        write_profile(world, "safe", vservers, cn)
+        done = {"errorcode": 0, "message": "Done", "severity": "NONE"}
+        for method in ("POST", "PUT"):
+            ns.add_fault(r"/config/sslvserver_sslcertkey_binding", method=method, status=200, json_body=done)
     else:
         ns.add_fault(r"/config/nsconfig$", method="POST", status=599, json_body=NITRO_FAILURE)
     orders = sim.order_count()
@@ -521,6 +527,8 @@ def test_a_failed_step_leaves_the_old_certificate_serving_and_run_finishes(
     else:
         for vs, _kind, sni in first:
             assert same(serving(ns, vs, sni, cn), old), (vs, step)
+        if step != "update":  # the certkey had been updated in place already: it was rolled back
+            assert "rolled back" in res.output, res.output
     assert ns.gaps() == []
 
     ns.clear_faults()
