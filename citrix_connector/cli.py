@@ -387,7 +387,12 @@ def revoke(ctx: Context, profiles: tuple[str, ...], reason: str, yes: bool) -> N
 def status(ctx: Context, profiles: tuple[str, ...]) -> None:
     """One row per profile: installed certificate, SCM order, pending work, what `run` would do next.
 
+    Without PROFILES: every profile the state directory has worked with.
     Exit 0 when nothing needs attention, 5 when some profile needs work."""
+    if not profiles:
+        profiles = tuple(str(p) for p in ctx.store.recorded_sources())
+        if not profiles:
+            raise UsageError(f"no profile given, and the state directory {ctx.state_dir} knows none yet")
     _profile_command(ctx, profiles, Agent.status, scm_required=False, lock=False)
 
 

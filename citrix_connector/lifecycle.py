@@ -365,9 +365,14 @@ class Agent:
             self._scm_clients.clear()
         self._local = threading.local()
 
+    def _load(self, profile: Profile) -> ProfileState:
+        state = self.store.load(profile.name)
+        state.source = str(profile.source.resolve())
+        return state
+
     # -- enroll ----------------------------------------------------------------------------------
     def _enroll_one(self, profile: Profile, session: ApplianceSession) -> Outcome:
-        state = self.store.load(profile.name)
+        state = self._load(profile)
         if state.pending is not None:
             return self._collect_and_deploy(profile, state, session)
         if state.current is not None and not self.force:
@@ -387,7 +392,7 @@ class Agent:
     def _order_command(
         self, profile: Profile, session: ApplianceSession, kind: Literal["renew", "replace"]
     ) -> Outcome:
-        state = self.store.load(profile.name)
+        state = self._load(profile)
         if state.pending is not None:
             return self._collect_and_deploy(profile, state, session)
         if state.current is None:
@@ -788,7 +793,7 @@ class Agent:
         )
 
     def _run_one(self, profile: Profile, session: ApplianceSession) -> Outcome:
-        state = self.store.load(profile.name)
+        state = self._load(profile)
         installed = None if state.pending is not None else self._installed(profile, session)
         decision = self.decide(profile, state, installed)
         log.info("%s: run decides %s: %s", profile.name, decision.action, decision.reason)
@@ -822,7 +827,7 @@ class Agent:
 
     # -- status ----------------------------------------------------------------------------------
     def _status_one(self, profile: Profile, session: ApplianceSession) -> Outcome:
-        state = self.store.load(profile.name)
+        state = self._load(profile)
         details: dict[str, Any] = {}
         installed: InstalledState | None = None
         try:
@@ -860,7 +865,7 @@ class Agent:
     def _revoke_one(
         self, profile: Profile, session: ApplianceSession, reason: str, reason_code: int
     ) -> Outcome:
-        state = self.store.load(profile.name)
+        state = self._load(profile)
         current = state.current
         if current is None:
             raise UsageError(f"{profile.name}: nothing to revoke: no issued certificate is recorded for it")

@@ -125,6 +125,7 @@ class DeploymentRecord:
 class ProfileState:
     profile: str
     version: int = STATE_VERSION
+    source: str | None = None  # the profile file last used with this state (lets `status` find it)
     pending: OrderRecord | None = None
     current: IssuedRecord | None = None
     deployed: DeploymentRecord | None = None
@@ -341,6 +342,11 @@ class StateStore:
         if not directory.is_dir():
             return []
         return sorted(p.stem for p in directory.glob("*.json") if p.is_file() and _NAME_RE.match(p.stem))
+
+    def recorded_sources(self) -> list[Path]:
+        """The profile files the journal remembers (those that still exist), sorted."""
+        sources = {self.load(name).source for name in self.profiles()}
+        return sorted(Path(s) for s in sources if s and Path(s).is_file())
 
     # -- lock --------------------------------------------------------------------------------
 

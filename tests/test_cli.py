@@ -646,3 +646,17 @@ def test_exit_3_when_another_run_holds_the_lock(world: Sandbox, cli: Cli, state_
     finally:
         holder.kill()
         holder.wait(timeout=10)
+
+
+def test_status_without_profiles_covers_every_profile_the_state_knows(world: Sandbox, cli: Cli) -> None:
+    assert cli("--scm-config", world.scm_yaml, "status").code == 2  # nothing recorded yet
+    lb, vpn = world.profile_path("lb-profile"), world.profile_path("vpn-profile")
+    assert cli("--scm-config", world.scm_yaml, "run", lb, vpn).code == 0
+    result = cli("--scm-config", world.scm_yaml, "--json", "status")
+    assert result.code == 0, result.output
+    rows = json.loads(result.out)
+    assert sorted(r["profile"] for r in rows) == ["lb-profile", "vpn-profile"]
+    assert all(r["details"]["next"] == "nothing" for r in rows)
+    lb.unlink()  # a profile file that is gone is no longer reported
+    rows = json.loads(cli("--scm-config", world.scm_yaml, "--json", "status").out)
+    assert [r["profile"] for r in rows] == ["vpn-profile"]
