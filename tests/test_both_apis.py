@@ -68,7 +68,7 @@ def approve(sim: Any, api: str, order_id: str) -> None:
 def test_every_command_through_either_api(world: Sandbox, scm_api: str, cli: Cli, state_dir: Path) -> None:
     sim, other = sim_for(world, scm_api), other_sim(world, scm_api)
     ns = world.netscaler
-    scm = scm_yaml_for(world, scm_api)
+    scm = scm_variant(world, scm_api, "fast", poll={"first_wait": 0, "interval": 0.02, "timeout": 30})
     lb = world.profile_path("lb-profile")
     onbox = world.profile_path("appliance-key-profile")
     store = StateStore(state_dir)
@@ -191,7 +191,7 @@ def test_an_order_whose_collection_failed_is_resumed_not_placed_again(
     world: Sandbox, scm_api: str, cli: Cli
 ) -> None:
     sim = sim_for(world, scm_api)
-    scm = scm_yaml_for(world, scm_api)
+    scm = scm_variant(world, scm_api, "fast", poll={"first_wait": 0, "interval": 0.02, "timeout": 30})
     profile = world.profile_path("appliance-key-profile")
     # every collect/download answer fails hard (not "pending"): the run fails after ordering
     collect = r"/ssl/v1/collect/" if scm_api == "admin" else r"^/api/v1/certificates/[^/]+$"

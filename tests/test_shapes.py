@@ -63,6 +63,15 @@ def write_profile(
     return world.write_profile(name, world.profile_dict(name, vservers, common_name, **kwargs))
 
 
+def fast_scm_yaml(world: Sandbox, api: str) -> Path:
+    """The sandbox's scm.yaml for ``api``, polling without the sandbox's human-friendly pauses."""
+    data = yaml.safe_load(scm_yaml_for(world, api).read_text())
+    data["poll"] = {"first_wait": 0, "interval": 0.02, "timeout": 30}
+    path = world.directory / f"scm-fast-{api}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
 def load(world: Sandbox, name: str, vservers: Sequence[tuple[str, str, bool]], cn: str, **kw: Any) -> Profile:
     return load_profile(write_profile(world, name, vservers, cn, **kw))
 
@@ -169,7 +178,7 @@ def test_every_vserver_kind_gets_the_same_certificate(kit: AgentKit) -> None:
 def test_each_kind_alone_through_the_cli(world: Sandbox, scm_api: str, cli: Cli, stem: str) -> None:
     data = yaml.safe_load(world.profile_path(stem).read_text())
     vs = data["vservers"][0]
-    res = cli("--json", "--scm-config", scm_yaml_for(world, scm_api), "enroll", world.profile_path(stem))
+    res = cli("--json", "--scm-config", fast_scm_yaml(world, scm_api), "enroll", world.profile_path(stem))
     assert res.code == 0, res.output
     row = json.loads(res.out)[0]
     assert row["result"] == "ok" and row["vservers"] == [vs["name"]]
@@ -229,7 +238,7 @@ def test_preflight_refuses_before_anything_is_ordered(
 def test_sni_profile_binds_an_sni_certificate(world: Sandbox, scm_api: str, cli: Cli) -> None:
     ns = world.netscaler
     res = cli(
-        "--json", "--scm-config", scm_yaml_for(world, scm_api), "enroll", world.profile_path("sni-profile")
+        "--json", "--scm-config", fast_scm_yaml(world, scm_api), "enroll", world.profile_path("sni-profile")
     )
     assert res.code == 0, res.output
     serial = json.loads(res.out)[0]["serial"]
@@ -481,7 +490,7 @@ def test_a_failed_step_leaves_the_old_certificate_serving_and_run_finishes(
 ) -> None:
     ns = world.netscaler
     sim = world.enrollment if scm_api == "enrollment" else world.scm
-    scm_yaml = scm_yaml_for(world, scm_api)
+    scm_yaml = fast_scm_yaml(world, scm_api)
     cn = "safe.sandbox.test"
     first = [("vs_shop_https", "lb", False), ("vs_sni_https", "lb", True)]
     path = write_profile(world, "safe", first, cn)
