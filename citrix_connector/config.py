@@ -389,6 +389,7 @@ class _Map:
         self.node = node
         self.prefix = path
         self.items = items
+        self.suggested: set[str] = set()  # keys offered as "did you mean" for a misspelt key
 
     @classmethod
     def open(cls, ctx: _Ctx, node: Node, path: str, allowed: Sequence[str]) -> _Map | None:
@@ -400,6 +401,7 @@ class _Map:
         if not ctx.flatten(node, path):
             return None
         items: dict[str, tuple[Node, Node]] = {}
+        suggested: set[str] = set()
         for key_node, value_node in node.value:
             key = (
                 ctx.scalar(key_node, path or "(top level)", substitute=False)
@@ -421,10 +423,13 @@ class _Map:
                     close = [lowered[key.lower()]] if key.lower() in lowered else []
                 hint = f"; did you mean '{close[0]}'?" if close else f" (known keys: {', '.join(allowed)})"
                 ctx.error(key_node, key_path, f"unknown key{hint}")
+                suggested.update(close)
                 continue
             items[key] = (key_node, value_node)
             ctx.lines.setdefault(key_path, key_node.start_mark.line + 1)
-        return cls(ctx, node, path, items)
+        mapping = cls(ctx, node, path, items)
+        mapping.suggested = suggested - set(items)
+        return mapping
 
     def child(self, key: str) -> str:
         return _join(self.prefix, key)
@@ -443,6 +448,8 @@ class _Map:
         return self.value_node(key) or self.node
 
     def missing(self, key: str, why: str = "") -> None:
+        if key in self.suggested:  # already reported as "unknown key ...; did you mean '<key>'?"
+            return
         msg = "must not be empty" if key in self.items else "required field is missing"
         self.ctx.error(self.line_node(key), self.child(key), msg + (f" ({why})" if why else ""))
 

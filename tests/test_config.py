@@ -721,3 +721,19 @@ def test_dataclasses_are_frozen(tmp_path: Path) -> None:
         profile.sectigo.custom_fields["x"] = "y"  # type: ignore[index]
     # hashable, so profiles can be dict keys / set members
     assert hash(profile) == hash(load_profile(profile.source, env=ENV))
+
+
+def test_misspelt_required_key_is_one_problem_not_two(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "appliance: {url: https://a.example, username: u, password: p}\n"
+        "vservers: [vs1]\n"
+        "certificate:\n"
+        "  comon_name: www.example.com\n"
+        "sectigo: {org_id: 1, cert_type: 2, term: 365}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_profile(path)
+    assert info.value.problems == [
+        f"{path}:4: certificate.comon_name: unknown key; did you mean 'common_name'?"
+    ]
