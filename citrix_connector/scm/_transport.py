@@ -22,14 +22,17 @@ from urllib.parse import urlsplit
 import requests
 
 from ..config import Secret
-from ..errors import ScmAuthError, ScmDeclinedError, ScmError
+from ..crypto import parse_certificates
+from ..errors import CryptoError, ScmAuthError, ScmDeclinedError, ScmError
 from ..http import HttpClient, TransportError
-from .base import OrderState
+from .base import REVOCATION_REASONS, CollectResult, OrderState
 
 __all__ = [
     "WELL_KNOWN_TOKEN_URL",
     "OAuthTokens",
     "ScmTransport",
+    "auth_failure",
+    "check_reason_code",
     "decode_error",
     "is_transient_scm",
     "normalize_state",
@@ -253,6 +256,31 @@ class OAuthTokens:
         )
 
 
+# ---------------------------------------------------------------------------------- shared checks
+
+
+def check_reason_code(reason_code: int) -> None:
+    """Raise :class:`ScmError` unless SCM accepts ``reason_code`` as a revocation reason."""
+    if reason_code not in REVOCATION_REASONS.values():
+        allowed = ", ".join(f"{v} ({k})" for k, v in REVOCATION_REASONS.items())
+        raise ScmError(f"revocation reason code {reason_code} is not accepted by SCM (use {allowed})")
+
+
+def auth_failure(who: str, code: int | None, description: str, status: int, endpoint: str) -> ScmAuthError:
+    """The :class:`ScmAuthError` for a 401: ``SCM rejected <who> (<code or HTTP status>) [endpoint]``."""
+    if code is not None:
+        why = f"code {code}: {description or 'no description'}"
+    else:
+        why = f"HTTP {status}" + (f": {description}" if description else ", no error code")
+    return ScmAuthError(
+        f"SCM rejected {who} ({why}) [{endpoint}]",
+        code=code,
+        description=description,
+        status=status,
+        endpoint=endpoint,
+    )
+
+
 # -------------------------------------------------------------------------------------- transport
 
 
@@ -359,6 +387,76 @@ class ScmTransport:
                 endpoint=endpoint,
             )
         return body
+
+    def new_order_id(self, op: str, response: requests.Response, keys: Iterable[str], what: str) -> str:
+        """The order id (the first of ``keys``) in the JSON answer to ``op``; ``what`` names the
+        field in the error (e.g. ``"an sslId"``) when there is none."""
+        endpoint = endpoint_of(response.request.method or "POST", response.url)
+        body = self.json_of(op, response, endpoint)
+        order_id = order_id_from(body, keys)
+        if order_id is None:
+            raise ScmError(
+                f"SCM answered {op} without {what} [{endpoint}]",
+                status=response.status_code,
+                endpoint=endpoint,
+            )
+        return order_id
+
+    def collect_result(
+        self,
+        order_id: str,
+        response: requests.Response,
+        *,
+        not_ready_status: int,
+        not_ready_codes: frozenset[int],
+    ) -> CollectResult:
+        """One collect answer (any status) read as a :class:`CollectResult`.
+
+        2xx: the certificates (an empty body counts as not ready: guarded against by other
+        clients, never confirmed that SCM does it). ``not_ready_status`` with one of
+        ``not_ready_codes``: not ready yet. Revoked/declined codes: :class:`ScmDeclinedError`.
+        Anything else: the usual :class:`ScmError`.
+        """
+        endpoint = endpoint_of("GET", response.url)
+        status = response.status_code
+        if 200 <= status < 300:
+            if not response.content.strip():
+                return CollectResult(ready=False, description="SCM returned an empty certificate body")
+            try:
+                certs = parse_certificates(response.content)
+            except CryptoError as exc:
+                raise ScmError(
+                    f"SCM returned an unreadable certificate for order {order_id}: {exc} [{endpoint}]",
+                    status=status,
+                    endpoint=endpoint,
+                ) from None
+            return CollectResult(ready=True, certificates=tuple(certs))
+        code, description = decode_error(response)
+        if status == not_ready_status and code in not_ready_codes:
+            return CollectResult(ready=False, code=code, description=description)
+        if code in REVOKED_CODES or code in DECLINED_CODES:
+            what = "revoked" if code in REVOKED_CODES else "declined"
+            raise ScmDeclinedError(
+                f"certificate {order_id} is {what} at SCM and cannot be collected "
+                f"(HTTP {status}, code {code}: {description}) [{endpoint}]",
+                code=code,
+                description=description,
+                status=status,
+                endpoint=endpoint,
+            )
+        raise self.error("collect", response, endpoint)
+
+    def order_state(
+        self, order_id: str, op: str, response: requests.Response
+    ) -> tuple[Mapping[str, Any], str, OrderState]:
+        """The JSON body of a status answer, SCM's status string and its normalised state
+        (an unrecognised status is logged)."""
+        body = self.json_of(op, response, endpoint_of("GET", response.url))
+        raw_status = str(body.get("status") or "")
+        state = normalize_state(raw_status)
+        if state == "unknown":
+            log.info("SCM order %s has an unrecognised status %r", order_id, raw_status)
+        return body, raw_status, state
 
     def close(self) -> None:
         self.http.close()

@@ -24,21 +24,19 @@ from typing import Any
 import requests
 
 from ..config import ScmConfig
-from ..crypto import normalize_serial, parse_certificates
-from ..errors import CryptoError, ScmAuthError, ScmDeclinedError, ScmError
+from ..crypto import normalize_serial
+from ..errors import CryptoError, ScmAuthError, ScmError
 from ..http import HttpClient, RetryPolicy
 from ._transport import (
-    DECLINED_CODES,
-    REVOKED_CODES,
     OAuthTokens,
     ScmTransport,
-    decode_error,
+    auth_failure,
+    check_reason_code,
     endpoint_of,
-    normalize_state,
     order_id_from,
     parse_date,
 )
-from .base import REVOCATION_REASONS, CollectResult, EnrollRequest, OrderStatus
+from .base import CollectResult, EnrollRequest, OrderStatus
 
 __all__ = ["COLLECT_FORMAT", "NOT_READY_CODES", "AdminScmClient", "admin_base_url"]
 
@@ -137,17 +135,7 @@ class AdminScmClient(ScmTransport):
             who = f"the client certificate for login {self.config.username!r}"
         else:
             who = f"the credentials for login {self.config.username!r}"
-        if code is not None:
-            why = f"code {code}: {description or 'no description'}"
-        else:
-            why = f"HTTP {status}" + (f": {description}" if description else ", no error code")
-        return ScmAuthError(
-            f"SCM rejected {who} ({why}) [{endpoint}]",
-            code=code,
-            description=description,
-            status=status,
-            endpoint=endpoint,
-        )
+        return auth_failure(who, code, description, status, endpoint)
 
     # -- profiles --------------------------------------------------------------------------------
     def certificate_types(self) -> list[Mapping[str, Any]]:
@@ -220,43 +208,13 @@ class AdminScmClient(ScmTransport):
         response = self.call(
             "collect", "GET", path, params={"format": COLLECT_FORMAT}, accept="*/*", ok=lambda r: True
         )
-        endpoint = endpoint_of("GET", response.url)
-        status = response.status_code
-        if 200 <= status < 300:
-            if not response.content.strip():
-                # guarded against by other clients; never confirmed that SCM does it
-                return CollectResult(ready=False, description="SCM returned an empty certificate body")
-            try:
-                certs = parse_certificates(response.content)
-            except CryptoError as exc:
-                raise ScmError(
-                    f"SCM returned an unreadable certificate for order {order_id}: {exc} [{endpoint}]",
-                    status=status,
-                    endpoint=endpoint,
-                ) from None
-            return CollectResult(ready=True, certificates=tuple(certs))
-        code, description = decode_error(response)
-        if status == 400 and code in NOT_READY_CODES:
-            return CollectResult(ready=False, code=code, description=description)
-        if code in REVOKED_CODES or code in DECLINED_CODES:
-            what = "revoked" if code in REVOKED_CODES else "declined"
-            raise ScmDeclinedError(
-                f"certificate {order_id} is {what} at SCM and cannot be collected "
-                f"(HTTP {status}, code {code}: {description}) [{endpoint}]",
-                code=code,
-                description=description,
-                status=status,
-                endpoint=endpoint,
-            )
-        raise self.error("collect", response, endpoint)
+        return self.collect_result(
+            order_id, response, not_ready_status=400, not_ready_codes=NOT_READY_CODES
+        )
 
     def status(self, order_id: str) -> OrderStatus:
         response = self.call("status", "GET", f"/ssl/v1/{_id(order_id)}")
-        body = self.json_of("status", response, endpoint_of("GET", response.url))
-        raw_status = str(body.get("status") or "")
-        state = normalize_state(raw_status)
-        if state == "unknown":
-            log.info("SCM order %s has an unrecognised status %r", order_id, raw_status)
+        body, raw_status, state = self.order_state(order_id, "status", response)
         serial: str | None = None
         raw_serial = body.get("serialNumber")
         if (
@@ -303,9 +261,7 @@ class AdminScmClient(ScmTransport):
         return str(order_id)  # SCM keeps the same sslId and re-issues under it
 
     def revoke(self, order_id: str, *, reason_code: int, reason: str) -> None:
-        if reason_code not in REVOCATION_REASONS.values():
-            allowed = ", ".join(f"{v} ({k})" for k, v in REVOCATION_REASONS.items())
-            raise ScmError(f"revocation reason code {reason_code} is not accepted by SCM (use {allowed})")
+        check_reason_code(reason_code)
         body = {"reasonCode": reason_code, "reason": (reason or "").strip()[:512] or _DEFAULT_REVOKE_REASON}
         self.call("revoke", "POST", f"/ssl/v1/revoke/{_id(order_id)}", json_body=body)
 
@@ -332,16 +288,7 @@ class AdminScmClient(ScmTransport):
 
     # -- helpers ---------------------------------------------------------------------------------
     def _new_id(self, op: str, response: requests.Response) -> str:
-        endpoint = endpoint_of(response.request.method or "POST", response.url)
-        body = self.json_of(op, response, endpoint)
-        order_id = order_id_from(body, ("sslId", "id"))
-        if order_id is None:
-            raise ScmError(
-                f"SCM answered {op} without an sslId [{endpoint}]",
-                status=response.status_code,
-                endpoint=endpoint,
-            )
-        return order_id
+        return self.new_order_id(op, response, ("sslId", "id"), "an sslId")
 
 
 def _json_any(response: requests.Response) -> Any:

@@ -26,21 +26,17 @@ from urllib.parse import urlsplit
 import requests
 
 from ..config import ScmConfig
-from ..crypto import csr_to_der_b64, load_csr, parse_certificates
-from ..errors import CryptoError, ScmAuthError, ScmDeclinedError, ScmError, ScmUnsupportedError
+from ..crypto import csr_to_der_b64, load_csr
+from ..errors import CryptoError, ScmAuthError, ScmError, ScmUnsupportedError
 from ..http import HttpClient, RetryPolicy
 from ._transport import (
-    DECLINED_CODES,
-    REVOKED_CODES,
     WELL_KNOWN_TOKEN_URL,
     OAuthTokens,
     ScmTransport,
-    decode_error,
-    endpoint_of,
-    normalize_state,
-    order_id_from,
+    auth_failure,
+    check_reason_code,
 )
-from .base import REVOCATION_REASONS, CollectResult, EnrollRequest, OrderStatus
+from .base import CollectResult, EnrollRequest, OrderStatus
 
 __all__ = [
     "NOT_READY_CODES",
@@ -171,17 +167,8 @@ class EnrollmentScmClient(ScmTransport):
     def auth_error(
         self, op: str, code: int | None, description: str, status: int, endpoint: str
     ) -> ScmAuthError:
-        if code is not None:
-            why = f"code {code}: {description or 'no description'}"
-        else:
-            why = f"HTTP {status}" + (f": {description}" if description else ", no error code")
-        return ScmAuthError(
-            f"SCM rejected the access token of client id {self.config.client_id!r} ({why}) [{endpoint}]",
-            code=code,
-            description=description,
-            status=status,
-            endpoint=endpoint,
-        )
+        who = f"the access token of client id {self.config.client_id!r}"
+        return auth_failure(who, code, description, status, endpoint)
 
     # -- what this API lacks ---------------------------------------------------------------------
     def resolve_profile(self, cert_type: int | str) -> int:
@@ -217,42 +204,13 @@ class EnrollmentScmClient(ScmTransport):
         response = self.call(
             "collect", "GET", f"/api/v1/certificates/{_id(order_id)}", accept=_PEM_ACCEPT, ok=lambda r: True
         )
-        endpoint = endpoint_of("GET", response.url)
-        status = response.status_code
-        if 200 <= status < 300:
-            if not response.content.strip():
-                return CollectResult(ready=False, description="SCM returned an empty certificate body")
-            try:
-                certs = parse_certificates(response.content)
-            except CryptoError as exc:
-                raise ScmError(
-                    f"SCM returned an unreadable certificate for order {order_id}: {exc} [{endpoint}]",
-                    status=status,
-                    endpoint=endpoint,
-                ) from None
-            return CollectResult(ready=True, certificates=tuple(certs))
-        code, description = decode_error(response)
-        if status == 404 and code in NOT_READY_CODES:
-            return CollectResult(ready=False, code=code, description=description)
-        if code in REVOKED_CODES or code in DECLINED_CODES:
-            what = "revoked" if code in REVOKED_CODES else "declined"
-            raise ScmDeclinedError(
-                f"certificate {order_id} is {what} at SCM and cannot be collected "
-                f"(HTTP {status}, code {code}: {description}) [{endpoint}]",
-                code=code,
-                description=description,
-                status=status,
-                endpoint=endpoint,
-            )
-        raise self.error("collect", response, endpoint)
+        return self.collect_result(
+            order_id, response, not_ready_status=404, not_ready_codes=NOT_READY_CODES
+        )
 
     def status(self, order_id: str) -> OrderStatus:
         response = self.call("status", "GET", f"/api/v1/certificates/{_id(order_id)}/status")
-        body = self.json_of("status", response, endpoint_of("GET", response.url))
-        raw_status = str(body.get("status") or "")
-        state = normalize_state(raw_status)
-        if state == "unknown":
-            log.info("SCM order %s has an unrecognised status %r", order_id, raw_status)
+        _, raw_status, state = self.order_state(order_id, "status", response)
         return OrderStatus(order_id=str(order_id), state=state, status=raw_status)
 
     def renew(
@@ -297,25 +255,14 @@ class EnrollmentScmClient(ScmTransport):
         return self._new_id("replace", response)
 
     def revoke(self, order_id: str, *, reason_code: int, reason: str) -> None:
-        if reason_code not in REVOCATION_REASONS.values():
-            allowed = ", ".join(f"{v} ({k})" for k, v in REVOCATION_REASONS.items())
-            raise ScmError(f"revocation reason code {reason_code} is not accepted by SCM (use {allowed})")
+        check_reason_code(reason_code)
         body = {"message": (reason or "").strip()[:512] or _DEFAULT_REVOKE_MESSAGE, "reasonCode": reason_code}
         # DELETE with a JSON body: requests sends it (some libraries drop DELETE bodies)
         self.call("revoke", "DELETE", f"/api/v1/certificates/{_id(order_id)}", json_body=body)
 
     # -- helpers ---------------------------------------------------------------------------------
     def _new_id(self, op: str, response: requests.Response) -> str:
-        endpoint = endpoint_of(response.request.method or "POST", response.url)
-        body = self.json_of(op, response, endpoint)
-        order_id = order_id_from(body, ("certId", "id"))
-        if order_id is None:
-            raise ScmError(
-                f"SCM answered {op} without a certId [{endpoint}]",
-                status=response.status_code,
-                endpoint=endpoint,
-            )
-        return order_id
+        return self.new_order_id(op, response, ("certId", "id"), "a certId")
 
 
 def _csr_b64(csr_pem: str) -> str:
