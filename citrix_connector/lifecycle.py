@@ -40,6 +40,8 @@ from .errors import (
     CitrixAgentError,
     CryptoError,
     PendingError,
+    ScmError,
+    ScmUnsupportedError,
     StateError,
     UsageError,
 )
@@ -365,9 +367,11 @@ class Agent:
             self._scm_clients.clear()
         self._local = threading.local()
 
-    def _load(self, profile: Profile) -> ProfileState:
+    def _load(self, profile: Profile, *, recover: bool = True) -> ProfileState:
         state = self.store.load(profile.name)
         state.source = str(profile.source.resolve())
+        if recover and state.ordering is not None:
+            self._recover_interrupted_order(profile, state)
         return state
 
     # -- enroll ----------------------------------------------------------------------------------
@@ -455,9 +459,54 @@ class Agent:
             session.changed = True
 
         previous = state.current.order_id if state.current is not None else None
+        # Write-ahead: the intent is journalled before the order is sent, so a run that dies while
+        # SCM takes the order finds that order on the next run instead of placing a second one.
+        intent = OrderRecord(
+            order_id="",
+            kind=kind,
+            api=self.scm.api_name,
+            placed_at=_iso(self.clock()),
+            key_location=cert.key_location,
+            key_ref=key_ref,
+            csr_pem=csr_pem,
+            common_name=cert.common_name,
+            sans=list(cert.subject_alt_names),
+            key_desc=cert.key.describe(),
+            previous_order_id=previous,
+            known_orders=self._listed_orders(cert.common_name),
+        )
+        state.ordering = intent
+        self.store.save(state)
+        try:
+            order_id = self._send_order(profile, kind, csr_pem, previous)
+        except ScmError as exc:
+            if exc.status is not None and exc.status < 500:  # SCM answered and refused: no order exists
+                state.ordering = None
+                self.store.save(state)
+            raise
+        # The order id goes to the journal before anything else: a crash from here on resumes it.
+        intent.order_id = order_id
+        intent.known_orders = None
+        state.pending = intent
+        state.ordering = None
+        state.add_event("ordered", kind=kind, order_id=order_id, api=self.scm.api_name)
+        self.store.save(state)
+        log.info("%s: %s order %s placed at SCM", profile.name, kind, order_id)
+        outcome = self._collect_and_deploy(profile, state, session)
+        outcome.action = kind
+        return outcome
+
+    def _send_order(
+        self,
+        profile: Profile,
+        kind: Literal["enroll", "renew", "replace"],
+        csr_pem: str,
+        previous: str | None,
+    ) -> str:
+        cert = profile.certificate
         if kind == "enroll":
             sectigo = profile.sectigo
-            order_id = self.scm.enroll(
+            return self.scm.enroll(
                 EnrollRequest(
                     csr_pem=csr_pem,
                     common_name=cert.common_name,
@@ -470,44 +519,90 @@ class Agent:
                     custom_fields=dict(sectigo.custom_fields),
                 )
             )
-        elif kind == "renew":
-            assert previous is not None
-            order_id = self.scm.renew(
+        assert previous is not None
+        if kind == "renew":
+            return self.scm.renew(
                 previous,
                 csr_pem=csr_pem,
                 sans=cert.subject_alt_names,
                 profile_id=profile.sectigo.profile_id,
                 term=profile.sectigo.term,
             )
-        else:
-            assert previous is not None
-            order_id = self.scm.replace(
-                previous,
-                csr_pem=csr_pem,
-                common_name=cert.common_name,
-                sans=cert.subject_alt_names,
-                reason="certificate profile changed (names or key type); replaced by citrixagent",
-            )
-        # The order id goes to the journal before anything else: a crash from here on resumes it.
-        state.pending = OrderRecord(
-            order_id=order_id,
-            kind=kind,
-            api=self.scm.api_name,
-            placed_at=_iso(self.clock()),
-            key_location=cert.key_location,
-            key_ref=key_ref,
+        return self.scm.replace(
+            previous,
             csr_pem=csr_pem,
             common_name=cert.common_name,
-            sans=list(cert.subject_alt_names),
-            key_desc=cert.key.describe(),
-            previous_order_id=previous,
+            sans=cert.subject_alt_names,
+            reason="certificate profile changed (names or key type); replaced by citrixagent",
         )
-        state.add_event("ordered", kind=kind, order_id=order_id, api=self.scm.api_name)
+
+    def _listed_orders(self, common_name: str) -> list[str] | None:
+        """The orders SCM lists for this name now, or None where the API cannot list."""
+        try:
+            return self.scm.find_orders(common_name=common_name)
+        except ScmUnsupportedError:
+            return None
+
+    def _recover_interrupted_order(self, profile: Profile, state: ProfileState) -> None:
+        """A previous run died while SCM was taking an order: adopt that order if SCM has it."""
+        intent = state.ordering
+        if intent is None or self.dry_run:
+            return
+        if state.pending is not None:  # cannot happen through this code; keep the known order
+            state.ordering = None
+            self.store.save(state)
+            return
+        adopted: str | None = None
+        if intent.kind == "replace" and intent.api == "admin" and intent.previous_order_id:
+            # the admin API replaces in place: the order went back to pending, or carries a new serial
+            found = self.scm.status(intent.previous_order_id)
+            before = state.current.serial if state.current is not None else ""
+            if found.state == "pending" or (
+                found.state == "issued"
+                and found.serial
+                and crypto.normalize_serial(found.serial) != crypto.normalize_serial(before or "0")
+            ):
+                adopted = intent.previous_order_id
+        elif intent.known_orders is not None:
+            listed = self.scm.find_orders(common_name=intent.common_name)
+            new = [i for i in listed if i not in intent.known_orders]
+            if new:
+                adopted = max(new, key=lambda i: (len(i), i))  # the newest id
+                others = [i for i in new if i != adopted]
+                if others:
+                    log.warning(
+                        "%s: SCM also lists order(s) %s for %s, placed since the interrupted run: "
+                        "check them in SCM and revoke what is not needed",
+                        profile.name,
+                        ", ".join(others),
+                        intent.common_name,
+                    )
+        else:
+            log.warning(
+                "%s: a previous run was interrupted while placing a %s order through the SCM %s API, "
+                "which cannot list orders; if SCM received it, an extra order for %s placed around %s "
+                "exists: check it in SCM",
+                profile.name,
+                intent.kind,
+                intent.api,
+                intent.common_name,
+                intent.placed_at,
+            )
+        state.ordering = None
+        if adopted is not None:
+            intent.order_id = adopted
+            intent.known_orders = None
+            state.pending = intent
+            state.add_event("order-recovered", kind=intent.kind, order_id=adopted)
+            log.warning(
+                "%s: recovered %s order %s, which SCM received before a previous run was interrupted",
+                profile.name,
+                intent.kind,
+                adopted,
+            )
+        else:
+            state.add_event("order-not-received", kind=intent.kind)
         self.store.save(state)
-        log.info("%s: %s order %s placed at SCM", profile.name, kind, order_id)
-        outcome = self._collect_and_deploy(profile, state, session)
-        outcome.action = kind
-        return outcome
 
     @staticmethod
     def _read_local_key(profile: Profile, key_ref: str) -> bytes:
@@ -731,6 +826,12 @@ class Agent:
         """The one right thing ``run`` does for this profile now."""
         if state.pending is not None:
             return Decision("collect", f"SCM order {state.pending.order_id} is pending")
+        if state.ordering is not None:
+            return Decision(
+                "collect",
+                f"a run was interrupted while placing a {state.ordering.kind} order at SCM: the next run "
+                "looks for that order there before ordering anything",
+            )
         current = state.current
         if current is None:
             if state.revoked:
@@ -827,7 +928,7 @@ class Agent:
 
     # -- status ----------------------------------------------------------------------------------
     def _status_one(self, profile: Profile, session: ApplianceSession) -> Outcome:
-        state = self._load(profile)
+        state = self._load(profile, recover=False)
         details: dict[str, Any] = {}
         installed: InstalledState | None = None
         try:

@@ -85,6 +85,9 @@ class OrderRecord:
     sans: list[str]
     key_desc: str
     previous_order_id: str | None = None
+    # Only on an order intent (ProfileState.ordering): the orders SCM listed for the common name
+    # just before the order was sent, so a run interrupted mid-order can find the one SCM took.
+    known_orders: list[str] | None = None
 
 
 @dataclass
@@ -126,6 +129,9 @@ class ProfileState:
     profile: str
     version: int = STATE_VERSION
     source: str | None = None  # the profile file last used with this state (lets `status` find it)
+    # Written just before an order is sent to SCM (order_id still ""), replaced by `pending` once SCM
+    # answered: found set on load, it means a run died while SCM was taking the order.
+    ordering: OrderRecord | None = None
     pending: OrderRecord | None = None
     current: IssuedRecord | None = None
     deployed: DeploymentRecord | None = None

@@ -1,0 +1,131 @@
+"""A run that dies while SCM is taking an order: the next run finds that order instead of placing a
+second one (write-ahead intent in the journal + SCM's order list / status).
+
+The "death" is real at the HTTP level: the simulated SCM takes the order but answers after the
+client's timeout, so the agent never learns the order id.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from conftest import CliResult
+
+from citrix_connector.sandbox.world import Sandbox
+from citrix_connector.state import StateStore
+
+Cli = Callable[..., CliResult]
+
+ENROLL_PATHS = {"admin": r"^/api/ssl/v1/enroll$", "enrollment": r"^/api/v1/certificates$"}
+
+
+def _slow_scm_yaml(world: Sandbox, api: str) -> Path:
+    """The sandbox's scm.yaml for ``api`` with a 1 s HTTP timeout."""
+    source = world.scm_enrollment_yaml if api == "enrollment" else world.scm_yaml
+    data = yaml.safe_load(source.read_text())
+    data["timeout"] = 1
+    path = world.directory / f"scm-{api}-1s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _wait_for(condition: Callable[[], Any], timeout: float = 5.0) -> None:
+    """The simulator takes the order after the client gave up: wait until it has."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the simulator never took the order"
+        time.sleep(0.05)
+
+
+def _lose_next_answer(world: Sandbox, api: str, path: str, *, after: int = 0) -> None:
+    sim = world.enrollment if api == "enrollment" else world.scm
+    sim.add_fault(path, method="POST", status=0, latency=1.6, times=1, after=after)  # taken, answered late
+
+
+def test_admin_api_enroll_interrupted_is_recovered_not_reordered(
+    world: Sandbox, cli: Cli, state_dir: Path
+) -> None:
+    scm_yaml = _slow_scm_yaml(world, "admin")
+    profile = world.profile_path("lb-profile")
+    _lose_next_answer(world, "admin", ENROLL_PATHS["admin"])
+
+    first = cli("--scm-config", scm_yaml, "run", profile)
+    assert first.code == 1, first.output
+    assert "did not answer in time" in first.output
+    _wait_for(lambda: world.scm.order_count() == 1)  # SCM took it
+    state = StateStore(state_dir).load("lb-profile")
+    assert state.ordering is not None and state.pending is None
+
+    status = cli("--scm-config", scm_yaml, "--json", "status", profile)
+    assert "interrupted" in status.out
+
+    second = cli("--scm-config", scm_yaml, "run", profile)
+    assert second.code == 0, second.output
+    assert "recovered enroll order" in second.err
+    assert world.scm.order_count() == 1  # no second order
+    state = StateStore(state_dir).load("lb-profile")
+    assert state.ordering is None and state.current is not None
+    assert world.netscaler.serving_certificate("vs_shop_https") == state.current.serial
+    assert cli("--scm-config", scm_yaml, "run", profile).code == 0
+    assert world.scm.order_count() == 1
+
+
+def test_admin_api_renew_and_replace_interrupted_are_recovered(
+    world: Sandbox, cli: Cli, state_dir: Path
+) -> None:
+    scm_yaml = _slow_scm_yaml(world, "admin")
+    profile = world.profile_path("lb-profile")
+    assert cli("--scm-config", scm_yaml, "enroll", profile).code == 0
+    store = StateStore(state_dir)
+
+    _lose_next_answer(world, "admin", r"^/api/ssl/v1/renewById/")
+    assert cli("--scm-config", scm_yaml, "renew", profile).code == 1
+    _wait_for(lambda: world.scm.order_count() == 2)
+    assert cli("--scm-config", scm_yaml, "run", profile).code == 0
+    assert world.scm.order_count() == 2
+    renewed = store.load("lb-profile").current
+    assert renewed is not None and renewed.order_id != "1001"
+
+    _lose_next_answer(world, "admin", r"^/api/ssl/v1/replace/")
+    assert cli("--scm-config", scm_yaml, "replace", profile).code == 1
+    _wait_for(lambda: [r for r in world.scm.requests if "/replace/" in r.path])
+    result = cli("--scm-config", scm_yaml, "run", profile)
+    assert result.code == 0, result.output
+    assert "recovered replace order" in result.err
+    assert len([r for r in world.scm.requests if "/replace/" in r.path]) == 1  # not replaced twice
+    replaced = store.load("lb-profile").current
+    assert replaced is not None and replaced.serial != renewed.serial
+    assert world.netscaler.serving_certificate("vs_shop_https") == replaced.serial
+
+
+def test_enrollment_api_cannot_list_so_it_warns_before_ordering_again(
+    world: Sandbox, cli: Cli, state_dir: Path
+) -> None:
+    scm_yaml = _slow_scm_yaml(world, "enrollment")
+    profile = world.profile_path("lb-profile")
+    # the client's first call is its token discovery (an unauthenticated 401): lose the one after it
+    _lose_next_answer(world, "enrollment", ENROLL_PATHS["enrollment"], after=1)
+    assert cli("--scm-config", scm_yaml, "run", profile).code == 1
+    _wait_for(lambda: world.enrollment.order_count() == 1)
+
+    second = cli("--scm-config", scm_yaml, "run", profile)
+    assert second.code == 0, second.output
+    assert "cannot list orders" in second.err and "check it in SCM" in second.err
+    assert world.enrollment.order_count() == 2  # documented limit of that API
+    assert StateStore(state_dir).load("lb-profile").ordering is None
+
+
+def test_an_order_scm_refused_leaves_no_intent(world: Sandbox, cli: Cli, state_dir: Path) -> None:
+    profile = world.profile_path("lb-profile")
+    world.scm.add_fault(
+        ENROLL_PATHS["admin"], method="POST", status=400, json_body={"code": -36, "description": "bad term"}
+    )
+    result = cli("--scm-config", world.scm_yaml, "run", profile)
+    assert result.code == 1 and "-36" in result.output
+    assert StateStore(state_dir).load("lb-profile").ordering is None
+    assert cli("--scm-config", world.scm_yaml, "run", profile).code == 0
+    assert world.scm.order_count() == 1
