@@ -217,7 +217,9 @@ def _general_name(name: str) -> x509.GeneralName:
     return x509.DNSName(_dns_alabel(name))
 
 
-def _unique_names(names: Iterable[str]) -> list[str]:
+def unique_names(names: Iterable[str]) -> list[str]:
+    """``names`` stripped, without empty ones and without repeats (case-insensitive), first spelling
+    and order kept."""
     seen: set[str] = set()
     out: list[str] = []
     for raw in names:
@@ -248,7 +250,7 @@ def build_csr(
         (NameOID.COMMON_NAME, cn),
         (NameOID.EMAIL_ADDRESS, subject.email),
     ]
-    names = _unique_names([cn, *sans])
+    names = unique_names([cn, *sans])
     try:
         name = x509.Name([x509.NameAttribute(oid, value) for oid, value in attrs if value])
         builder = (
@@ -620,5 +622,6 @@ __all__ = [
     "parse_certificates",
     "private_key_to_pem",
     "split_leaf_and_chain",
+    "unique_names",
     "write_private_key_file",
 ]

@@ -43,6 +43,7 @@ from ..crypto import (
     load_csr,
     load_private_key,
     parse_certificates,
+    unique_names,
 )
 from ..errors import ApplianceStateError, CitrixAgentError, CryptoError, NitroAuthError, NitroError
 from .client import VSERVER_KINDS, CertKey, NitroClient
@@ -181,17 +182,6 @@ def _names_of_certkey(ck: CertKey) -> set[str]:
     return names
 
 
-def _unique(names: Sequence[str]) -> list[str]:
-    seen: set[str] = set()
-    out: list[str] = []
-    for raw in names:
-        name = raw.strip()
-        if name and name.lower() not in seen:
-            seen.add(name.lower())
-            out.append(name)
-    return out
-
-
 # --------------------------------------------------------------------------------------- connect
 
 
@@ -293,7 +283,7 @@ def preflight(nitro: NitroClient, vservers: Sequence[VserverRef]) -> None:
 def _check_csr(csr_pem: bytes, common_name: str, sans: Sequence[str], where: str) -> str:
     csr = load_csr(csr_pem)
     cn, got = csr_names(csr)
-    wanted = {n.lower() for n in _unique([common_name, *sans])}
+    wanted = {n.lower() for n in unique_names([common_name, *sans])}
     have = {n.lower() for n in got}
     if cn.lower() != common_name.strip().lower():
         raise CryptoError(f"the CSR made on {where} has CN {cn!r}, expected {common_name!r}")
@@ -324,7 +314,7 @@ def make_key_on_appliance(
     stem = _fresh_stem(base, "", taken, (".key", ".csr"), _output_path_room(nitro))
     keyfile = _path(nitro, f"{stem}.key")
     reqfile = _path(nitro, f"{stem}.csr")
-    names = _unique([common_name, *sans])
+    names = unique_names([common_name, *sans])
     with _step("create-key"):
         if key.algorithm == "RSA":
             assert key.size is not None
@@ -352,7 +342,7 @@ def make_csr_on_appliance(
     """A new CSR for a key already on the appliance (key reuse); returns the checked CSR PEM."""
     taken = set(nitro.list_files())
     stem = _fresh_stem(reqfile_base, "", taken, (".csr",), _output_path_room(nitro))
-    names = _unique([common_name, *sans])
+    names = unique_names([common_name, *sans])
     with _step("create-csr"):
         reqfile = _path(nitro, f"{stem}.csr")
         nitro.create_csr(reqfile, keyfile, common_name=common_name, sans=names, subject=subject)
@@ -783,7 +773,7 @@ def read_installed(
     wanted = [v if isinstance(v, str) else v[0] for v in vservers]
     bound = [v for v in wanted if v in bound_all] if wanted else bound_all
     cn = _cn_from_nitro_subject(ck.subject)
-    names = tuple(_unique([cn, *ck.sandns]))
+    names = tuple(unique_names([cn, *ck.sandns]))
     return InstalledState(
         serial=ck.serial or None,
         not_after=ck.not_after,

@@ -28,6 +28,7 @@ from citrix_connector.crypto import (
     is_issuer,
     load_csr,
     private_key_to_pem,
+    unique_names,
 )
 from citrix_connector.errors import CryptoError
 
@@ -199,7 +200,7 @@ class LocalCA:
         if isinstance(sans, str):
             raise ValueError("sans must be a sequence of names, not a string")
         cn, csr_sans = csr_names(csr)
-        names = _unique([cn, *csr_sans, *(sans or ())])
+        names = unique_names([cn, *csr_sans, *(sans or ())])
         if not names:
             raise ValueError("CSR has neither a common name nor subject alternative names")
         cn = cn or names[0]
@@ -251,17 +252,6 @@ class LocalCA:
     def bundle_pem(self) -> bytes:
         """The root certificate as PEM, for clients' ``verify=``."""
         return self.root.public_bytes(serialization.Encoding.PEM)
-
-
-def _unique(names: Sequence[str]) -> list[str]:
-    seen: set[str] = set()
-    out: list[str] = []
-    for raw in names:
-        name = raw.strip()
-        if name and name.lower() not in seen:
-            seen.add(name.lower())
-            out.append(name)
-    return out
 
 
 def _general_name(name: str) -> x509.GeneralName:

@@ -57,7 +57,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
-from citrix_connector.crypto import csr_names, load_csr, normalize_serial
+from citrix_connector.crypto import csr_names, load_csr, normalize_serial, unique_names
 from citrix_connector.errors import CryptoError
 
 from .ca import LocalCA
@@ -964,7 +964,7 @@ class ScmSimulator(SimServer):
             csr_pem=csr_pem,
             csr=csr,
             common_name=cn or (extra_sans[0] if extra_sans else ""),
-            sans=_unique([cn, *extra_sans]),
+            sans=unique_names([cn, *extra_sans]),
             extra_sans=list(extra_sans),
             requester=requester,
             requested_at=now,
@@ -1351,7 +1351,7 @@ class ScmSimulator(SimServer):
         order.common_name = common_name or cn or order.common_name
         if sans is not None:
             order.extra_sans = [s.strip() for s in sans if s.strip()]
-        order.sans = _unique([order.common_name, *order.extra_sans])
+        order.sans = unique_names([order.common_name, *order.extra_sans])
         order.replaced_at = now
         order.issued_at = None
         order.status = "Requested"
@@ -1497,14 +1497,3 @@ def _int_field(body: Mapping[str, Any], key: str) -> int | None:
     if isinstance(value, str) and re.fullmatch(r"-?\d{1,18}", value.strip()):
         return int(value)
     raise _parse_error()
-
-
-def _unique(names: Iterable[str]) -> list[str]:
-    seen: set[str] = set()
-    out: list[str] = []
-    for raw in names:
-        name = (raw or "").strip()
-        if name and name.lower() not in seen:
-            seen.add(name.lower())
-            out.append(name)
-    return out

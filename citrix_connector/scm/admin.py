@@ -24,7 +24,7 @@ from typing import Any
 import requests
 
 from ..config import ScmConfig
-from ..crypto import normalize_serial
+from ..crypto import normalize_serial, unique_names
 from ..errors import CryptoError, ScmAuthError, ScmError
 from ..http import HttpClient, RetryPolicy
 from ._transport import (
@@ -191,7 +191,7 @@ class AdminScmClient(ScmTransport):
         body: dict[str, Any] = {"orgId": request.org_id, "csr": request.csr_pem, "certType": type_id}
         if term is not None:
             body["term"] = term
-        sans = _unique(request.sans)
+        sans = unique_names(request.sans)
         if sans:
             body["subjAltNames"] = ",".join(sans)  # a string here; an array is refused with -1002
         if request.comments:
@@ -255,7 +255,7 @@ class AdminScmClient(ScmTransport):
             "csr": csr_pem,
             "reason": (reason or "").strip()[:512] or _DEFAULT_REPLACE_REASON,
             "commonName": common_name,
-            "subjectAlternativeNames": _unique(sans),  # an array here, unlike enroll
+            "subjectAlternativeNames": unique_names(sans),  # an array here, unlike enroll
         }
         self.call("replace", "POST", f"/ssl/v1/replace/{_id(order_id)}", json_body=body)
         return str(order_id)  # SCM keeps the same sslId and re-issues under it
@@ -304,14 +304,3 @@ def _id(order_id: str) -> str:
     if not text.isdigit():
         raise ScmError(f"{order_id!r} is not an admin-API order id (sslId must be a number)")
     return text
-
-
-def _unique(names: Sequence[str]) -> list[str]:
-    seen: set[str] = set()
-    out: list[str] = []
-    for name in names:
-        n = name.strip()
-        if n and n.lower() not in seen:
-            seen.add(n.lower())
-            out.append(n)
-    return out

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import requests
 
 from ..config import ScmConfig
-from ..crypto import csr_to_der_b64, load_csr
+from ..crypto import csr_to_der_b64, load_csr, unique_names
 from ..errors import CryptoError, ScmAuthError, ScmError, ScmUnsupportedError
 from ..http import HttpClient, RetryPolicy
 from ._transport import (
@@ -188,7 +188,7 @@ class EnrollmentScmClient(ScmTransport):
     # -- orders ----------------------------------------------------------------------------------
     def enroll(self, request: EnrollRequest) -> str:
         body: dict[str, Any] = {"csr": _csr_b64(request.csr_pem)}
-        sans = _unique(request.sans)
+        sans = unique_names(request.sans)
         if sans:
             body["subjAltNames"] = sans  # a JSON array here, unlike the admin API
         if request.custom_fields:
@@ -231,7 +231,7 @@ class EnrollmentScmClient(ScmTransport):
         body: dict[str, Any] = {"profileId": pid, "customFields": {}}
         if csr_pem is not None:
             body["csr"] = _csr_b64(csr_pem)
-        names = _unique(sans)
+        names = unique_names(sans)
         if names:
             body["subjAltNames"] = names
         if term is not None:
@@ -244,7 +244,7 @@ class EnrollmentScmClient(ScmTransport):
     ) -> str:
         # the API takes no common name (it comes from the CSR) and no reason; the reason goes to comments
         body: dict[str, Any] = {"csr": _csr_b64(csr_pem)}
-        names = _unique(sans)
+        names = unique_names(sans)
         if names:
             body["subjAltNames"] = names
         if reason and reason.strip():
@@ -278,14 +278,3 @@ def _id(order_id: str) -> str:
     if not text or not re.fullmatch(r"[A-Za-z0-9._~\-]+", text):
         raise ScmError(f"{order_id!r} is not a valid SCM certificate id")
     return text
-
-
-def _unique(names: Sequence[str]) -> list[str]:
-    seen: set[str] = set()
-    out: list[str] = []
-    for name in names:
-        n = name.strip()
-        if n and n.lower() not in seen:
-            seen.add(n.lower())
-            out.append(n)
-    return out
