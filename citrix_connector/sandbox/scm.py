@@ -38,22 +38,18 @@ invalid.."; unknown organization on ``GET /organization/v1/{id}`` -> 404 ``-1023
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
 import random
 import re
-import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qs, unquote_plus
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
@@ -61,11 +57,33 @@ from citrix_connector.crypto import csr_names, load_csr, normalize_serial, uniqu
 from citrix_connector.errors import CryptoError
 
 from .ca import LocalCA
-from .httpserver import BadJson, Fault, Request, Response, SimServer, utc_now
+from .httpserver import Request, Response
+from .scm_common import (
+    NOT_FOUND_TEXT,
+    PENDING_STATES,
+    TOKEN_PATH,
+    ApiError,
+    OAuthIssuer,
+    ScmSimBase,
+    cert_order,
+    check_common_knob,
+    check_key_type,
+    csr_text,
+    error,
+    fail,
+    is_int,
+    json_object,
+    key_type_of,
+    original_request,
+    parse_error,
+    pem_of,
+    reason_code_of,
+    required_text,
+    spring_error,
+)
+from .scm_common import UNSET as _UNSET
 
 __all__ = ["TOKEN_PATH", "ScmOrder", "ScmSimulator"]
-
-TOKEN_PATH = "/auth/realms/apiclients/protocol/openid-connect/token"
 
 MODES = ("auto", "needs_approval", "declined", "revoke_after_issue")
 
@@ -74,20 +92,6 @@ PENDING_TEXT: dict[int, str] = {
     -183: "Certificate is not collectable.",
     -1400: "The request is being processed by Sectigo.",
     -109: "Certificate is not available now, please try again later.",
-}
-
-NOT_FOUND_TEXT: dict[int, str] = {
-    -5101: "Certificate not found. {0}",
-    -124: "Wrong SSL certificate id {0}.",
-    -1117: "The SSL is null.",
-}
-
-TRANSIENT_TEXT: dict[int, str] = {
-    -195: "CA is not available now. Please try again later.",
-    -140: "CSR decoding temporarily unavailable. Please try again later.",
-    -129: "Connection error while applying certificate.",
-    -2: "Internal error. Please contact Support for details.",
-    -65: "Internal error {0}. Please contact Support for details.",
 }
 
 AUTH_TEXT: dict[int, str] = {-16: "Unknown user", -970: "Incorrect login credentials."}
@@ -105,219 +109,6 @@ PEM_FORMATS: dict[str, str] = {
 }
 PKCS7_FORMATS = ("base64", "bin")
 ALL_FORMATS = (*PEM_FORMATS, *PKCS7_FORMATS)
-
-REVOKE_REASON_CODES = (0, 1, 3, 4, 5)
-
-_UNSET: Any = object()
-
-
-# ================================================================================ shared helpers
-# (also used by scm_enrollment.py)
-
-
-def error(status: int, code: int, description: str, headers: Mapping[str, str] | None = None) -> Response:
-    """An SCM error response ``{"code", "description"}``."""
-    return Response.json(status, {"code": code, "description": description}, headers)
-
-
-def spring_error(status: int, path: str, message: str, now: datetime) -> Response:
-    """What SCM's Spring front answers for an unknown route or a wrong method."""
-    reason = {404: "Not Found", 405: "Method Not Allowed"}.get(status, "Error")
-    return Response.json(
-        status,
-        {
-            "timestamp": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}+00:00",
-            "status": status,
-            "error": reason,
-            "message": message,
-            "path": path,
-        },
-    )
-
-
-@dataclass
-class LoggedRequest(Request):
-    """The copy of a request that goes into the request log: secrets replaced by ``***``.
-
-    ``original`` is the request as received; handlers must read that one.
-    """
-
-    original: Request | None = None
-
-
-def redact_request(request: Request, *, token_path: str = TOKEN_PATH) -> LoggedRequest:
-    """Copy ``request`` with passwords, client secrets and Basic credentials masked."""
-    headers = dict(request.headers)
-    if "password" in headers:
-        headers["password"] = "***"
-    auth = headers.get("authorization", "")
-    if auth[:6].lower() == "basic ":
-        headers["authorization"] = "Basic ***"
-    body = request.body
-    if request.path == token_path and body:
-        try:
-            form = parse_qs(body.decode("utf-8"), keep_blank_values=True)
-        except UnicodeDecodeError:
-            body = b"***"
-        else:
-            if "client_secret" in form:
-                parts = [
-                    f"{k}={'***' if k == 'client_secret' else v}" for k, vals in form.items() for v in vals
-                ]
-                body = "&".join(parts).encode("utf-8")
-    return LoggedRequest(
-        method=request.method,
-        raw_path=request.raw_path,
-        raw_query=request.raw_query,
-        headers=headers,
-        body=body,
-        client_cert_der=request.client_cert_der,
-        original=request,
-    )
-
-
-def original_request(request: Request) -> Request:
-    if isinstance(request, LoggedRequest) and request.original is not None:
-        return request.original
-    return request
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-class OAuthIssuer:
-    """Keycloak-like client-credentials token endpoint and bearer-token checks (no locking: callers
-    hold the simulator lock)."""
-
-    def __init__(self, issuer_url: Callable[[], str]) -> None:
-        self.clients: dict[str, str] = {}
-        self.tokens: dict[str, tuple[str, datetime]] = {}
-        self.lifetime = 300
-        self.tokens_issued = 0
-        self._issuer_url = issuer_url
-        self._key = secrets.token_bytes(32)
-
-    def token(self, request: Request, now: datetime) -> Response:
-        if request.method != "POST":
-            return Response.json(405, {"error": "RESTEASY003650: No resource method found for GET"})
-        try:
-            form = {
-                k: v[0] for k, v in parse_qs(request.body.decode("utf-8"), keep_blank_values=True).items()
-            }
-        except UnicodeDecodeError:
-            form = {}
-        client_id = form.get("client_id")
-        client_secret = form.get("client_secret")
-        auth = request.header("authorization") or ""
-        if auth[:6].lower() == "basic ":
-            try:
-                user, _, pwd = base64.b64decode(auth[6:].strip()).decode("utf-8").partition(":")
-            except (ValueError, UnicodeDecodeError):
-                return _oauth_error(400, "invalid_request", "Invalid authorization header")
-            client_id, client_secret = unquote_plus(user), unquote_plus(pwd)
-        grant = form.get("grant_type")
-        if not grant:
-            return _oauth_error(400, "invalid_request", "Missing form parameter: grant_type")
-        if grant != "client_credentials":
-            return _oauth_error(400, "unsupported_grant_type", "Unsupported grant_type")
-        if not client_id:
-            return _oauth_error(400, "invalid_client", "Missing parameter: client_id")
-        expected = self.clients.get(client_id)
-        if expected is None:
-            return _oauth_error(401, "invalid_client", "Invalid client or Invalid client credentials")
-        if client_secret is None or not hmac.compare_digest(expected.encode(), client_secret.encode()):
-            return _oauth_error(401, "unauthorized_client", "Invalid client or Invalid client credentials")
-        iat = int(now.timestamp())
-        header = {"alg": "HS256", "typ": "JWT", "kid": "sandbox"}
-        payload = {
-            "exp": iat + self.lifetime,
-            "iat": iat,
-            "jti": secrets.token_hex(16),
-            "iss": self._issuer_url(),
-            "azp": client_id,
-            "sub": f"service-account-{client_id}",
-            "typ": "Bearer",
-            "scope": "profile email",
-        }
-        signing_input = (
-            _b64url(json.dumps(header, separators=(",", ":")).encode())
-            + "."
-            + _b64url(json.dumps(payload, separators=(",", ":")).encode())
-        )
-        signature = hmac.new(self._key, signing_input.encode("ascii"), hashlib.sha256).digest()
-        access_token = signing_input + "." + _b64url(signature)
-        self.tokens[access_token] = (client_id, now + timedelta(seconds=self.lifetime))
-        self.tokens_issued += 1
-        return Response.json(
-            200,
-            {
-                "access_token": access_token,
-                "expires_in": self.lifetime,
-                "refresh_expires_in": 0,
-                "token_type": "Bearer",
-                "not-before-policy": 0,
-                "scope": "profile email",
-            },
-            {"Cache-Control": "no-store", "Pragma": "no-cache"},
-        )
-
-    def check(self, request: Request, now: datetime) -> str | None:
-        """The client id of a valid (known, unexpired) bearer token, else None."""
-        auth = request.header("authorization") or ""
-        if auth[:7].lower() != "bearer ":
-            return None
-        entry = self.tokens.get(auth[7:].strip())
-        if entry is None:
-            return None
-        client_id, expires = entry
-        if now >= expires:
-            return None
-        return client_id
-
-    @staticmethod
-    def has_bearer(request: Request) -> bool:
-        return (request.header("authorization") or "")[:7].lower() == "bearer "
-
-
-def _oauth_error(status: int, err: str, description: str) -> Response:
-    return Response.json(status, {"error": err, "error_description": description})
-
-
-def key_type_of(public_key: object) -> tuple[str, str]:
-    """("RSA", "2048") or ("EC", "P-256"); ("", "") for anything else."""
-    if isinstance(public_key, rsa.RSAPublicKey):
-        return "RSA", str(public_key.key_size)
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        return "EC", {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}.get(
-            public_key.curve.name, public_key.curve.name
-        )
-    return "", ""
-
-
-def cert_order(leaf: x509.Certificate, chain: list[x509.Certificate], spec: str) -> list[x509.Certificate]:
-    """Certificates for a spec of ``L`` (leaf), ``I`` (intermediates), ``R`` (root).
-
-    ``chain`` is ``[issuing intermediate, ..., root]``. Intermediates are listed issuing-first in a
-    leaf-first/issuer-first spec and top-down when the spec starts with the root.
-    """
-    intermediates, root = list(chain[:-1]), chain[-1]
-    if spec.startswith("R"):
-        intermediates.reverse()
-    out: list[x509.Certificate] = []
-    for part in spec:
-        if part == "L":
-            out.append(leaf)
-        elif part == "I":
-            out.extend(intermediates)
-        elif part == "R":
-            out.append(root)
-    return out
-
-
-def pem_of(certs: Iterable[x509.Certificate], *, crlf: bool = False) -> bytes:
-    data = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
-    return data.replace(b"\n", b"\r\n") if crlf else data
 
 
 def colon_serial(serial: int) -> str:
@@ -401,27 +192,16 @@ class ScmOrder:
         return f"{alg} - {param}"
 
 
-class _ApiError(Exception):
-    def __init__(self, response: Response) -> None:
-        super().__init__(response.status)
-        self.response = response
-
-
-def _fail(status: int, code: int, description: str) -> _ApiError:
-    return _ApiError(error(status, code, description))
-
-
-def _parse_error() -> _ApiError:
-    return _fail(400, -1002, "Cannot parse message body")
-
-
 _ID = r"(\d{1,18})"
 
 
-class ScmSimulator(SimServer):
+class ScmSimulator(ScmSimBase[int, ScmOrder]):
     """The simulated SCM admin API. See the module docstring for routes, knobs and codes."""
 
     name = "scm"
+    revoke_text_attr = "revoke_reason"
+    approved_status = "Approved"
+    control_id = _ID
 
     def __init__(
         self,
@@ -438,8 +218,15 @@ class ScmSimulator(SimServer):
         first_id: int = 1001,
         seed: int | None = 0,
     ) -> None:
-        super().__init__(tls_cert_pem, tls_key_pem, host=host, port=port, client_ca_pem=client_ca_pem)
-        self.ca = ca
+        super().__init__(
+            ca,
+            tls_cert_pem,
+            tls_key_pem,
+            host=host,
+            port=port,
+            first_id=first_id,
+            client_ca_pem=client_ca_pem,
+        )
         self.login = login
         self.password = password
         self.customer_uri = customer_uri
@@ -447,11 +234,7 @@ class ScmSimulator(SimServer):
         self._client_cas: list[x509.Certificate] = (
             x509.load_pem_x509_certificates(client_ca_pem) if client_ca_pem else []
         )
-        self._orders: dict[int, ScmOrder] = {}
-        self._next_id = first_id
         self._rng = random.Random(seed) if seed is not None else random.SystemRandom()
-        self.oauth = OAuthIssuer(lambda: self.url + "/auth/realms/apiclients")
-        self._first_id = first_id
         self._seed = seed
         self.profiles: dict[int, dict[str, Any]] = {}
         self.custom_fields: list[dict[str, Any]] = []
@@ -509,24 +292,10 @@ class ScmSimulator(SimServer):
         """Back to the freshly constructed state: no orders, default knobs and seed data, ids from
         ``first_id`` again, no OAuth clients, real clock, no faults, empty request log."""
         with self.lock:
-            self._orders.clear()
-            self._next_id = self._first_id
+            self._reset_common()
             self._rng = random.Random(self._seed) if self._seed is not None else random.SystemRandom()
             self.settings = ScmSettings()
-            self.oauth = OAuthIssuer(lambda: self.url + "/auth/realms/apiclients")
             self._seed_data()
-            self.clock = utc_now
-            self.latency = 0.0
-            self._faults.clear()
-            self._requests.clear()
-
-    # ------------------------------------------------------------------ logging: secrets masked
-    def dispatch(self, request: Request) -> Response | None:
-        return super().dispatch(redact_request(request))
-
-    @property
-    def token_url(self) -> str:
-        return self.url + TOKEN_PATH
 
     # ------------------------------------------------------------------ Python-side hooks
     def add_oauth_client(self, client_id: str, secret: str) -> None:
@@ -580,10 +349,7 @@ class ScmSimulator(SimServer):
         """Decline a pending order."""
         with self.lock:
             order = self._order(ssl_id)
-            if order.status not in ("Requested", "Approved", "Applied"):
-                raise ValueError(f"order {ssl_id} is {order.status}, cannot decline")
-            order.status = "Declined"
-            order.awaiting_approval = False
+            self._decline(order, f"order {ssl_id}")
             order.declined_at = self.clock()
 
     def revoke(self, ssl_id: int, *, reason_code: int = 0, reason: str = "revoked by sandbox") -> None:
@@ -593,37 +359,6 @@ class ScmSimulator(SimServer):
             if order.status != "Issued":
                 raise ValueError(f"order {ssl_id} is {order.status}, cannot revoke")
             self._do_revoke(order, reason_code, reason)
-
-    @property
-    def orders(self) -> dict[int, ScmOrder]:
-        """Snapshot (shallow copies) of every order by ssl id."""
-        with self.lock:
-            return {k: replace(v) for k, v in self._orders.items()}
-
-    def order_count(self) -> int:
-        with self.lock:
-            return len(self._orders)
-
-    def inject_transient(
-        self,
-        route_regex: str,
-        code: int = -195,
-        times: int | None = 1,
-        *,
-        status: int | None = None,
-        method: str | None = None,
-        after: int = 0,
-    ) -> Fault:
-        """A transient SCM failure (default ``-195`` CA unavailable, HTTP 503; ``-140`` etc. -> 500)."""
-        text = TRANSIENT_TEXT.get(code, "Internal error. Please contact Support for details.")
-        return self.add_fault(
-            route_regex,
-            method=method,
-            status=status if status is not None else (503 if code == -195 else 500),
-            json_body={"code": code, "description": text.replace("{0}", "")},
-            times=times,
-            after=after,
-        )
 
     # ------------------------------------------------------------------ knob handling
     def _apply_config(self, values: Mapping[str, Any]) -> None:
@@ -668,7 +403,7 @@ class ScmSimulator(SimServer):
 
     def _set_mode(self, order: ScmOrder, mode: str) -> None:
         order.mode = mode
-        if order.status not in ("Requested", "Approved", "Applied"):
+        if order.status not in PENDING_STATES:
             return
         if mode == "declined":
             order.status = "Declined"
@@ -682,53 +417,28 @@ class ScmSimulator(SimServer):
             order.awaiting_approval = False
 
     # ------------------------------------------------------------------ control API
-    def handle_control(self, route: str, request: Request) -> Response:
-        request = original_request(request)
-        try:
-            m = re.fullmatch(r"/(approve|decline|revoke)/" + _ID, route)
-            if m and request.method == "POST":
-                action, ssl_id = m.group(1), int(m.group(2))
-                if action == "approve":
-                    self._approve(self._order(ssl_id))
-                elif action == "decline":
-                    self.decline(ssl_id)
-                else:
-                    self.revoke(ssl_id)
-                return Response.empty(204)
-            if route == "/config" and request.method == "GET":
-                out = self.settings.to_dict()
-                out["mandatory_custom_fields"] = [f["name"] for f in self.custom_fields if f["mandatory"]]
-                return Response.json(200, out)
-            if route == "/config" and request.method == "POST":
-                spec = request.json()
-                if not isinstance(spec, dict):
-                    raise ValueError("config must be a JSON object")
-                self._apply_config(spec)
-                return Response.empty(204)
-            m = re.fullmatch(r"/orders/" + _ID, route)
-            if m and request.method == "POST":
-                spec = request.json()
-                if not isinstance(spec, dict):
-                    raise ValueError("order config must be a JSON object")
-                self._configure_order(self._order(int(m.group(1))), spec)
-                return Response.empty(204)
-            if route == "/orders" and request.method == "GET":
-                return Response.json(200, [self._summary(o) for o in self._orders.values()])
-            if route == "/oauth-clients" and request.method == "POST":
-                spec = request.json()
-                self.oauth.clients[str(spec["client_id"])] = str(spec["client_secret"])
-                return Response.empty(204)
-            if route == "/reset" and request.method == "POST":
-                self.reset()
-                return Response.empty(204)
-            if route == "/rotate-intermediate" and request.method == "POST":
-                cert = self.ca.rotate_intermediate()
-                return Response.json(200, {"subject": cert.subject.rfc4514_string()})
-        except KeyError as exc:
-            return Response.json(404, {"error": f"unknown {exc}"})
-        except (ValueError, BadJson) as exc:
-            return Response.json(400, {"error": str(exc)})
-        return super().handle_control(route, request)
+    def _control_key(self, raw: str) -> int:
+        return int(raw)
+
+    def _config_snapshot(self) -> dict[str, Any]:
+        out = self.settings.to_dict()
+        out["mandatory_custom_fields"] = [f["name"] for f in self.custom_fields if f["mandatory"]]
+        return out
+
+    def _configure_order_spec(self, ssl_id: int, spec: Any) -> None:
+        if not isinstance(spec, dict):
+            raise ValueError("order config must be a JSON object")
+        self._configure_order(self._order(ssl_id), spec)
+
+    def _extra_control(self, route: str, request: Request) -> Response | None:
+        if route == "/oauth-clients" and request.method == "POST":
+            spec = request.json()
+            self.oauth.clients[str(spec["client_id"])] = str(spec["client_secret"])
+            return Response.empty(204)
+        if route == "/rotate-intermediate" and request.method == "POST":
+            cert = self.ca.rotate_intermediate()
+            return Response.json(200, {"subject": cert.subject.rfc4514_string()})
+        return None
 
     def _summary(self, o: ScmOrder) -> dict[str, Any]:
         return {
@@ -757,7 +467,7 @@ class ScmSimulator(SimServer):
             return denied
         try:
             return self._route(req, sub, path)
-        except _ApiError as exc:
+        except ApiError as exc:
             return exc.response
 
     # ------------------------------------------------------------------ authentication
@@ -844,39 +554,18 @@ class ScmSimulator(SimServer):
         order = self._orders.get(int(ssl_id))
         if order is None:
             code = self.settings.not_found_code
-            raise _fail(404, code, NOT_FOUND_TEXT[code].format(ssl_id))
+            raise fail(404, code, NOT_FOUND_TEXT[code].format(ssl_id))
         return order
-
-    def _body_object(self, req: Request, *, allow_empty: bool = False) -> dict[str, Any]:
-        if allow_empty and not req.body.strip():
-            return {}
-        try:
-            body = req.json()
-        except BadJson:
-            raise _parse_error() from None
-        if not isinstance(body, dict):
-            raise _parse_error()
-        return body
 
     def _parse_csr(
         self, value: Any, profile: Mapping[str, Any]
     ) -> tuple[x509.CertificateSigningRequest, str]:
-        if value is None or (isinstance(value, str) and not value.strip()):
-            raise _fail(400, -7, "csr is required but missing.")
-        if not isinstance(value, str):
-            raise _parse_error()
-        if len(value) > 32767:
-            raise _fail(400, -10, "Error while decoding CSR.")
+        value = csr_text(value, blank_is_missing=True)
         try:
             csr = load_csr(value)
         except CryptoError:
-            raise _fail(400, -10, "Error while decoding CSR.") from None
-        alg, param = key_type_of(csr.public_key())
-        allowed = profile.get("keyTypes", {})
-        if alg not in allowed:
-            raise _fail(400, -11, "The CSR uses an unsupported algorithm!")
-        if param not in allowed[alg]:
-            raise _fail(400, -13, "The CSR uses an unsupported key size!")
+            raise fail(400, -10, "Error while decoding CSR.") from None
+        check_key_type(csr, profile.get("keyTypes", {}))
         return csr, value
 
     def _fmt_date(self, when: datetime | None, req: Request) -> str | None:
@@ -896,47 +585,14 @@ class ScmSimulator(SimServer):
         return "".join(self._rng.choice(alphabet) for _ in range(20))
 
     # ------------------------------------------------------------------ state machine
-    def _advance(self, order: ScmOrder, *, poll: bool) -> None:
-        """Move a pending order on (counting a collect call when ``poll``)."""
-        if order.status not in ("Requested", "Approved", "Applied") or order.awaiting_approval:
-            return
-        now = self.clock()
-        if poll:
-            order.polls += 1
-        elapsed = (now - order.pending_since).total_seconds()
-        ready = (order.issue_after_polls is not None and order.polls > order.issue_after_polls) or (
-            order.issue_after_seconds is not None and elapsed >= order.issue_after_seconds
-        )
-        if ready:
-            self._issue(order)
-        elif order.polls >= 1 or (order.issue_after_seconds is not None and elapsed > 0):
+    def _still_pending(self, order: ScmOrder, elapsed: float) -> None:
+        # Status walks Requested -> Applied after the first poll (or once time has passed).
+        if order.polls >= 1 or (order.issue_after_seconds is not None and elapsed > 0):
             order.status = "Applied"
 
-    def _issue(self, order: ScmOrder) -> None:
-        now = self.clock()
-        cert = self.ca.issue_from_csr(order.csr, sans=order.extra_sans, days=order.term, not_before=now)
-        order.cert = cert
-        order.chain = self.ca.chain_for(cert)
-        order.status = "Issued"
-        order.issued_at = now
-        if order.mode == "revoke_after_issue":
-            self._do_revoke(order, 0, "revoked after issuance (sandbox mode revoke_after_issue)")
-
-    def _do_revoke(self, order: ScmOrder, reason_code: int, reason: str) -> None:
-        order.status = "Revoked"
-        order.revoked_at = self.clock()
-        order.reason_code = reason_code
-        order.revoke_reason = reason
-
     def _approve(self, order: ScmOrder) -> None:
-        if order.status != "Requested" or not order.awaiting_approval:
-            raise ValueError(f"Certificate can't be approved cause it has state = {order.status}")
-        now = self.clock()
-        order.awaiting_approval = False
-        order.status = "Approved"
-        order.approved_at = now
-        order.pending_since = now
-        order.polls = 0
+        super()._approve(order)
+        order.approved_at = order.pending_since
 
     def _new_order(
         self,
@@ -1152,44 +808,44 @@ class ScmSimulator(SimServer):
 
     # ------------------------------------------------------------------ enroll
     def _enroll(self, req: Request) -> Response:
-        body = self._body_object(req)
+        body = json_object(req)
         sans_raw = body.get("subjAltNames")
         if sans_raw is not None and not isinstance(sans_raw, str):
-            raise _parse_error()
+            raise parse_error()
         for key in ("comments", "externalRequester", "csr", "dcvMode", "dcvEmail"):
             if body.get(key) is not None and not isinstance(body[key], str):
-                raise _parse_error()
+                raise parse_error()
         custom = body.get("customFields")
         if custom is not None and (
             not isinstance(custom, list)
             or not all(isinstance(c, dict) and isinstance(c.get("name"), str) for c in custom)
         ):
-            raise _parse_error()
+            raise parse_error()
         org_id = _int_field(body, "orgId")
         if org_id is None:
-            raise _fail(400, -7, "orgId is required but missing.")
+            raise fail(400, -7, "orgId is required but missing.")
         if org_id < 1 or not self._org_exists(org_id):
-            raise _fail(400, -639, "Supplied orgid invalid..")
+            raise fail(400, -639, "Supplied orgid invalid..")
         cert_type = _int_field(body, "certType")
         if cert_type is None:
-            raise _fail(400, -7, "certType is required but missing.")
+            raise fail(400, -7, "certType is required but missing.")
         profile = self.profiles.get(cert_type)
         if profile is None:
-            raise _fail(400, -39, "The certificate profile id is invalid!")
+            raise fail(400, -39, "The certificate profile id is invalid!")
         term = _int_field(body, "term")
         if term is None:
-            raise _fail(400, -7, "term is required but missing.")
+            raise fail(400, -7, "term is required but missing.")
         if term not in profile["terms"]:
-            raise _fail(400, -36, "The validity period (term) is invalid for this certificate profile.")
+            raise fail(400, -36, "The validity period (term) is invalid for this certificate profile.")
         csr, csr_pem = self._parse_csr(body.get("csr"), profile)
         comments = body.get("comments") or ""
         if len(comments) > 1024:
-            raise _fail(400, -1601, "Field 'comments' has invalid value.")
+            raise fail(400, -1601, "Field 'comments' has invalid value.")
         external = body.get("externalRequester") or ""
         if len(external) > 512:
-            raise _fail(400, -1601, "Field 'externalRequester' has invalid value.")
+            raise fail(400, -1601, "Field 'externalRequester' has invalid value.")
         if self.settings.require_external_requester and not external.strip():
-            raise _fail(400, -139, "External Requester is required.")
+            raise fail(400, -139, "External Requester is required.")
         fields = self._check_custom_fields(custom or [])
         extra = [s.strip() for s in (sans_raw or "").split(",") if s.strip()]
         order = self._new_order(
@@ -1213,15 +869,15 @@ class ScmSimulator(SimServer):
             name = str(item["name"])
             value = item.get("value")
             if name not in known:
-                raise _fail(400, -135, "Custom field cannot be found.")
+                raise fail(400, -135, "Custom field cannot be found.")
             if value is not None and not isinstance(value, str):
-                raise _parse_error()
+                raise parse_error()
             if value is not None and len(value) > 256:
-                raise _fail(400, -1601, f"Field '{name}' has invalid value.")
+                raise fail(400, -1601, f"Field '{name}' has invalid value.")
             values[name] = value or ""
         for f in self.custom_fields:
             if f["mandatory"] and not values.get(f["name"], "").strip():
-                raise _fail(400, -62, "Missing mandatory custom field!")
+                raise fail(400, -62, "Missing mandatory custom field!")
         return [{"name": k, "value": v} for k, v in values.items()]
 
     # ------------------------------------------------------------------ collect
@@ -1231,22 +887,12 @@ class ScmSimulator(SimServer):
         if fmt == "":
             fmt = "base64"
         if fmt not in ALL_FORMATS:
-            raise _fail(400, -126, f"Unknown SSL certificate file format requested: {fmt}")
-        if order.status == "Declined":
-            raise _fail(
-                400,
-                self.settings.declined_code,
-                "Certificate can't be approved cause it has state = Declined",
-            )
-        if order.status == "Revoked":
-            raise _fail(400, -110, "Certificate has been revoked and cannot be downloaded.")
-        self._advance(order, poll=True)
-        if order.status == "Revoked":
-            raise _fail(400, -110, "Certificate has been revoked and cannot be downloaded.")
+            raise fail(400, -126, f"Unknown SSL certificate file format requested: {fmt}")
+        self._collectable(order, declined_code=self.settings.declined_code)
         if order.status != "Issued" or order.cert is None:
             code = order.pending_code
             text = order.pending_description or PENDING_TEXT.get(code, "Being processed by Sectigo")
-            raise _fail(400, code, text)
+            raise fail(400, code, text)
         order.collected += 1
         leaf, chain = order.cert, order.chain
         if fmt in PEM_FORMATS:
@@ -1274,11 +920,11 @@ class ScmSimulator(SimServer):
         csr_value = body.get("csr")
         for key in ("dcvMode", "dcvEmail"):
             if body.get(key) is not None and not isinstance(body[key], str):
-                raise _parse_error()
+                raise parse_error()
         if csr_value is not None and not isinstance(csr_value, str):
-            raise _parse_error()
+            raise parse_error()
         if original.status != "Issued":
-            raise _fail(400, -130, f"SSL state is not 'ISSUED': {original.status}")
+            raise fail(400, -130, f"SSL state is not 'ISSUED': {original.status}")
         profile = self.profiles[original.cert_type]
         if csr_value:
             csr, csr_pem = self._parse_csr(csr_value, profile)
@@ -1304,7 +950,7 @@ class ScmSimulator(SimServer):
 
     def _renew_by_id(self, req: Request, ssl_id: str) -> Response:
         order = self._find(ssl_id)
-        body = self._body_object(req)
+        body = json_object(req)
         new = self._renew_from(order, body, req)
         return Response.json(200, {"sslId": new.ssl_id})
 
@@ -1312,35 +958,35 @@ class ScmSimulator(SimServer):
         order = next((o for o in self._orders.values() if o.renew_id == renew_id), None)
         if order is None:
             code = self.settings.not_found_code
-            raise _fail(404, code, NOT_FOUND_TEXT[code].format(renew_id))
-        body = self._body_object(req, allow_empty=True)
+            raise fail(404, code, NOT_FOUND_TEXT[code].format(renew_id))
+        body = json_object(req, allow_empty=True)
         self._renew_from(order, body, req)
         return Response.empty(204)
 
     def _replace(self, req: Request, ssl_id: str) -> Response:
         order = self._find(ssl_id)
-        body = self._body_object(req)
+        body = json_object(req)
         sans = body.get("subjectAlternativeNames")
         if sans is not None and (not isinstance(sans, list) or not all(isinstance(s, str) for s in sans)):
-            raise _parse_error()
+            raise parse_error()
         for key in ("reason", "commonName", "csr", "dcvMode", "dcvEmail"):
             if body.get(key) is not None and not isinstance(body[key], str):
-                raise _parse_error()
+                raise parse_error()
         csr_value = body.get("csr")
         if not csr_value:
-            raise _fail(400, -7, "csr is required but missing.")
+            raise fail(400, -7, "csr is required but missing.")
         reason = body.get("reason")
         if reason is None or not reason.strip():
-            raise _fail(400, -7, "reason is required but missing.")
+            raise fail(400, -7, "reason is required but missing.")
         if len(reason) > 512:
-            raise _fail(400, -1601, "Field 'reason' has invalid value.")
+            raise fail(400, -1601, "Field 'reason' has invalid value.")
         common_name = body.get("commonName")
         if common_name is not None and not 1 <= len(common_name) <= 64:
-            raise _fail(400, -1601, "Field 'commonName' has invalid value.")
+            raise fail(400, -1601, "Field 'commonName' has invalid value.")
         csr, csr_pem = self._parse_csr(csr_value, self.profiles[order.cert_type])
         self._advance(order, poll=False)
         if order.status != "Issued":
-            raise _fail(400, -130, f"SSL state is not 'ISSUED': {order.status}")
+            raise fail(400, -130, f"SSL state is not 'ISSUED': {order.status}")
         now = self.clock()
         if order.cert is not None:
             order.previous_certs.append(order.cert)
@@ -1363,26 +1009,12 @@ class ScmSimulator(SimServer):
 
     # ------------------------------------------------------------------ revoke / approve
     def _revoke_body(self, req: Request) -> tuple[int, str]:
-        body = self._body_object(req)
-        reason = body.get("reason")
-        if reason is None or (isinstance(reason, str) and not reason):
-            raise _fail(400, -7, "reason is required but missing.")
-        if not isinstance(reason, str):
-            raise _parse_error()
-        if len(reason) > 512:
-            raise _fail(400, -1601, "Field 'reason' has invalid value.")
+        body = json_object(req)
+        reason = required_text(body, "reason", 512)
         raw = body.get("reasonCode")
         if raw is None:
-            raise _fail(400, -7, "reasonCode is required but missing.")
-        code: int | None = None
-        if _is_int(raw):
-            code = raw
-        elif isinstance(raw, str) and re.fullmatch(r"\d{1,2}", raw.strip()):
-            code = int(raw)
-        if code not in REVOKE_REASON_CODES:
-            raise _fail(400, -1601, "Field 'reasonCode' has invalid value.")
-        assert code is not None
-        return code, reason
+            raise fail(400, -7, "reasonCode is required but missing.")
+        return reason_code_of(raw), reason
 
     def _revoke_order(self, order: ScmOrder, req: Request) -> Response:
         reason_code, reason = self._revoke_body(req)
@@ -1394,9 +1026,9 @@ class ScmSimulator(SimServer):
                 if code == -159
                 else "Only issued certificates could be revoked."
             )
-            raise _fail(400, code, text)
+            raise fail(400, code, text)
         if order.status != "Issued":
-            raise _fail(400, -102, "Only issued certificates could be revoked.")
+            raise fail(400, -102, "Only issued certificates could be revoked.")
         self._do_revoke(order, reason_code, reason)
         return Response.empty(204)
 
@@ -1407,20 +1039,20 @@ class ScmSimulator(SimServer):
         try:
             wanted = normalize_serial(serial)
         except CryptoError:
-            raise _fail(400, -1601, "Field 'serialNumber' has invalid value.") from None
+            raise fail(400, -1601, "Field 'serialNumber' has invalid value.") from None
         for order in self._orders.values():
             if order.cert is not None and normalize_serial(order.cert.serial_number) == wanted:
                 return self._revoke_order(order, req)
         code = self.settings.not_found_code
-        raise _fail(404, code, NOT_FOUND_TEXT[code].format(serial))
+        raise fail(404, code, NOT_FOUND_TEXT[code].format(serial))
 
     def _approve_route(self, req: Request, ssl_id: str) -> Response:
         order = self._find(ssl_id)
-        self._body_object(req, allow_empty=True)
+        json_object(req, allow_empty=True)
         try:
             self._approve(order)
         except ValueError as exc:
-            raise _fail(400, -1112, str(exc)) from None
+            raise fail(400, -1112, str(exc)) from None
         return Response.empty(204)
 
     def _dcv_recheck(self, req: Request, ssl_id: str) -> Response:
@@ -1436,55 +1068,23 @@ _ORDER_KNOBS = ("mode", "issue_after_polls", "issue_after_seconds", "pending_cod
 
 def _check_knob(key: str, value: Any) -> Any:
     """Validate one knob value; ValueError with a readable message."""
-    if key == "issue_after_polls":
-        if value is not None and (not _is_int(value) or value < 0):
-            raise ValueError("issue_after_polls must be None or an int >= 0")
-        return value
-    if key == "issue_after_seconds":
-        if value is not None and (not _is_number(value) or value < 0):
-            raise ValueError("issue_after_seconds must be None or a number >= 0")
-        return None if value is None else float(value)
     if key in ("pending_code", "declined_code"):
-        if not _is_int(value):
+        if not is_int(value):
             raise ValueError(f"{key} must be an int")
         return value
     if key == "pending_description":
         if value is not None and not isinstance(value, str):
             raise ValueError("pending_description must be a string or None")
         return value
-    if key == "mode":
-        if value not in MODES:
-            raise ValueError(f"mode must be one of {MODES}")
-        return value
     if key == "auth_error_code":
         if value not in AUTH_TEXT:
             raise ValueError(f"auth_error_code must be one of {sorted(AUTH_TEXT)}")
-        return value
-    if key == "not_found_code":
-        if value not in NOT_FOUND_TEXT:
-            raise ValueError(f"not_found_code must be one of {sorted(NOT_FOUND_TEXT)}")
         return value
     if key == "already_revoked_code":
         if value not in (-159, -102):
             raise ValueError("already_revoked_code must be -159 or -102")
         return value
-    if key in ("require_external_requester", "crlf"):
-        if not isinstance(value, bool):
-            raise ValueError(f"{key} must be a boolean")
-        return value
-    if key == "token_lifetime":
-        if not _is_int(value) or value < 1:
-            raise ValueError("token_lifetime must be an int >= 1")
-        return value
-    raise ValueError(f"unknown knob {key!r}")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return check_common_knob(key, value, modes=MODES, booleans=("require_external_requester", "crlf"))
 
 
 def _int_field(body: Mapping[str, Any], key: str) -> int | None:
@@ -1492,8 +1092,8 @@ def _int_field(body: Mapping[str, Any], key: str) -> int | None:
     value = body.get(key)
     if value is None:
         return None
-    if _is_int(value):
+    if is_int(value):
         return int(value)
     if isinstance(value, str) and re.fullmatch(r"-?\d{1,18}", value.strip()):
         return int(value)
-    raise _parse_error()
+    raise parse_error()

@@ -42,7 +42,7 @@ import binascii
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,19 +54,28 @@ from citrix_connector.crypto import csr_names, load_csr
 from citrix_connector.errors import CryptoError
 
 from .ca import LocalCA
-from .httpserver import BadJson, Fault, Request, Response, SimServer, utc_now
-from .scm import (
+from .httpserver import BadJson, Request, Response
+from .scm_common import (
+    NOT_FOUND_TEXT,
+    PENDING_STATES,
     TOKEN_PATH,
-    TRANSIENT_TEXT,
-    OAuthIssuer,
+    ApiError,
+    ScmSimBase,
     cert_order,
-    error,
-    key_type_of,
+    check_common_knob,
+    check_key_type,
+    csr_text,
+    fail,
+    is_int,
+    json_object,
     original_request,
+    parse_error,
     pem_of,
-    redact_request,
+    reason_code_of,
+    required_text,
     spring_error,
 )
+from .scm_common import UNSET as _UNSET
 
 __all__ = ["EnrollmentAccount", "EnrollmentOrder", "EnrollmentSimulator"]
 
@@ -78,15 +87,15 @@ PENDING_TEXT: dict[int, str] = {
     -1400: "The request is being processed by Sectigo.",
     -183: "Certificate is not collectable.",
 }
-NOT_FOUND_TEXT: dict[int, str] = {
-    -124: "Wrong SSL certificate id {0}.",
-    -5101: "Certificate not found. {0}",
-    -1117: "The SSL is null.",
-}
 ALLOWED_KEYS: dict[str, tuple[str, ...]] = {"RSA": ("2048", "3072", "4096"), "EC": ("P-256", "P-384")}
-REASON_CODES = (0, 1, 3, 4, 5)
-PENDING_STATES = ("Requested", "Approved", "Applied")
-_UNSET: Any = object()
+_BOOLEAN_KNOBS = (
+    "strict_csr",
+    "require_product_id",
+    "crlf",
+    "pkcs7",
+    "renew_requires_custom_fields",
+    "legacy_list",
+)
 _B64_STRICT = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
 
@@ -137,28 +146,14 @@ class EnrollmentOrder:
     downloads: int = 0
 
 
-class _ApiError(Exception):
-    def __init__(self, response: Response) -> None:
-        super().__init__(response.status)
-        self.response = response
-
-
-def _fail(status: int, code: int, description: str) -> _ApiError:
-    return _ApiError(error(status, code, description))
-
-
-def _parse_error() -> _ApiError:
-    return _fail(400, -1002, "Cannot parse message body")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-class EnrollmentSimulator(SimServer):
+class EnrollmentSimulator(ScmSimBase[str, EnrollmentOrder]):
     """The simulated REST Enrollment API and token server (see the module docstring)."""
 
     name = "scm-enrollment"
+    revoke_text_attr = "revoke_message"
+    approved_status = "Applied"
+    control_id = r"([^/]+)"
+    control_errors = (ValueError, TypeError, BadJson)
 
     def __init__(
         self,
@@ -170,13 +165,8 @@ class EnrollmentSimulator(SimServer):
         port: int = 0,
         first_id: int = 5001,
     ) -> None:
-        super().__init__(tls_cert_pem, tls_key_pem, host=host, port=port)
-        self.ca = ca
-        self._first_id = first_id
-        self._next_id = first_id
+        super().__init__(ca, tls_cert_pem, tls_key_pem, host=host, port=port, first_id=first_id)
         self.accounts: dict[str, EnrollmentAccount] = {}
-        self._orders: dict[str, EnrollmentOrder] = {}
-        self.oauth = OAuthIssuer(lambda: self.url + "/auth/realms/apiclients")
         self._set_knob_defaults()
 
     def _set_knob_defaults(self) -> None:
@@ -215,14 +205,6 @@ class EnrollmentSimulator(SimServer):
         "renew_requires_custom_fields",
         "legacy_list",
     )
-
-    # ------------------------------------------------------------------ logging: secrets masked
-    def dispatch(self, request: Request) -> Response | None:
-        return super().dispatch(redact_request(request))
-
-    @property
-    def token_url(self) -> str:
-        return self.url + TOKEN_PATH
 
     # ------------------------------------------------------------------ Python-side hooks
     def add_account(
@@ -300,11 +282,7 @@ class EnrollmentSimulator(SimServer):
 
     def decline(self, cert_id: str | int) -> None:
         with self.lock:
-            order = self._order(cert_id)
-            if order.status not in PENDING_STATES:
-                raise ValueError(f"certificate {cert_id} is {order.status}, cannot decline")
-            order.status = "Declined"
-            order.awaiting_approval = False
+            self._decline(self._order(cert_id), f"certificate {cert_id}")
 
     def revoke(
         self, cert_id: str | int, *, reason_code: int = 0, message: str = "revoked by sandbox"
@@ -317,16 +295,6 @@ class EnrollmentSimulator(SimServer):
             self._do_revoke(order, reason_code, message)
 
     @property
-    def orders(self) -> dict[str, EnrollmentOrder]:
-        """Snapshot (shallow copies) of every order by certId."""
-        with self.lock:
-            return {k: replace(v) for k, v in self._orders.items()}
-
-    def order_count(self) -> int:
-        with self.lock:
-            return len(self._orders)
-
-    @property
     def tokens_issued(self) -> int:
         """How many access tokens the token endpoint has handed out."""
         with self.lock:
@@ -335,36 +303,9 @@ class EnrollmentSimulator(SimServer):
     def reset(self) -> None:
         """Back to the constructed state: no accounts, orders, faults or log; default knobs; real clock."""
         with self.lock:
+            self._reset_common()
             self.accounts.clear()
-            self._orders.clear()
-            self._next_id = self._first_id
-            self.oauth = OAuthIssuer(lambda: self.url + "/auth/realms/apiclients")
             self._set_knob_defaults()
-            self.clock = utc_now
-            self.latency = 0.0
-            self._faults.clear()
-            self._requests.clear()
-
-    def inject_transient(
-        self,
-        route_regex: str,
-        code: int = -195,
-        times: int | None = 1,
-        *,
-        status: int | None = None,
-        method: str | None = None,
-        after: int = 0,
-    ) -> Fault:
-        """A transient SCM failure (default ``-195`` CA unavailable as HTTP 503; others 500)."""
-        text = TRANSIENT_TEXT.get(code, "Internal error. Please contact Support for details.")
-        return self.add_fault(
-            route_regex,
-            method=method,
-            status=status if status is not None else (503 if code == -195 else 500),
-            json_body={"code": code, "description": text.replace("{0}", "")},
-            times=times,
-            after=after,
-        )
 
     # ------------------------------------------------------------------ knobs
     def _apply_config(self, values: Mapping[str, Any]) -> None:
@@ -377,62 +318,33 @@ class EnrollmentSimulator(SimServer):
             setattr(self, key, value)
 
     # ------------------------------------------------------------------ control API
-    def handle_control(self, route: str, request: Request) -> Response:
-        request = original_request(request)
-        try:
-            m = re.fullmatch(r"/(approve|decline|revoke)/([^/]+)", route)
-            if m and request.method == "POST":
-                action, cert_id = m.groups()
-                if action == "approve":
-                    self._approve(self._order(cert_id))
-                elif action == "decline":
-                    self.decline(cert_id)
-                else:
-                    self.revoke(cert_id)
-                return Response.empty(204)
-            if route == "/config" and request.method == "GET":
-                return Response.json(200, {k: getattr(self, k) for k in self._KNOBS})
-            if route == "/config" and request.method == "POST":
-                spec = request.json()
-                if not isinstance(spec, dict):
-                    raise ValueError("config must be a JSON object")
-                self._apply_config(spec)
-                return Response.empty(204)
-            m = re.fullmatch(r"/orders/([^/]+)", route)
-            if m and request.method == "POST":
-                spec = request.json()
-                if not isinstance(spec, dict) or set(spec) - {
-                    "mode",
-                    "issue_after_polls",
-                    "issue_after_seconds",
-                }:
-                    raise ValueError("order config takes mode, issue_after_polls, issue_after_seconds")
-                self.configure_order(m.group(1), **spec)
-                return Response.empty(204)
-            if route == "/orders" and request.method == "GET":
-                return Response.json(200, [self._summary(o) for o in self._orders.values()])
-            if route == "/accounts" and request.method == "POST":
-                spec = request.json()
-                self.add_account(
-                    str(spec["client_id"]),
-                    str(spec["client_secret"]),
-                    profile_ids=tuple(spec.get("profile_ids", (2001,))),
-                    term=int(spec.get("term", 365)),
-                    auto_approve=bool(spec.get("auto_approve", True)),
-                )
-                return Response.empty(204)
-            if route == "/rotate-secret" and request.method == "POST":
-                spec = request.json()
-                self.rotate_secret(str(spec["client_id"]), str(spec["client_secret"]))
-                return Response.empty(204)
-            if route == "/reset" and request.method == "POST":
-                self.reset()
-                return Response.empty(204)
-        except KeyError as exc:
-            return Response.json(404, {"error": f"unknown {exc}"})
-        except (ValueError, TypeError, BadJson) as exc:
-            return Response.json(400, {"error": str(exc)})
-        return super().handle_control(route, request)
+    def _control_key(self, raw: str) -> str:
+        return raw
+
+    def _config_snapshot(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self._KNOBS}
+
+    def _configure_order_spec(self, cert_id: str, spec: Any) -> None:
+        if not isinstance(spec, dict) or set(spec) - {"mode", "issue_after_polls", "issue_after_seconds"}:
+            raise ValueError("order config takes mode, issue_after_polls, issue_after_seconds")
+        self.configure_order(cert_id, **spec)
+
+    def _extra_control(self, route: str, request: Request) -> Response | None:
+        if route == "/accounts" and request.method == "POST":
+            spec = request.json()
+            self.add_account(
+                str(spec["client_id"]),
+                str(spec["client_secret"]),
+                profile_ids=tuple(spec.get("profile_ids", (2001,))),
+                term=int(spec.get("term", 365)),
+                auto_approve=bool(spec.get("auto_approve", True)),
+            )
+            return Response.empty(204)
+        if route == "/rotate-secret" and request.method == "POST":
+            spec = request.json()
+            self.rotate_secret(str(spec["client_id"]), str(spec["client_secret"]))
+            return Response.empty(204)
+        return None
 
     def _summary(self, o: EnrollmentOrder) -> dict[str, Any]:
         return {
@@ -480,7 +392,7 @@ class EnrollmentSimulator(SimServer):
         try:
             response: Response = handler()
             return response
-        except _ApiError as exc:
+        except ApiError as exc:
             return exc.response
 
     # ------------------------------------------------------------------ auth
@@ -509,52 +421,31 @@ class EnrollmentSimulator(SimServer):
         order = self._orders.get(cert_id)
         if order is None or order.client_id != account.client_id:
             code = self.not_found_code
-            raise _fail(404, code, NOT_FOUND_TEXT[code].format(cert_id))
+            raise fail(404, code, NOT_FOUND_TEXT[code].format(cert_id))
         return order
 
-    @staticmethod
-    def _body(req: Request, *, allow_empty: bool = False) -> dict[str, Any]:
-        if allow_empty and not req.body.strip():
-            return {}
-        try:
-            body = req.json()
-        except BadJson:
-            raise _parse_error() from None
-        if not isinstance(body, dict):
-            raise _parse_error()
-        return body
-
     def _parse_csr(self, value: Any) -> x509.CertificateSigningRequest:
-        if value is None or value == "":
-            raise _fail(400, -7, "csr is required but missing.")
-        if not isinstance(value, str):
-            raise _parse_error()
-        if len(value) > 32767:
-            raise _fail(400, -10, "Error while decoding CSR.")
+        value = csr_text(value, blank_is_missing=False)
         if self.strict_csr:
             if not _B64_STRICT.fullmatch(value):
-                raise _fail(400, -10, "Error while decoding CSR.")
+                raise fail(400, -10, "Error while decoding CSR.")
             try:
                 der = base64.b64decode(value, validate=True)
                 csr = x509.load_der_x509_csr(der)
             except (binascii.Error, ValueError):
-                raise _fail(400, -10, "Error while decoding CSR.") from None
+                raise fail(400, -10, "Error while decoding CSR.") from None
             try:
                 valid = csr.is_signature_valid
             except Exception:  # unsupported signature algorithms raise various errors
                 valid = False
             if not valid:
-                raise _fail(400, -138, "Invalid CSR.")
+                raise fail(400, -138, "Invalid CSR.")
         else:
             try:
                 csr = load_csr(value)
             except CryptoError:
-                raise _fail(400, -10, "Error while decoding CSR.") from None
-        alg, param = key_type_of(csr.public_key())
-        if alg not in ALLOWED_KEYS:
-            raise _fail(400, -11, "The CSR uses an unsupported algorithm!")
-        if param not in ALLOWED_KEYS[alg]:
-            raise _fail(400, -13, "The CSR uses an unsupported key size!")
+                raise fail(400, -10, "Error while decoding CSR.") from None
+        check_key_type(csr, ALLOWED_KEYS)
         return csr
 
     @staticmethod
@@ -563,20 +454,20 @@ class EnrollmentSimulator(SimServer):
         if value is None:
             return None
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise _parse_error()
+            raise parse_error()
         return [v.strip() for v in value if v.strip()]
 
     def _custom_fields(self, body: Mapping[str, Any], *, required: bool = False) -> dict[str, str]:
         value = body.get("customFields")
         if value is None:
             if required:
-                raise _fail(400, -7, "customFields is required but missing.")
+                raise fail(400, -7, "customFields is required but missing.")
             value = {}
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            raise _parse_error()
+            raise parse_error()
         for name in self.mandatory_custom_fields:
             if not str(value.get(name, "")).strip():
-                raise _fail(400, -62, "Missing mandatory custom field!")
+                raise fail(400, -62, "Missing mandatory custom field!")
         return {str(k): str(v) for k, v in value.items()}
 
     @staticmethod
@@ -585,9 +476,9 @@ class EnrollmentSimulator(SimServer):
         if value is None:
             return ""
         if not isinstance(value, str):
-            raise _parse_error()
+            raise parse_error()
         if len(value) > limit:
-            raise _fail(400, -1601, f"Field '{key}' has invalid value.")
+            raise fail(400, -1601, f"Field '{key}' has invalid value.")
         return value
 
     def _id_response(self, cert_id: str) -> Response:
@@ -647,51 +538,20 @@ class EnrollmentSimulator(SimServer):
         elif order.status == "Requested":
             order.status = "Applied"
 
-    def _approve(self, order: EnrollmentOrder) -> None:
-        if order.status != "Requested" or not order.awaiting_approval:
-            raise ValueError(f"Certificate can't be approved cause it has state = {order.status}")
-        order.awaiting_approval = False
-        order.status = "Applied"
-        order.pending_since = self.clock()
-        order.polls = 0
+    def _on_hold(self, order: EnrollmentOrder) -> bool:
+        return order.awaiting_approval or order.awaiting_dcv
 
-    def _advance(self, order: EnrollmentOrder, *, poll: bool) -> None:
-        if order.status not in PENDING_STATES or order.awaiting_approval or order.awaiting_dcv:
-            return
-        if poll:
-            order.polls += 1
-        elapsed = (self.clock() - order.pending_since).total_seconds()
-        ready = (order.issue_after_polls is not None and order.polls > order.issue_after_polls) or (
-            order.issue_after_seconds is not None and elapsed >= order.issue_after_seconds
-        )
-        if ready:
-            self._issue(order)
-
-    def _issue(self, order: EnrollmentOrder) -> None:
-        now = self.clock()
-        if order.not_after is not None:
-            remaining = (order.not_after - now).total_seconds()
-            days = max(1, math.ceil(remaining / 86400))
-            not_before = order.not_after - timedelta(days=days)
-        else:
-            days, not_before = order.term, now
-        cert = self.ca.issue_from_csr(order.csr, sans=order.extra_sans, days=days, not_before=not_before)
-        order.cert = cert
-        order.chain = self.ca.chain_for(cert)
-        order.status = "Issued"
-        order.issued_at = now
-        if order.mode == "revoke_after_issue":
-            self._do_revoke(order, 0, "revoked after issuance (sandbox mode revoke_after_issue)")
-
-    def _do_revoke(self, order: EnrollmentOrder, reason_code: int, message: str) -> None:
-        order.status = "Revoked"
-        order.revoked_at = self.clock()
-        order.reason_code = reason_code
-        order.revoke_message = message
+    def _validity(self, order: EnrollmentOrder, now: datetime) -> tuple[int, datetime]:
+        if order.not_after is None:
+            return order.term, now
+        # a replacement keeps the original's notAfter
+        remaining = (order.not_after - now).total_seconds()
+        days = max(1, math.ceil(remaining / 86400))
+        return days, order.not_after - timedelta(days=days)
 
     # ------------------------------------------------------------------ routes
     def _enroll(self, req: Request, account: EnrollmentAccount) -> Response:
-        body = self._body(req)
+        body = json_object(req)
         sans = self._sans(body)
         comments = self._text(body, "comments", 1024)
         external = self._text(body, "externalRequester", 512)
@@ -699,14 +559,14 @@ class EnrollmentSimulator(SimServer):
         profile_id = account.profile_ids[0]
         if product is None:
             if self.require_product_id:
-                raise _fail(400, -7, "productId is required but missing.")
+                raise fail(400, -7, "productId is required but missing.")
         else:
-            if _is_int(product) or isinstance(product, str) and product.strip().isdigit():
+            if is_int(product) or isinstance(product, str) and product.strip().isdigit():
                 profile_id = int(product)
             else:
-                raise _parse_error()
+                raise parse_error()
             if profile_id not in account.profile_ids:
-                raise _fail(400, -39, "The certificate profile id is invalid!")
+                raise fail(400, -39, "The certificate profile id is invalid!")
         csr = self._parse_csr(body.get("csr"))
         fields = self._custom_fields(body)
         order = self._new_order(
@@ -728,7 +588,7 @@ class EnrollmentSimulator(SimServer):
             size = min(int(req.query.get("size", "200")), 200)
             position = int(req.query.get("position", "0"))
         except ValueError:
-            raise _fail(400, -1601, "Field 'size/position' has invalid value.") from None
+            raise fail(400, -1601, "Field 'size/position' has invalid value.") from None
         mine = [o for o in self._orders.values() if o.client_id == account.client_id]
         page = mine[max(position, 0) : max(position, 0) + max(size, 0)]
         body = [{"certId": o.cert_id, "status": o.status} for o in page]
@@ -736,17 +596,11 @@ class EnrollmentSimulator(SimServer):
 
     def _download(self, account: EnrollmentAccount, cert_id: str) -> Response:
         order = self._find(account, cert_id)
-        if order.status == "Declined":
-            raise _fail(400, -1112, "Certificate can't be approved cause it has state = Declined")
-        if order.status == "Revoked":
-            raise _fail(400, -110, "Certificate has been revoked and cannot be downloaded.")
-        self._advance(order, poll=True)
-        if order.status == "Revoked":
-            raise _fail(400, -110, "Certificate has been revoked and cannot be downloaded.")
+        self._collectable(order, declined_code=-1112)
         if order.cert is None:
             codes = self.pending_codes
             code = codes[(max(order.polls, 1) - 1) % len(codes)]
-            raise _fail(404, code, PENDING_TEXT.get(code, "Certificate is not available now."))
+            raise fail(404, code, PENDING_TEXT.get(code, "Certificate is not available now."))
         order.downloads += 1
         certs = cert_order(order.cert, order.chain, DOWNLOAD_ORDERS[self.download_order])
         if self.pkcs7:
@@ -785,25 +639,25 @@ class EnrollmentSimulator(SimServer):
 
     def _renew(self, req: Request, account: EnrollmentAccount, cert_id: str) -> Response:
         original = self._find(account, cert_id)
-        body = self._body(req, allow_empty=True)
+        body = json_object(req, allow_empty=True)
         profile_raw = body.get("profileId")
         if profile_raw is None:
             if len(account.profile_ids) > 1:
-                raise _fail(400, -39, "The certificate profile id is invalid!")
+                raise fail(400, -39, "The certificate profile id is invalid!")
             profile_id = original.profile_id
         else:
-            if not (_is_int(profile_raw) or (isinstance(profile_raw, str) and profile_raw.strip().isdigit())):
-                raise _parse_error()
+            if not (is_int(profile_raw) or (isinstance(profile_raw, str) and profile_raw.strip().isdigit())):
+                raise parse_error()
             profile_id = int(profile_raw)
             if profile_id not in account.profile_ids:
-                raise _fail(400, -39, "The certificate profile id is invalid!")
+                raise fail(400, -39, "The certificate profile id is invalid!")
         fields = self._custom_fields(body, required=self.renew_requires_custom_fields)
         sans = self._sans(body)
         term_raw = body.get("term")
         term = account.term
         if term_raw is not None:
-            if not _is_int(term_raw) or term_raw < 1:
-                raise _fail(400, -1601, "Field 'term' has invalid value.")
+            if not is_int(term_raw) or term_raw < 1:
+                raise fail(400, -1601, "Field 'term' has invalid value.")
             term = int(term_raw)
         comments = self._text(body, "comments", 1024)
         external = self._text(body, "externalRequester", 512)
@@ -812,7 +666,7 @@ class EnrollmentSimulator(SimServer):
         csr = self._parse_csr(body["csr"]) if body.get("csr") is not None else original.csr
         self._advance(original, poll=False)
         if original.status != "Issued":
-            raise _fail(400, -130, f"SSL state is not 'ISSUED': {original.status}")
+            raise fail(400, -130, f"SSL state is not 'ISSUED': {original.status}")
         new = self._new_order(
             account,
             profile_id=profile_id,
@@ -829,13 +683,13 @@ class EnrollmentSimulator(SimServer):
 
     def _replace(self, req: Request, account: EnrollmentAccount, cert_id: str) -> Response:
         original = self._find(account, cert_id)
-        body = self._body(req)
+        body = json_object(req)
         sans = self._sans(body)
         comments = self._text(body, "comments", 1024)
         csr = self._parse_csr(body.get("csr"))
         self._advance(original, poll=False)
         if original.status != "Issued" or original.cert is None:
-            raise _fail(400, -130, f"SSL state is not 'ISSUED': {original.status}")
+            raise fail(400, -130, f"SSL state is not 'ISSUED': {original.status}")
         new = self._new_order(
             account,
             profile_id=original.profile_id,
@@ -854,76 +708,31 @@ class EnrollmentSimulator(SimServer):
 
     def _revoke(self, req: Request, account: EnrollmentAccount, cert_id: str) -> Response:
         order = self._find(account, cert_id)
-        body = self._body(req, allow_empty=True)
-        message = body.get("message")
-        if message is None or message == "":
-            raise _fail(400, -7, "message is required but missing.")
-        if not isinstance(message, str):
-            raise _parse_error()
-        if len(message) > 512:
-            raise _fail(400, -1601, "Field 'message' has invalid value.")
-        raw = body.get("reasonCode", 0)
-        code: int | None = None
-        if _is_int(raw) or isinstance(raw, str) and re.fullmatch(r"\d{1,2}", raw.strip()):
-            code = int(raw)
-        if code not in REASON_CODES:
-            raise _fail(400, -1601, "Field 'reasonCode' has invalid value.")
-        assert code is not None
+        body = json_object(req, allow_empty=True)
+        message = required_text(body, "message", 512)
+        code = reason_code_of(body.get("reasonCode", 0))
         self._advance(order, poll=False)
         if order.status == "Revoked":
-            raise _fail(400, -159, "Your certificate already revoked")
+            raise fail(400, -159, "Your certificate already revoked")
         if order.status not in ("Issued", "Replaced"):
-            raise _fail(400, -102, "Only issued certificates could be revoked.")
+            raise fail(400, -102, "Only issued certificates could be revoked.")
         self._do_revoke(order, code, message)
         return Response.empty(200)
 
 
 def _check_knob(key: str, value: Any) -> Any:
     """Validate one knob value; ValueError with a readable message."""
-    if key == "token_lifetime":
-        if not _is_int(value) or value < 1:
-            raise ValueError("token_lifetime must be an int >= 1")
-        return value
     if key == "www_authenticate":
         if value not in ("quoted", "unquoted", None):
             raise ValueError("www_authenticate must be 'quoted', 'unquoted' or None")
         return value
     if key == "pending_codes":
-        if not isinstance(value, (list, tuple)) or not value or not all(_is_int(v) for v in value):
+        if not isinstance(value, (list, tuple)) or not value or not all(is_int(v) for v in value):
             raise ValueError("pending_codes must be a non-empty list of ints")
         return list(value)
-    if key == "issue_after_polls":
-        if value is not None and (not _is_int(value) or value < 0):
-            raise ValueError("issue_after_polls must be None or an int >= 0")
-        return value
-    if key == "issue_after_seconds":
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
-        ):
-            raise ValueError("issue_after_seconds must be None or a number >= 0")
-        return None if value is None else float(value)
-    if key in (
-        "strict_csr",
-        "require_product_id",
-        "crlf",
-        "pkcs7",
-        "renew_requires_custom_fields",
-        "legacy_list",
-    ):
-        if not isinstance(value, bool):
-            raise ValueError(f"{key} must be a boolean")
-        return value
     if key == "download_order":
         if value not in DOWNLOAD_ORDERS:
             raise ValueError(f"download_order must be one of {sorted(DOWNLOAD_ORDERS)}")
-        return value
-    if key == "mode":
-        if value not in MODES:
-            raise ValueError(f"mode must be one of {MODES}")
-        return value
-    if key == "not_found_code":
-        if value not in NOT_FOUND_TEXT:
-            raise ValueError(f"not_found_code must be one of {sorted(NOT_FOUND_TEXT)}")
         return value
     if key == "cert_id_style":
         if value not in ("string", "number", "id_key"):
@@ -933,4 +742,4 @@ def _check_knob(key: str, value: Any) -> Any:
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
             raise ValueError("mandatory_custom_fields must be a list of names")
         return list(value)
-    raise ValueError(f"unknown knob {key!r}")
+    return check_common_knob(key, value, modes=MODES, booleans=_BOOLEAN_KNOBS)

@@ -23,6 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ..crypto import private_key_to_pem
 from .ca import LocalCA
+from .httpserver import SimServer
 from .netscaler import NetScalerSimulator
 from .scm import ScmSimulator
 from .scm_enrollment import EnrollmentSimulator
@@ -160,8 +161,13 @@ class Sandbox:
             self.netscalers.append(ns)
 
     # -- lifecycle -------------------------------------------------------------------------------
+    @property
+    def servers(self) -> list[SimServer]:
+        """Every simulator of the world: both SCM APIs, then the appliances."""
+        return [self.scm, self.enrollment, *self.netscalers]
+
     def start(self) -> Sandbox:
-        for server in (self.scm, self.enrollment, *self.netscalers):
+        for server in self.servers:
             server.latency = self.latency
         self.scm.start()
         self.enrollment.start()
@@ -171,7 +177,7 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
-        for server in (self.scm, self.enrollment, *self.netscalers):
+        for server in self.servers:
             server.stop()
 
     def __enter__(self) -> Sandbox:
