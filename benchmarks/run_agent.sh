@@ -12,7 +12,11 @@ fleet=$1
 workers=$2
 mode=${3:-fresh}
 repo=$(cd "$(dirname "$0")/.." && pwd)
-python=${PYTHON:-"$repo/.venv/bin/python"}
+# $PYTHON, else the checkout's .venv, else the python on PATH (e.g. an activated venv)
+if [ -n "${PYTHON:-}" ]; then python=$PYTHON
+elif [ -x "$repo/.venv/bin/python" ]; then python=$repo/.venv/bin/python
+else python=python3
+fi
 case $mode in
     fresh)
         mkdir -p "$fleet/states"
