@@ -7,21 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from citrix_connector.config import PollSettings, ScmConfig, Secret
 from citrix_connector.crypto import PrivateKey, build_csr, csr_to_pem
 from citrix_connector.sandbox.ca import LocalCA
 from citrix_connector.sandbox.scm import ScmSimulator
 from citrix_connector.sandbox.scm_enrollment import EnrollmentSimulator
+from citrix_connector.sandbox.world import make_client_auth_pki
 
 __all__ = [
     "ADMIN_CLIENT_ID",
@@ -100,43 +96,13 @@ def untrusted_ca_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def client_cert(tmp_path_factory: pytest.TempPathFactory) -> ClientCert:
     """A client-auth CA and a certificate for ``LOGIN`` (CN = login), as SCM's /private API wants."""
-    now = datetime.now(timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "SCM Test Client CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, LOGIN)]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca_pem, cert_pem, key_pem = make_client_auth_pki(LOGIN, days=30)
     directory = tmp_path_factory.mktemp("client-cert")
     cert_file = directory / "admin.crt"
     key_file = directory / "admin.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return ClientCert(ca.public_bytes(serialization.Encoding.PEM), cert_file, key_file)
+    cert_file.write_bytes(cert_pem)
+    key_file.write_bytes(key_pem)
+    return ClientCert(ca_pem, cert_file, key_file)
 
 
 @pytest.fixture()

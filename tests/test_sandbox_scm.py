@@ -14,10 +14,7 @@ from typing import Any
 import pytest
 import requests
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs7
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from citrix_connector.crypto import (
     KeySpec,
@@ -27,10 +24,10 @@ from citrix_connector.crypto import (
     csr_to_der_b64,
     csr_to_pem,
     generate_private_key,
-    private_key_to_pem,
 )
 from citrix_connector.sandbox.ca import LocalCA
 from citrix_connector.sandbox.scm import ScmSimulator
+from citrix_connector.sandbox.world import make_client_auth_pki
 
 HEADERS = {"login": "api-admin", "password": "sandbox-password", "customerUri": "sandbox"}
 US_DATE = re.compile(r"^\d{2}/\d{2}/\d{4}$")
@@ -61,49 +58,13 @@ def rsa_key() -> PrivateKey:
     return generate_private_key(KeySpec("RSA", size=2048))
 
 
-def _make_client_pki(cn: str) -> tuple[bytes, bytes, bytes]:
-    """(CA PEM, client cert PEM, client key PEM) with a clientAuth leaf (LocalCA only makes serverAuth)."""
-    now = datetime.now(timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Client Auth Test CA")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    return ca_cert.public_bytes(pem), leaf.public_bytes(pem), private_key_to_pem(key)
-
-
 @pytest.fixture(scope="module")
 def client_pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     d = tmp_path_factory.mktemp("client-pki")
-    ca_pem, cert_pem, key_pem = _make_client_pki("api-admin")
+    ca_pem, cert_pem, key_pem = make_client_auth_pki("api-admin", days=30)
     (d / "good.crt").write_bytes(cert_pem)
     (d / "good.key").write_bytes(key_pem)
-    _, other_cert, other_key = _make_client_pki("someone-else")  # signed by an untrusted CA
+    _, other_cert, other_key = make_client_auth_pki("someone-else", days=30)  # signed by an untrusted CA
     (d / "other.crt").write_bytes(other_cert)
     (d / "other.key").write_bytes(other_key)
     return {
