@@ -40,6 +40,7 @@ from .errors import (
     CitrixAgentError,
     CryptoError,
     PendingError,
+    ScmDeclinedError,
     ScmError,
     ScmUnsupportedError,
     StateError,
@@ -62,8 +63,12 @@ from .state import DeploymentRecord, IssuedRecord, OrderRecord, ProfileState, St
 
 log = logging.getLogger("citrixagent")
 
-Action = Literal["enroll", "collect", "renew", "replace", "redeploy", "revoke", "nothing", "status"]
-Result = Literal["ok", "nothing", "pending", "failed", "planned", "attention"]
+Action = Literal[
+    "enroll", "collect", "renew", "replace", "redeploy", "revoke", "nothing", "status", "blocked"
+]
+# "deferred" is internal: an order was placed (or is pending) and its collection waits until every
+# profile of the appliance has placed its order, so SCM's issuance delays overlap.
+Result = Literal["ok", "nothing", "pending", "failed", "planned", "attention", "deferred"]
 
 EXIT_ATTENTION = 5  # `status`: at least one profile needs work (documented in the CLI help and README)
 
@@ -250,6 +255,21 @@ class Agent:
         )
 
     # -- orchestration ---------------------------------------------------------------------------
+    def _collect_step(
+        self, profile: Profile, state: ProfileState, session: ApplianceSession, action: Action
+    ) -> Outcome:
+        """Collect + install a pending order now, or (in a real run) after the appliance's other
+        profiles have placed their orders."""
+        if self.dry_run:
+            return self._collect_and_deploy(profile, state, session)
+        return Outcome(profile.name, action, "deferred")
+
+    def _collect_pending(self, profile: Profile, session: ApplianceSession) -> Outcome:
+        state = self._load(profile)
+        if state.pending is None:  # cannot happen: the first pass journalled it
+            raise StateError(f"{profile.name}: no pending order to collect")
+        return self._collect_and_deploy(profile, state, session)
+
     def _for_each(
         self,
         profiles: Sequence[Profile],
@@ -267,6 +287,13 @@ class Agent:
             try:
                 for profile in group:
                     outcomes.append(self._guard(profile, session, work))
+                # Second pass: collect and install what the first pass ordered (or found pending).
+                for index, (profile, first) in enumerate(zip(group, outcomes, strict=True)):
+                    if first.result == "deferred":
+                        final = self._guard(profile, session, self._collect_pending)
+                        final.action = first.action
+                        final.message = final.message or first.message
+                        outcomes[index] = final
                 if save_config and not self.dry_run:
                     self._save_appliance(session, outcomes)
             finally:
@@ -378,7 +405,7 @@ class Agent:
     def _enroll_one(self, profile: Profile, session: ApplianceSession) -> Outcome:
         state = self._load(profile)
         if state.pending is not None:
-            return self._collect_and_deploy(profile, state, session)
+            return self._collect_step(profile, state, session, "collect")
         if state.current is not None and not self.force:
             installed = self._installed(profile, session)
             if self._serving_current(profile, state, installed):
@@ -398,7 +425,7 @@ class Agent:
     ) -> Outcome:
         state = self._load(profile)
         if state.pending is not None:
-            return self._collect_and_deploy(profile, state, session)
+            return self._collect_step(profile, state, session, "collect")
         if state.current is None:
             raise UsageError(
                 f"{profile.name}: nothing to {kind}: no certificate was enrolled for this profile "
@@ -489,12 +516,11 @@ class Agent:
         intent.known_orders = None
         state.pending = intent
         state.ordering = None
+        state.declined = None
         state.add_event("ordered", kind=kind, order_id=order_id, api=self.scm.api_name)
         self.store.save(state)
         log.info("%s: %s order %s placed at SCM", profile.name, kind, order_id)
-        outcome = self._collect_and_deploy(profile, state, session)
-        outcome.action = kind
-        return outcome
+        return self._collect_step(profile, state, session, kind)
 
     def _send_order(
         self,
@@ -728,9 +754,22 @@ class Agent:
                 f"{profile.name}: order {pending.order_id} was placed through the SCM {pending.api} API but "
                 f"scm.yaml now configures the {self.scm.api_name} API; collect it with that configuration"
             )
-        certs = wait_for_certificate(
-            self.scm, pending.order_id, self.scm_config.poll, clock=self.monotonic, sleep=self.sleep
-        )
+        try:
+            certs = wait_for_certificate(
+                self.scm, pending.order_id, self.scm_config.poll, clock=self.monotonic, sleep=self.sleep
+            )
+        except ScmDeclinedError as exc:
+            # Terminal at SCM: stop collecting it; unattended runs wait for a person (see decide()).
+            state.declined = {
+                "order_id": pending.order_id,
+                "kind": pending.kind,
+                "at": _iso(self.clock()),
+                "message": str(exc),
+            }
+            state.pending = None
+            state.add_event("declined", order_id=pending.order_id, kind=pending.kind)
+            self.store.save(state)
+            raise
         csr_key = crypto.load_csr(pending.csr_pem).public_key()
         if not isinstance(csr_key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
             raise CryptoError(f"{profile.name}: the pending order's CSR has an unsupported key type")
@@ -832,6 +871,14 @@ class Agent:
                 f"a run was interrupted while placing a {state.ordering.kind} order at SCM: the next run "
                 "looks for that order there before ordering anything",
             )
+        if state.declined is not None:
+            declined = state.declined
+            return Decision(
+                "blocked",
+                f"SCM declined or revoked {declined.get('kind')} order {declined.get('order_id')} before it "
+                "could be collected; fix the cause in SCM, then run enroll, renew or replace by hand "
+                "(scheduled runs do not order again on their own)",
+            )
         current = state.current
         if current is None:
             if state.revoked:
@@ -898,8 +945,12 @@ class Agent:
         installed = None if state.pending is not None else self._installed(profile, session)
         decision = self.decide(profile, state, installed)
         log.info("%s: run decides %s: %s", profile.name, decision.action, decision.reason)
+        if decision.action == "blocked":
+            outcome = self._row(profile, state, "blocked", "failed", decision.reason, installed)
+            outcome.exit_code = EXIT_FAILURE
+            return outcome
         if decision.action == "collect":
-            outcome = self._collect_and_deploy(profile, state, session)
+            outcome = self._collect_step(profile, state, session, "collect")
         elif decision.action in ("enroll", "renew", "replace"):
             kind: Literal["enroll", "renew", "replace"] = decision.action
             outcome = self._order(profile, state, session, kind)
@@ -922,7 +973,7 @@ class Agent:
             outcome = self._redeploy(profile, state, session, decision.reason)
         else:
             return self._row(profile, state, "nothing", "nothing", decision.reason, installed)
-        if outcome.result in ("ok", "planned") and not outcome.message:
+        if outcome.result in ("ok", "planned", "deferred") and not outcome.message:
             outcome.message = decision.reason
         return outcome
 

@@ -132,6 +132,9 @@ class ProfileState:
     # Written just before an order is sent to SCM (order_id still ""), replaced by `pending` once SCM
     # answered: found set on load, it means a run died while SCM was taking the order.
     ordering: OrderRecord | None = None
+    # The last order SCM declined or revoked before it could be collected ({order_id, kind, at,
+    # message}); `run` does not re-order while it is set, an explicit enroll/renew/replace does.
+    declined: dict[str, Any] | None = None
     pending: OrderRecord | None = None
     current: IssuedRecord | None = None
     deployed: DeploymentRecord | None = None
