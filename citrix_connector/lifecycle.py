@@ -55,6 +55,7 @@ from .nitro.deploy import (
     open_appliance,
     preflight,
     read_installed,
+    remove_unreferenced_files,
     save,
 )
 from .scm import EnrollRequest, ScmClient, make_scm_client
@@ -366,11 +367,24 @@ class Agent:
                     outcome.exit_code = exc.exit_code
                     outcome.message = f"deployed, but saving the configuration failed: {exc}"
             return
-        for _profile, state in session.unsaved_profiles:
+        for profile, state in session.unsaved_profiles:
             if state.deployed is not None:
                 state.deployed.saved = True
                 state.add_event("saved", appliance=session.label)
-                self.store.save(state)
+            if state.stale_files:
+                # Only now (saved) may the superseded files go; a failure here is housekeeping only.
+                try:
+                    removed = remove_unreferenced_files(session.nitro, state.stale_files)
+                except CitrixAgentError as exc:
+                    log.warning(
+                        "%s: could not remove superseded files on %s: %s", profile.name, session.label, exc
+                    )
+                else:
+                    if removed:
+                        state.add_event("removed-files", files=removed)
+                        log.info("%s: removed superseded files %s", profile.name, ", ".join(removed))
+                    state.stale_files = []
+            self.store.save(state)
         session.unsaved_profiles.clear()
         session.changed = False
 
@@ -844,6 +858,11 @@ class Agent:
                 plan=[*result.actions, f"save the configuration of {session.label}"],
             )
         session.changed = session.changed or result.changed
+        previous = state.deployed
+        if previous is not None:
+            for old in (previous.cert_file, previous.key_file):
+                if old and old not in (result.cert_file, result.key_file) and old not in state.stale_files:
+                    state.stale_files.append(old)
         state.deployed = DeploymentRecord(
             appliance=session.label,
             partition=profile.appliance.partition,

@@ -135,6 +135,9 @@ class ProfileState:
     # The last order SCM declined or revoked before it could be collected ({order_id, kind, at,
     # message}); `run` does not re-order while it is set, an explicit enroll/renew/replace does.
     declined: dict[str, Any] | None = None
+    # Appliance files of superseded deployments (full paths), removed after the next saved deployment
+    # unless a certkey still refers to them.
+    stale_files: list[str] = field(default_factory=list)
     pending: OrderRecord | None = None
     current: IssuedRecord | None = None
     deployed: DeploymentRecord | None = None

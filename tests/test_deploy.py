@@ -27,12 +27,12 @@ from citrix_connector.nitro.client import NitroClient
 from citrix_connector.nitro.deploy import (
     DeployPlan,
     ca_certkey_name,
-    cleanup_files,
     deploy,
     make_key_on_appliance,
     open_appliance,
     preflight,
     read_installed,
+    remove_unreferenced_files,
     save,
 )
 from citrix_connector.sandbox.ca import LocalCA
@@ -95,9 +95,16 @@ def sim(tls_material):
 
 
 def connect(sim, bundle, partition=None) -> NitroClient:
-    client = NitroClient(sim.url, username=USER, password=PASSWORD, verify=bundle, timeout=10,
-                         partition=partition, sleep=lambda s: None,
-                         retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.01))
+    client = NitroClient(
+        sim.url,
+        username=USER,
+        password=PASSWORD,
+        verify=bundle,
+        timeout=10,
+        partition=partition,
+        sleep=lambda s: None,
+        retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.01),
+    )
     return client.__enter__()
 
 
@@ -122,8 +129,14 @@ def issue(ca: LocalCA, cn: str, sans=(), spec: KeySpec | None = None):
     return cert, private_key_to_pem(key)
 
 
-def make_plan(ca: LocalCA, certkey="www", cn="www.example.com", sans=("example.com",),
-              vservers=(("vs_lb", "lb", False),), cert_and_key=None) -> DeployPlan:
+def make_plan(
+    ca: LocalCA,
+    certkey="www",
+    cn="www.example.com",
+    sans=("example.com",),
+    vservers=(("vs_lb", "lb", False),),
+    cert_and_key=None,
+) -> DeployPlan:
     cert, key = cert_and_key or issue(ca, cn, sans)
     return DeployPlan(
         certkey=certkey,
@@ -176,8 +189,9 @@ def test_fresh_deploy_lb(sim, nitro, ca):
     assert nitro.config_changed() is False
 
 
-@pytest.mark.parametrize("vs,kind", [("vs_lb", "lb"), ("vs_cs", "cs"), ("vs_vpn", "vpn"),
-                                     ("vs_aaa", "authentication")])
+@pytest.mark.parametrize(
+    "vs,kind", [("vs_lb", "lb"), ("vs_cs", "cs"), ("vs_vpn", "vpn"), ("vs_aaa", "authentication")]
+)
 def test_each_vserver_kind(sim, nitro, ca, vs, kind):
     plan = make_plan(ca, vservers=[(vs, kind, False)])
     preflight(nitro, plan.vservers)
@@ -192,8 +206,9 @@ def test_sni_binding(sim, nitro, ca):
     deploy(nitro, plan)
     [binding] = nitro.vserver_bindings("vs_sni")
     assert binding.certkey == "www" and binding.sni is True
-    put = [r for r in sim.requests
-           if r.method in ("PUT", "POST") and "sslvserver_sslcertkey_binding" in r.path]
+    put = [
+        r for r in sim.requests if r.method in ("PUT", "POST") and "sslvserver_sslcertkey_binding" in r.path
+    ]
     assert put[-1].json()["sslvserver_sslcertkey_binding"]["snicert"] is True
 
 
@@ -226,11 +241,20 @@ def test_renewal_updates_in_place_without_gap(sim, nitro, ca):
     assert "nodomaincheck" not in update[0].json()["sslcertkey"]
     assert not [r for r in sim.requests if r.method == "DELETE" and "binding" in r.path]
     assert any("update certkey 'www' in place" in a for a in second.actions)
-    # the old files stay (the running config referenced them until now); cleanup removes them
+    # the old files stay (the running config referenced them until now); they can go now, the new
+    # ones cannot (a certkey refers to them)
     assert first.cert_file.rsplit("/", 1)[1] in nitro.list_files()
-    deleted = cleanup_files(nitro, "www")
-    assert sorted(deleted) == sorted(p.rsplit("/", 1)[1] for p in (first.cert_file, first.key_file))
-    assert second.cert_file.rsplit("/", 1)[1] in nitro.list_files()
+    files = [first.cert_file, first.key_file, second.cert_file, second.key_file]
+    assert remove_unreferenced_files(nitro, files, dry_run=True) == [first.cert_file, first.key_file]
+    assert first.cert_file.rsplit("/", 1)[1] in nitro.list_files()
+    deleted = remove_unreferenced_files(nitro, files)
+    assert deleted == [first.cert_file, first.key_file]
+    remaining = nitro.list_files()
+    assert (
+        first.cert_file.rsplit("/", 1)[1] not in remaining
+        and first.key_file.rsplit("/", 1)[1] not in remaining
+    )
+    assert second.cert_file.rsplit("/", 1)[1] in remaining and second.key_file.rsplit("/", 1)[1] in remaining
 
 
 def test_domain_change_sends_nodomaincheck(sim, nitro, ca):
@@ -248,10 +272,12 @@ def test_domain_change_sends_nodomaincheck(sim, nitro, ca):
 
 
 def test_intermediate_installed_once_for_two_certkeys(sim, nitro, ca):
-    deploy(nitro, make_plan(ca, certkey="one", cn="one.example.com", sans=(),
-                            vservers=[("vs_lb", "lb", False)]))
-    deploy(nitro, make_plan(ca, certkey="two", cn="two.example.com", sans=(),
-                            vservers=[("vs_cs", "cs", False)]))
+    deploy(
+        nitro, make_plan(ca, certkey="one", cn="one.example.com", sans=(), vservers=[("vs_lb", "lb", False)])
+    )
+    deploy(
+        nitro, make_plan(ca, certkey="two", cn="two.example.com", sans=(), vservers=[("vs_cs", "cs", False)])
+    )
     ca_keys = [c for c in nitro.list_certkeys() if c.serial == serial_of(ca.intermediate)]
     assert len(ca_keys) == 1
     assert nitro.get_certkey("one").linkcertkeyname == ca_keys[0].name
@@ -271,8 +297,13 @@ def test_duplicate_content_answer_reuses_existing(sim, nitro, ca):
     nitro.upload_file("hidden-ca.crt", ca.intermediate.public_bytes(Encoding.PEM))
     nitro.add_certkey("hidden", f"{SSL}/hidden-ca.crt")
     # the serial lookups find nothing (as when the box prints the serial differently)
-    sim.add_fault(r"/config/sslcertkey$", method="GET", status=200,
-                  json_body={"errorcode": 0, "message": "Done", "severity": "NONE"}, times=3)
+    sim.add_fault(
+        r"/config/sslcertkey$",
+        method="GET",
+        status=200,
+        json_body={"errorcode": 0, "message": "Done", "severity": "NONE"},
+        times=3,
+    )
     deploy(nitro, make_plan(ca))
     assert nitro.get_certkey("www").linkcertkeyname == "hidden"
 
@@ -318,9 +349,16 @@ def _deploy_fails(nitro, plan, step: str) -> NitroError:
 def test_fault_at_update_keeps_old_certificate(sim, nitro, ca):
     first = deploy(nitro, make_plan(ca, vservers=VSERVERS))
     plan = make_plan(ca, vservers=VSERVERS)
-    sim.add_fault(r"/config/sslcertkey$", method="POST", status=599,
-                  json_body={"errorcode": 1538, "message": "Certificate and private key do not match",
-                             "severity": "ERROR"})
+    sim.add_fault(
+        r"/config/sslcertkey$",
+        method="POST",
+        status=599,
+        json_body={
+            "errorcode": 1538,
+            "message": "Certificate and private key do not match",
+            "severity": "ERROR",
+        },
+    )
     err = _deploy_fails(nitro, plan, "update")
     assert err.errorcode == 1538
     for vs, _kind, _sni in VSERVERS:
@@ -336,8 +374,7 @@ def test_fault_at_link_of_new_certkey_keeps_old_serving(sim, nitro, ca):
     old = deploy(nitro, make_plan(ca, certkey="old", cn="www.example.com"))
     plan = make_plan(ca, certkey="new", cn="www.example.com")
     # POST sslcertkey #1 is the add of 'new', #2 its link
-    sim.add_fault(r"/config/sslcertkey$", method="POST", status=599, after=1,
-                  json_body=MISMATCH)
+    sim.add_fault(r"/config/sslcertkey$", method="POST", status=599, after=1, json_body=MISMATCH)
     _deploy_fails(nitro, plan, "link")
     assert serving_serial(sim, "vs_lb") == old.serial
     result = deploy(nitro, plan)
@@ -352,8 +389,7 @@ def test_fault_at_relink_after_update_rolls_back(sim, nitro, ca):
     ca.rotate_intermediate()
     plan = make_plan(ca, vservers=VSERVERS)
     # POST sslcertkey: #1 add the new CA, #2 update 'www', then unlink/link fail
-    sim.add_fault(r"/config/sslcertkey$", method="POST", status=599, after=2,
-                  json_body=MISMATCH)
+    sim.add_fault(r"/config/sslcertkey$", method="POST", status=599, after=2, json_body=MISMATCH)
     err = _deploy_fails(nitro, plan, "link")
     assert "rolled back" in str(err)
     for vs, _kind, _sni in VSERVERS:
@@ -369,12 +405,26 @@ def test_fault_at_relink_after_update_rolls_back(sim, nitro, ca):
 def test_fault_at_bind_keeps_old_serving(sim, nitro, ca):
     old = deploy(nitro, make_plan(ca, certkey="old"))
     plan = make_plan(ca, certkey="new")
-    sim.add_fault(r"/config/sslvserver_sslcertkey_binding", method="PUT", status=599,
-                  json_body={"errorcode": 1547, "message": "Certificate is not a server certificate",
-                             "severity": "ERROR"})
-    sim.add_fault(r"/config/sslvserver_sslcertkey_binding", method="POST", status=599,
-                  json_body={"errorcode": 1547, "message": "Certificate is not a server certificate",
-                             "severity": "ERROR"})
+    sim.add_fault(
+        r"/config/sslvserver_sslcertkey_binding",
+        method="PUT",
+        status=599,
+        json_body={
+            "errorcode": 1547,
+            "message": "Certificate is not a server certificate",
+            "severity": "ERROR",
+        },
+    )
+    sim.add_fault(
+        r"/config/sslvserver_sslcertkey_binding",
+        method="POST",
+        status=599,
+        json_body={
+            "errorcode": 1547,
+            "message": "Certificate is not a server certificate",
+            "severity": "ERROR",
+        },
+    )
     _deploy_fails(nitro, plan, "bind")
     assert serving_serial(sim, "vs_lb") == old.serial
     sim.clear_faults()
@@ -423,8 +473,14 @@ def test_primary_found_from_two_nodes(tls_material, bundle):
     try:
         secondary.set_ha("Secondary", peer="127.0.0.1")
         primary.set_ha("Primary", peer="127.0.0.1")
-        client = open_appliance([secondary.url, primary.url], username=USER, password=PASSWORD,
-                                verify=bundle, timeout=10, partition=None)
+        client = open_appliance(
+            [secondary.url, primary.url],
+            username=USER,
+            password=PASSWORD,
+            verify=bundle,
+            timeout=10,
+            partition=None,
+        )
         try:
             assert client.url == primary.url
             assert client.ha_info().state == "Primary"
@@ -433,8 +489,14 @@ def test_primary_found_from_two_nodes(tls_material, bundle):
         secondary.set_ha("Secondary", peer="x")
         primary.set_ha("Secondary", peer="y")
         with pytest.raises(ApplianceStateError, match="no HA primary"):
-            open_appliance([secondary.url, primary.url], username=USER, password=PASSWORD,
-                           verify=bundle, timeout=10, partition=None)
+            open_appliance(
+                [secondary.url, primary.url],
+                username=USER,
+                password=PASSWORD,
+                verify=bundle,
+                timeout=10,
+                partition=None,
+            )
     finally:
         secondary.stop()
         primary.stop()
@@ -446,22 +508,37 @@ def test_unreachable_node_is_skipped(sim, bundle):
     dead = f"https://127.0.0.1:{sock.getsockname()[1]}"
     sock.close()
     sim.set_ha("Primary", peer="127.0.0.1")
-    client = open_appliance([dead, sim.url], username=USER, password=PASSWORD, verify=bundle, timeout=5,
-                            partition=None, sleep=lambda s: None)
+    client = open_appliance(
+        [dead, sim.url],
+        username=USER,
+        password=PASSWORD,
+        verify=bundle,
+        timeout=5,
+        partition=None,
+        sleep=lambda s: None,
+    )
     try:
         assert client.url == sim.url
     finally:
         client.close()
     with pytest.raises(NitroError, match="cannot connect"):
-        open_appliance([dead], username=USER, password=PASSWORD, verify=bundle, timeout=5, partition=None,
-                       sleep=lambda s: None)
+        open_appliance(
+            [dead],
+            username=USER,
+            password=PASSWORD,
+            verify=bundle,
+            timeout=5,
+            partition=None,
+            sleep=lambda s: None,
+        )
 
 
 def test_partition_isolation(sim, bundle, ca):
     sim.add_partition("p1")
     sim.add_vserver("vs_p1", "lb", partition="p1")
-    client = open_appliance([sim.url], username=USER, password=PASSWORD, verify=bundle, timeout=10,
-                            partition="p1")
+    client = open_appliance(
+        [sim.url], username=USER, password=PASSWORD, verify=bundle, timeout=10, partition="p1"
+    )
     try:
         result = deploy(client, make_plan(ca, vservers=[("vs_p1", "lb", False)]))
         assert client.get_certkey("www").serial == result.serial
@@ -484,14 +561,25 @@ def test_partition_isolation(sim, bundle, ca):
 def test_key_made_on_appliance(sim, nitro, ca, spec):
     subject = Subject(organization="Example Ltd", state="Somerset", country="GB")
     keyfile, csr_pem = make_key_on_appliance(
-        nitro, base="www-20250101", key=spec, common_name="www.example.com", sans=["example.com"],
+        nitro,
+        base="www-20250101",
+        key=spec,
+        common_name="www.example.com",
+        sans=["example.com"],
         subject=subject,
     )
     assert keyfile == f"{SSL}/www-20250101.key"
     csr = load_csr(csr_pem)
     cert = ca.issue_from_csr(csr)
-    plan = DeployPlan(certkey="www", leaf=cert, chain=[ca.intermediate], key_pem=None,
-                      appliance_keyfile=keyfile, vservers=[("vs_lb", "lb", False)], file_base="www")
+    plan = DeployPlan(
+        certkey="www",
+        leaf=cert,
+        chain=[ca.intermediate],
+        key_pem=None,
+        appliance_keyfile=keyfile,
+        vservers=[("vs_lb", "lb", False)],
+        file_base="www",
+    )
     result = deploy(nitro, plan)
     assert result.key_file == keyfile
     assert nitro.get_certkey("www").key == keyfile
@@ -507,24 +595,49 @@ def test_key_made_on_appliance(sim, nitro, ca, spec):
 
 def test_key_on_appliance_csr_names_checked(sim, nitro):
     # the appliance's CSR is replaced by one for other names: must be refused
-    other = build_csr(generate_private_key(KeySpec("ECDSA", curve="P-256")), "evil.example.com",
-                      ["evil.example.com"])
-    sim.add_fault(r"/config/systemfile$", method="GET", status=200, json_body={
-        "errorcode": 0, "message": "Done", "severity": "NONE",
-        "systemfile": [{"filename": "k.csr", "filelocation": SSL,
-                        "filecontent": base64.b64encode(csr_to_pem(other).encode()).decode(),
-                        "fileencoding": "BASE64"}]}, after=1)
+    other = build_csr(
+        generate_private_key(KeySpec("ECDSA", curve="P-256")), "evil.example.com", ["evil.example.com"]
+    )
+    sim.add_fault(
+        r"/config/systemfile$",
+        method="GET",
+        status=200,
+        json_body={
+            "errorcode": 0,
+            "message": "Done",
+            "severity": "NONE",
+            "systemfile": [
+                {
+                    "filename": "k.csr",
+                    "filelocation": SSL,
+                    "filecontent": base64.b64encode(csr_to_pem(other).encode()).decode(),
+                    "fileencoding": "BASE64",
+                }
+            ],
+        },
+        after=1,
+    )
     with pytest.raises(CryptoError, match="expected"):
-        make_key_on_appliance(nitro, base="k", key=KeySpec("ECDSA", curve="P-256"),
-                              common_name="www.example.com", sans=[], subject=Subject(
-                                  organization="O", state="S", country="GB"))
+        make_key_on_appliance(
+            nitro,
+            base="k",
+            key=KeySpec("ECDSA", curve="P-256"),
+            common_name="www.example.com",
+            sans=[],
+            subject=Subject(organization="O", state="S", country="GB"),
+        )
 
 
 def test_long_base_names_fit(sim, nitro, ca):
     base = "x" * 80
-    keyfile, _ = make_key_on_appliance(nitro, base=base, key=KeySpec("ECDSA", curve="P-256"),
-                                       common_name="a.example.com", sans=[],
-                                       subject=Subject(organization="O", state="S", country="GB"))
+    keyfile, _ = make_key_on_appliance(
+        nitro,
+        base=base,
+        key=KeySpec("ECDSA", curve="P-256"),
+        common_name="a.example.com",
+        sans=[],
+        subject=Subject(organization="O", state="S", country="GB"),
+    )
     assert len(keyfile) <= 63 and keyfile.startswith(f"{SSL}/xxxx")
     plan = make_plan(ca)
     plan.file_base = "y" * 80
@@ -537,8 +650,17 @@ def test_long_base_names_fit(sim, nitro, ca):
 
 def test_preflight_lists_every_problem(sim, nitro):
     with pytest.raises(ApplianceStateError) as info:
-        preflight(nitro, [("nope", "lb", False), ("vs_http", "lb", False), ("vs_bridge", "lb", False),
-                          ("vs_lb", "lb", True), ("vs_cs", "lb", False), ("vs_sni", "lb", True)])
+        preflight(
+            nitro,
+            [
+                ("nope", "lb", False),
+                ("vs_http", "lb", False),
+                ("vs_bridge", "lb", False),
+                ("vs_lb", "lb", True),
+                ("vs_cs", "lb", False),
+                ("vs_sni", "lb", True),
+            ],
+        )
     text = str(info.value)
     for name in ("nope", "vs_http", "vs_bridge", "vs_lb", "vs_cs"):
         assert f"'{name}'" in text

@@ -54,7 +54,7 @@ __all__ = [
     "InstalledState",
     "VserverRef",
     "ca_certkey_name",
-    "cleanup_files",
+    "remove_unreferenced_files",
     "deploy",
     "make_csr_on_appliance",
     "make_key_on_appliance",
@@ -208,8 +208,13 @@ def open_appliance(
     last_error: NitroError | None = None
     for url in urls:
         client = NitroClient(
-            url, username=username, password=password, verify=verify, timeout=timeout,
-            partition=partition, sleep=sleep,
+            url,
+            username=username,
+            password=password,
+            verify=verify,
+            timeout=timeout,
+            partition=partition,
+            sleep=sleep,
         )
         try:
             client.login()
@@ -288,9 +293,7 @@ def _check_csr(csr_pem: bytes, common_name: str, sans: Sequence[str], where: str
     if cn.lower() != common_name.strip().lower():
         raise CryptoError(f"the CSR made on {where} has CN {cn!r}, expected {common_name!r}")
     if have != wanted:
-        raise CryptoError(
-            f"the CSR made on {where} names {sorted(have)}, expected {sorted(wanted)}"
-        )
+        raise CryptoError(f"the CSR made on {where} names {sorted(have)}, expected {sorted(wanted)}")
     return csr_to_pem(csr)
 
 
@@ -481,7 +484,8 @@ def _install_chain(run: _Run) -> list[str]:
         existing = [
             ck
             for ck in nitro.find_certkeys_by_serial(info.serial_hex)
-            if not ck.subject or not info.common_name
+            if not ck.subject
+            or not info.common_name
             or _cn_from_nitro_subject(ck.subject) == info.common_name
         ]
         if existing:
@@ -492,8 +496,16 @@ def _install_chain(run: _Run) -> list[str]:
             name = ca_certkey_name(ca)
             names[index] = _add_ca(run, name, ca, cn)
             ck = nitro.get_certkey(names[index]) or CertKey(
-                name=names[index], cert="", key=None, serial=info.serial_hex, linkcertkeyname=None,
-                subject="", issuer="", not_after=None, status="", days_to_expiration=None,
+                name=names[index],
+                cert="",
+                key=None,
+                serial=info.serial_hex,
+                linkcertkeyname=None,
+                subject="",
+                issuer="",
+                not_after=None,
+                status="",
+                days_to_expiration=None,
             )
         _link_ca(run, ck, ca, names, chain, index)
     return names
@@ -684,8 +696,12 @@ def deploy(
         if updated and installed is not None and not dry_run:
             note = _rollback(run, installed, exc)
             raise NitroError(
-                f"{exc}{note}", errorcode=exc.errorcode, nitro_message=exc.nitro_message, status=exc.status,
-                endpoint=exc.endpoint, step=exc.step,
+                f"{exc}{note}",
+                errorcode=exc.errorcode,
+                nitro_message=exc.nitro_message,
+                status=exc.status,
+                endpoint=exc.endpoint,
+                step=exc.step,
             ) from exc
         raise
 
@@ -785,23 +801,23 @@ def read_installed(
     )
 
 
-def cleanup_files(nitro: NitroClient, file_base: str, *, dry_run: bool = False) -> list[str]:
-    """Delete ``<file_base>-*.crt/.key`` files in /nsconfig/ssl that no certkey references.
+def remove_unreferenced_files(
+    nitro: NitroClient, paths: Sequence[str], *, dry_run: bool = False
+) -> list[str]:
+    """Delete the given appliance files (full paths, e.g. superseded certificate and key files)
+    unless a certkey still refers to them. Returns the paths deleted (or that would be).
 
-    Optional housekeeping after a saved deployment; returns the names deleted (or that would be).
+    Housekeeping after a saved deployment: only files the caller knows it uploaded or created are
+    named here, never files found by pattern.
     """
-    prefix = _safe(file_base) + "-"
     referenced: set[str] = set()
     for ck in nitro.list_certkeys():
-        referenced.add(_basename(ck.cert))
-        if ck.key:
-            referenced.add(_basename(ck.key))
-    doomed = [
-        f
-        for f in sorted(nitro.list_files())
-        if f.startswith(prefix) and f.endswith((".crt", ".key")) and f not in referenced
-    ]
+        for ref in (ck.cert, ck.key):
+            if ref:
+                referenced.add(ref if "/" in ref else _path(nitro, ref))
+    doomed = [p for p in dict.fromkeys(paths) if p and p not in referenced]
     if not dry_run:
-        for name in doomed:
-            nitro.delete_file(name)
+        for path in doomed:
+            directory, _, name = path.replace("\\", "/").rpartition("/")
+            nitro.delete_file(name, directory or None)
     return doomed
