@@ -5,17 +5,19 @@ time comes from injected clocks, so tests drive every path against the sandbox w
 
 Guarantees kept here (see design.md):
 
-* the SCM order id is written to the state journal before anything else happens after an order, so
-  a crash never leads to a second order; a pending order is always resumed, never re-placed;
+* the intent to order is journalled before the order is sent, and the SCM order id as soon as SCM
+  answers, so a crash never leads to a second order; a pending order is always resumed, never
+  re-placed; an order SCM declines stops unattended re-ordering until a person acts;
 * one NITRO session per appliance per run, one config save per appliance per run (and a deployment
   whose save did not happen is saved by the next run);
 * profiles on different appliances run concurrently (bounded); profiles on the same appliance run
-  one after the other in their session;
+  one after the other in their session, all placing their orders before any is collected;
 * one failing profile does not stop the others; its outcome carries the exit code.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import threading
@@ -51,6 +53,7 @@ from .nitro.deploy import (
     DeployPlan,
     InstalledState,
     deploy,
+    make_csr_on_appliance,
     make_key_on_appliance,
     open_appliance,
     preflight,
@@ -107,22 +110,7 @@ class Outcome:
     exit_code: int = EXIT_OK
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "profile": self.profile,
-            "action": self.action,
-            "result": self.result,
-            "message": self.message,
-            "appliance": self.appliance,
-            "order_id": self.order_id,
-            "serial": self.serial,
-            "expires": self.expires,
-            "days_left": self.days_left,
-            "certkey": self.certkey,
-            "vservers": self.vservers,
-            "plan": self.plan,
-            "details": self.details,
-            "exit_code": self.exit_code,
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -163,10 +151,6 @@ class ApplianceSession:
         if self._client is None:
             self._client = self._opener(self.config)
         return self._client
-
-    @property
-    def opened(self) -> bool:
-        return self._client is not None
 
     def close(self) -> None:
         if self._client is not None:
@@ -524,6 +508,8 @@ class Agent:
             if exc.status is not None and exc.status < 500:  # SCM answered and refused: no order exists
                 state.ordering = None
                 self.store.save(state)
+                if cert.key_location == "local" and not reuse:
+                    Path(key_ref).unlink(missing_ok=True)  # a private key for nothing: do not keep it
             raise
         # The order id goes to the journal before anything else: a crash from here on resumes it.
         intent.order_id = order_id
@@ -592,6 +578,12 @@ class Agent:
             state.ordering = None
             self.store.save(state)
             return
+        if intent.api != self.scm.api_name:
+            raise UsageError(
+                f"{profile.name}: a run was interrupted while placing an order through the SCM {intent.api} "
+                f"API, but scm.yaml now configures the {self.scm.api_name} API; run once with the "
+                f"{intent.api} configuration so the order can be found"
+            )
         adopted: str | None = None
         if intent.kind == "replace" and intent.api == "admin" and intent.previous_order_id:
             # the admin API replaces in place: the order went back to pending, or carries a new serial
@@ -665,8 +657,6 @@ class Agent:
             return crypto.csr_to_pem(
                 crypto.build_csr(key, cert.common_name, cert.subject_alt_names, cert.subject)
             )
-        from .nitro.deploy import make_csr_on_appliance
-
         session.changed = True
         return make_csr_on_appliance(
             session.nitro,
@@ -968,6 +958,8 @@ class Agent:
             outcome = self._row(profile, state, "blocked", "failed", decision.reason, installed)
             outcome.exit_code = EXIT_FAILURE
             return outcome
+        if decision.action == "collect" and state.pending is None:  # an interrupted order, in a dry run
+            return self._row(profile, state, "collect", "planned", decision.reason, installed)
         if decision.action == "collect":
             outcome = self._collect_step(profile, state, session, "collect")
         elif decision.action in ("enroll", "renew", "replace"):

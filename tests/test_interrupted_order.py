@@ -62,6 +62,9 @@ def test_admin_api_enroll_interrupted_is_recovered_not_reordered(
 
     status = cli("--scm-config", scm_yaml, "--json", "status", profile)
     assert "interrupted" in status.out
+    dry = cli("--scm-config", scm_yaml, "run", "--dry-run", profile)
+    assert dry.code == 0 and "interrupted" in dry.out, dry.output
+    assert StateStore(state_dir).load("lb-profile").ordering is not None  # a dry run changes nothing
 
     second = cli("--scm-config", scm_yaml, "run", profile)
     assert second.code == 0, second.output
