@@ -1021,6 +1021,12 @@ class Agent:
             profile, state, "status", "attention" if attention else "ok", decision.reason, installed
         )
         outcome.details.update(details)
+        if installed is not None and installed.serial:
+            # the row shows what the appliance serves; the journal's view stays in the details
+            outcome.details["issued_serial"] = outcome.serial
+            outcome.serial = installed.serial
+            if installed.not_after is not None:
+                outcome.expires = installed.not_after.date().isoformat()
         outcome.exit_code = EXIT_ATTENTION if attention else EXIT_OK
         return outcome
 
