@@ -157,13 +157,12 @@ def _load_profiles(args: Sequence[str], scm: ScmConfig | None) -> tuple[list[Pro
         try:
             profile = load_profile(path)
             if scm is not None:
-                problems = [
-                    p for p in check_profile_against_scm(profile, scm) if not p.startswith("warning: ")
-                ]
-                for warning in (
-                    p for p in check_profile_against_scm(profile, scm) if p.startswith("warning: ")
-                ):
-                    log.warning("%s", warning[len("warning: ") :])
+                problems = []
+                for problem in check_profile_against_scm(profile, scm):
+                    if problem.startswith("warning: "):
+                        log.warning("%s", problem[len("warning: ") :])
+                    else:
+                        problems.append(problem)
                 if problems:
                     raise ConfigError(problems)
             if profile.name in names:
@@ -232,13 +231,13 @@ def _print_outcomes(ctx: Context, outcomes: Sequence[Outcome]) -> None:
                 "next",
                 "pending",
                 "scm_status",
-                "installed_serial",
+                "issued_serial",
                 "link",
                 "appliance_error",
                 "scm_error",
             ):
                 value = o.details.get(key)
-                if value:
+                if value and not (key == "issued_serial" and value == o.serial):
                     click.echo(f"  {key.replace('_', ' ')}: {value}")
 
 
