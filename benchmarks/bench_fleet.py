@@ -98,9 +98,13 @@ def enroll(fleet: Fleet, workers: list[int], runs: int, warmup: int) -> None:
             if k >= warmup:
                 samples[w].append(sample)
                 traffic[w].append(fleet.traffic())
+    issuance = (
+        f"{fleet.issue_after_seconds} s" if fleet.issue_after_seconds is not None
+        else f"{fleet.issue_after_polls} poll(s)"
+    )  # fmt: skip
     print(
         f"fleet enrollment: {fleet.appliances} appliances x {fleet.profiles_per_appliance} profiles "
-        f"({fleet.key}), latency {fleet.latency_ms} ms, issue after {fleet.issue_after_polls} poll(s), "
+        f"({fleet.key}), latency {fleet.latency_ms} ms, issue after {issuance}, "
         f"{warmup} warm-up + {runs} counted runs per setting, fresh state dir per run"
     )
     for w in workers:
@@ -149,6 +153,10 @@ def main() -> None:
     parser.add_argument("--profiles-per-appliance", type=int, default=5)
     parser.add_argument("--latency-ms", type=int, default=30)
     parser.add_argument("--issue-after-polls", type=int, default=1)
+    parser.add_argument(
+        "--issue-after-seconds", type=float, default=None,
+        help="SCM issues this long after each order (time-based, like the real SCM) instead of after polls",
+    )
     parser.add_argument("--workers", type=int, nargs="+", default=None)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
@@ -158,8 +166,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="citrixagent-bench-") as tmp:
         directory = args.dir or Path(tmp) / "fleet"
         fleet = Fleet(
-            directory, args.appliances, args.profiles_per_appliance, args.latency_ms, args.issue_after_polls
-        )
+            directory, args.appliances, args.profiles_per_appliance, args.latency_ms, args.issue_after_polls,
+            issue_after_seconds=args.issue_after_seconds,
+        )  # fmt: skip
         with fleet:
             if args.mode == "enroll":
                 enroll(fleet, workers, args.runs, args.warmup)

@@ -64,6 +64,7 @@ class Fleet:
     profiles_per_appliance: int
     latency_ms: int = 0
     issue_after_polls: int = 1
+    issue_after_seconds: float | None = None  # time-based issuance (like the real SCM) instead of polls
     key: dict[str, Any] = field(default_factory=lambda: {"key_type": "RSA", "key_size": 2048})
     proc: subprocess.Popen[str] | None = None
     scm_url: str = ""
@@ -101,6 +102,8 @@ class Fleet:
             "--appliances", str(self.appliances), "--latency-ms", str(self.latency_ms),
             "--issue-after-polls", str(self.issue_after_polls),
         ]  # fmt: skip
+        if self.issue_after_seconds is not None:
+            cmd += ["--issue-after-seconds", str(self.issue_after_seconds)]
         self.proc = subprocess.Popen(
             cmd, cwd=REPO, env=agent_env(self.directory / "sandbox-state"), stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, start_new_session=True,

@@ -504,12 +504,28 @@ def sandbox() -> None:
     show_default=True,
     help="Delay added to every request, like a real network round trip.",
 )
-def sandbox_serve(directory: Path, appliances: int, issue_after_polls: int, latency_ms: int) -> None:
+@click.option(
+    "--issue-after-seconds",
+    type=click.FloatRange(0, 3600),
+    default=None,
+    help="SCM issues this long after the order instead (time-based, like the real SCM).",
+)
+def sandbox_serve(
+    directory: Path,
+    appliances: int,
+    issue_after_polls: int,
+    latency_ms: int,
+    issue_after_seconds: float | None,
+) -> None:
     """Start the simulated SCM (both APIs) and NetScaler(s) until interrupted (Ctrl-C)."""
     from .sandbox.world import Sandbox
 
     world = Sandbox(
-        directory, appliances=appliances, issue_after_polls=issue_after_polls, latency=latency_ms / 1000
+        directory,
+        appliances=appliances,
+        issue_after_polls=issue_after_polls,
+        issue_after_seconds=issue_after_seconds,
+        latency=latency_ms / 1000,
     )
     with world:
         click.echo("citrixagent sandbox running (Ctrl-C to stop)")

@@ -123,6 +123,8 @@ class Sandbox:
     appliances: int = 1
     vservers: Sequence[tuple[str, str, bool]] = DEFAULT_VSERVERS
     issue_after_polls: int = 2
+    # when set, SCM issues this many seconds after the order instead (as the real one does)
+    issue_after_seconds: float | None = None
     latency: float = 0.0  # seconds added to every request of every simulator (network round trip)
     signing_ca: LocalCA = field(init=False)
     tls_ca: LocalCA = field(init=False)
@@ -149,10 +151,15 @@ class Sandbox:
             client_ca_pem=self.client_auth[0],
         )
         self.scm.add_oauth_client(ADMIN_OAUTH_CLIENT_ID, ADMIN_OAUTH_CLIENT_SECRET)
-        self.scm.set_defaults(issue_after_polls=self.issue_after_polls)
+        timing: dict[str, Any] = (
+            {"issue_after_polls": None, "issue_after_seconds": self.issue_after_seconds}
+            if self.issue_after_seconds is not None
+            else {"issue_after_polls": self.issue_after_polls}
+        )
+        self.scm.set_defaults(**timing)
         self.enrollment = EnrollmentSimulator(self.signing_ca, cert_pem, key_pem)
         self.enrollment.add_account(ENROLL_CLIENT_ID, ENROLL_CLIENT_SECRET, profile_ids=(ENROLL_PROFILE_ID,))
-        self.enrollment.issue_after_polls = self.issue_after_polls
+        self.enrollment.set_defaults(**timing)
         self.netscalers = []
         for _ in range(self.appliances):
             ns = NetScalerSimulator(cert_pem, key_pem, username=ADC_USER, password=ADC_PASSWORD)
