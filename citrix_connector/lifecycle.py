@@ -505,7 +505,8 @@ class Agent:
         try:
             order_id = self._send_order(profile, kind, csr_pem, previous)
         except ScmError as exc:
-            if exc.status is not None and exc.status < 500:  # SCM answered and refused: no order exists
+            # SCM answered 4xx, refusing it: no order exists (a 2xx it answered oddly did place one)
+            if exc.status is not None and 400 <= exc.status < 500:
                 state.ordering = None
                 self.store.save(state)
                 if cert.key_location == "local" and not reuse:

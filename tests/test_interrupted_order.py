@@ -15,7 +15,11 @@ from typing import Any
 import yaml
 from conftest import CliResult
 
+from citrix_connector.config import load_profile, load_scm_config
+from citrix_connector.errors import ScmError
+from citrix_connector.lifecycle import Agent
 from citrix_connector.sandbox.world import Sandbox
+from citrix_connector.scm import AdminScmClient
 from citrix_connector.state import StateStore
 
 Cli = Callable[..., CliResult]
@@ -132,3 +136,45 @@ def test_an_order_scm_refused_leaves_no_intent(world: Sandbox, cli: Cli, state_d
     assert StateStore(state_dir).load("lb-profile").ordering is None
     assert cli("--scm-config", world.scm_yaml, "run", profile).code == 0
     assert world.scm.order_count() == 1
+
+
+class _AnswerWithoutId:
+    """An admin client whose enroll reaches SCM, but whose 200 answer cannot be read (no sslId)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def enroll(self, request: Any) -> str:
+        self._inner.enroll(request)  # SCM takes the order...
+        raise ScmError(  # ...but the client cannot read its id (as new_order_id does on a 2xx)
+            "SCM answered enroll without an sslId [POST /api/ssl/v1/enroll]",
+            status=200,
+            endpoint="POST /api/ssl/v1/enroll",
+        )
+
+
+def test_an_order_scm_answered_2xx_without_an_id_is_recovered_not_reordered(
+    world: Sandbox, state_dir: Path
+) -> None:
+    config = load_scm_config(world.scm_yaml)
+    store = StateStore(state_dir)
+    profile = load_profile(world.profile_path("lb-profile"))
+
+    def factory(cfg: Any) -> Any:
+        return _AnswerWithoutId(AdminScmClient(cfg, sleep=lambda _s: None))
+
+    agent = Agent(config, store, scm_factory=factory, sleep=lambda _s: None)
+    (first,) = agent.run([profile])
+    assert first.result == "failed" and "without an sslId" in first.message
+    assert world.scm.order_count() == 1
+    state = store.load("lb-profile")
+    assert state.ordering is not None, "SCM answered 2xx: the order exists, the intent must stay"
+    assert Path(state.ordering.key_ref).is_file()  # the key of an order SCM holds is kept
+
+    again = Agent(config, store, sleep=lambda _s: None)
+    (second,) = again.run([profile])
+    assert second.result == "ok", second.message
+    assert world.scm.order_count() == 1  # recovered, not ordered a second time
