@@ -641,9 +641,12 @@ def _resolve_path(source: Path, value: str) -> Path:
 
 def _check_url(value: str, *, allow_http: bool = False) -> tuple[str | None, str]:
     """(normalized url, "") or (None, problem)."""
+    parts = urlsplit(value)
+    # before any message that echoes the URL: a password in it must never be shown
+    if parts.username is not None or parts.password is not None:
+        return None, "must not contain credentials (user:password@); use the username/password keys"
     if any(ch.isspace() for ch in value):
         return None, f"not a valid URL: {value!r} (contains whitespace)"
-    parts = urlsplit(value)
     scheme = parts.scheme.lower()
     if scheme == "http" and not allow_http:
         return None, f"must be an https:// URL, got {value!r} (http:// needs allow_http: true)"
@@ -651,8 +654,6 @@ def _check_url(value: str, *, allow_http: bool = False) -> tuple[str | None, str
         return None, f"must be an https:// URL, got {value!r}"
     if not parts.hostname:
         return None, f"not a valid URL (no host name): {value!r}"
-    if parts.username is not None or parts.password is not None:
-        return None, "must not contain credentials (user:password@); use the username/password keys"
     if parts.query or parts.fragment:
         return None, f"must not contain a query or fragment: {value!r}"
     try:

@@ -484,6 +484,22 @@ def test_secret_value_not_echoed_in_type_error(tmp_path: Path) -> None:
     assert "appliance.password" in problem and "98765432" not in problem
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://api-user:Hunter2-s3cret@cert-manager.com/api",  # http refused
+        "ftp://api-user:Hunter2-s3cret@cert-manager.com/api",  # not https
+        "https://api-user:Hunter2-s3cret@cert-manager.com/api?x=1",  # query
+        "'https://api-user:Hunter2 s3cret@cert-manager.com/api'",  # whitespace
+    ],
+)
+def test_password_in_url_not_echoed(tmp_path: Path, url: str) -> None:
+    path = write(tmp_path, f"url: {url}\ncustomer_uri: c\nusername: u\npassword: p\n", "scm.yaml")
+    problems = problems_of(path, load_scm_config)
+    assert any("url" in p for p in problems), problems
+    assert not any("Hunter2" in p for p in problems), problems
+
+
 # ----------------------------------------------------------------------------------------- scm.yaml
 
 
