@@ -641,7 +641,10 @@ def _resolve_path(source: Path, value: str) -> Path:
 
 def _check_url(value: str, *, allow_http: bool = False) -> tuple[str | None, str]:
     """(normalized url, "") or (None, problem)."""
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 address; the URL may hold a password
+        return None, "not a valid URL"
     # before any message that echoes the URL: a password in it must never be shown
     if parts.username is not None or parts.password is not None:
         return None, "must not contain credentials (user:password@); use the username/password keys"

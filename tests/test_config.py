@@ -500,6 +500,12 @@ def test_password_in_url_not_echoed(tmp_path: Path, url: str) -> None:
     assert not any("Hunter2" in p for p in problems), problems
 
 
+def test_malformed_url_is_a_config_problem_not_a_crash(tmp_path: Path) -> None:
+    path = write(tmp_path, "url: 'https://[scm.example.com/api'\ncustomer_uri: c\nusername: u\npassword: p\n")
+    (problem,) = problems_of(path, load_scm_config)
+    assert problem.startswith(f"{path}:1: url: not a valid URL")
+
+
 # ----------------------------------------------------------------------------------------- scm.yaml
 
 
