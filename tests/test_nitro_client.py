@@ -304,6 +304,13 @@ def test_ha_roles(sim, nitro):
     assert nitro.ha_info().state == "Secondary"
 
 
+def test_local_secondary_without_a_peer_row_is_still_secondary(sim, nitro):
+    # hanode lists only node 0, but that node says it is the Secondary: never treat it as standalone
+    sim.set_ha("Secondary")
+    info = nitro.ha_info()
+    assert (info.state, info.raw_state) == ("Secondary", "Secondary")
+
+
 # ------------------------------------------------------------------------------------------ files
 
 

@@ -601,9 +601,10 @@ class NitroClient:
             elif peer is None:
                 peer = node
         raw = str((local or {}).get("state") or "")
-        if peer is None:
+        if peer is None and raw.strip().lower() != "secondary":
+            # a node that calls itself Secondary is never standalone, listed peer or not
             return HaInfo("Standalone", None, raw)
-        peer_address = str(peer.get("ipaddress") or "") or None
+        peer_address = str((peer or {}).get("ipaddress") or "") or None
         state: HaState = "Primary" if raw.strip().lower() == "primary" else "Secondary"
         return HaInfo(state, peer_address, raw)
 
