@@ -257,6 +257,19 @@ def test_renewal_updates_in_place_without_gap(sim, nitro, ca):
     assert second.cert_file.rsplit("/", 1)[1] in remaining and second.key_file.rsplit("/", 1)[1] in remaining
 
 
+@pytest.mark.parametrize("missing_code", [258, 3441])
+def test_removing_files_already_gone_is_not_an_error(sim, nitro, missing_code):
+    # a cleanup that failed half-way (or an admin) removed some files already: the rest still goes,
+    # otherwise the journal's list of superseded files could never be emptied
+    sim.systemfile_missing_errorcode = missing_code
+    for name in ("gone.crt", "left.key"):
+        nitro.upload_file(name, b"x")
+    nitro.delete_file("gone.crt")
+    deleted = remove_unreferenced_files(nitro, [f"{SSL}/gone.crt", f"{SSL}/left.key"])
+    assert deleted == [f"{SSL}/left.key"]
+    assert "left.key" not in nitro.list_files()
+
+
 def test_domain_change_sends_nodomaincheck(sim, nitro, ca):
     deploy(nitro, make_plan(ca))
     plan = make_plan(ca, cn="portal.example.org", sans=("portal2.example.org",))

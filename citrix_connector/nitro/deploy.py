@@ -74,6 +74,7 @@ FILE_NAME_MAX = 63
 _TIMESTAMP_FORMAT = "%Y%m%d%H%M%S"
 _LINK_CHANGED_CODES = frozenset({1587, 1590, 1591})
 _ISSUER_MISMATCH_CODES = frozenset({1548, 3669})
+_FILE_MISSING_CODES = frozenset({258, 3441})
 _CONTENTS_RE = re.compile(r"Contents\s*,\s*([^\]]+)\]")
 
 
@@ -816,8 +817,18 @@ def remove_unreferenced_files(
             if ref:
                 referenced.add(ref if "/" in ref else _path(nitro, ref))
     doomed = [p for p in dict.fromkeys(paths) if p and p not in referenced]
-    if not dry_run:
-        for path in doomed:
-            directory, _, name = path.replace("\\", "/").rpartition("/")
+    if dry_run:
+        return doomed
+    deleted: list[str] = []
+    for path in doomed:
+        directory, _, name = path.replace("\\", "/").rpartition("/")
+        try:
             nitro.delete_file(name, directory or None)
-    return doomed
+        except NitroError as exc:
+            # already gone (an earlier cleanup that stopped half-way, or an admin): nothing to do
+            if exc.status != 404 and exc.errorcode not in _FILE_MISSING_CODES:
+                raise
+            log.info("NetScaler %s: %s is gone already", nitro.host, path)
+            continue
+        deleted.append(path)
+    return deleted
