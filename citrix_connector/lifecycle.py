@@ -554,6 +554,7 @@ class Agent:
                 sans=cert.subject_alt_names,
                 profile_id=profile.sectigo.profile_id,
                 term=profile.sectigo.term,
+                custom_fields=dict(profile.sectigo.custom_fields),
             )
         return self.scm.replace(
             previous,

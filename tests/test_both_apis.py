@@ -258,3 +258,22 @@ def test_renew_without_a_profile_id_is_one_clear_line(
     assert sim.order_count() == orders
     assert world.netscaler.count_writes() == writes  # no key made on the appliance for nothing
     assert sorted(state_dir.rglob("*.key*")) == keys  # nor locally
+
+
+def test_a_profile_with_mandatory_custom_fields_enrolls_and_renews(
+    world: Sandbox, scm_api: str, cli: Cli, state_dir: Path
+) -> None:
+    sim = sim_for(world, scm_api)
+    sim.set_defaults(mandatory_custom_fields=["Cost Center"])
+    scm = scm_variant(world, scm_api, "fast", poll={"first_wait": 0, "interval": 0.02, "timeout": 30})
+    data = yaml.safe_load(world.profile_path("lb-profile").read_text())
+    data["sectigo"]["custom_fields"] = {"Cost Center": "4711"}
+    profile = world.write_profile("lb-profile", data)
+
+    assert (res := cli("--scm-config", scm, "enroll", profile)).code == 0, res.output
+    # the Enrollment API's renew takes customFields (the profile's mandatory ones included)
+    assert (res := cli("--scm-config", scm, "renew", profile)).code == 0, res.output
+    assert sim.order_count() == 2
+    renewed = StateStore(state_dir).load("lb-profile").current
+    assert renewed is not None
+    assert same(world.netscaler.serving_certificate("vs_shop_https"), renewed.serial)

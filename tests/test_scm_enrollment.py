@@ -363,6 +363,8 @@ def test_renew_body(enrollment_sim, sim_tls, keys) -> None:
     assert new_id not in ("", order_id)
     body = _api(enrollment_sim, "POST")[-1].json()
     assert body["profileId"] == ENROLL_PROFILE_ID and body["customFields"] == {}
+    client.renew(order_id, csr_pem=None, custom_fields={"Cost Center": "42"})
+    assert _api(enrollment_sim, "POST")[-1].json()["customFields"] == {"Cost Center": "42"}
     assert re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", body["csr"])
     assert body["subjAltNames"] == ["www.example.com"] and body["term"] == 365
     # the argument wins over scm.yaml

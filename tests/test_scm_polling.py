@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pytest
 from cryptography import x509
@@ -66,6 +66,7 @@ class ScriptedClient:
         sans: Sequence[str] = (),
         profile_id: int | None = None,
         term: int | None = None,
+        custom_fields: Mapping[str, str] | None = None,
     ) -> str:
         raise NotImplementedError
 

@@ -242,8 +242,10 @@ class AdminScmClient(ScmTransport):
         sans: Sequence[str] = (),
         profile_id: int | None = None,
         term: int | None = None,
+        custom_fields: Mapping[str, str] | None = None,
     ) -> str:
-        # renewById takes only csr (and DCV settings); SANs, profile and term come from the original
+        # renewById takes only csr (and DCV settings); SANs, profile, term and custom fields come
+        # from the original
         body: dict[str, Any] = {} if csr_pem is None else {"csr": csr_pem}
         response = self.call("renew", "POST", f"/ssl/v1/renewById/{_id(order_id)}", json_body=body)
         return self._new_id("renew", response)

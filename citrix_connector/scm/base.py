@@ -91,8 +91,11 @@ class ScmClient(Protocol):
         sans: Sequence[str] = (),
         profile_id: int | None = None,
         term: int | None = None,
+        custom_fields: Mapping[str, str] | None = None,
     ) -> str:
-        """Renew an issued order; return the NEW order id. ``csr_pem=None`` reuses the key."""
+        """Renew an issued order; return the NEW order id. ``csr_pem=None`` reuses the key.
+        ``custom_fields`` go to APIs whose renew takes them (the Enrollment API requires the
+        profile's mandatory ones); the admin API's renewById carries the original's over."""
         ...
 
     def replace(

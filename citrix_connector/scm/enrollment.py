@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -221,6 +221,7 @@ class EnrollmentScmClient(ScmTransport):
         sans: Sequence[str] = (),
         profile_id: int | None = None,
         term: int | None = None,
+        custom_fields: Mapping[str, str] | None = None,
     ) -> str:
         pid = profile_id if profile_id is not None else self.config.profile_id
         if pid is None:
@@ -228,7 +229,8 @@ class EnrollmentScmClient(ScmTransport):
                 "renew needs profile_id in scm.yaml or the profile "
                 "(the SCM REST Enrollment API requires the certificate profile id to renew)"
             )
-        body: dict[str, Any] = {"profileId": pid, "customFields": {}}
+        # customFields is required and must hold the profile's mandatory fields ({} when none)
+        body: dict[str, Any] = {"profileId": pid, "customFields": dict(custom_fields or {})}
         if csr_pem is not None:
             body["csr"] = _csr_b64(csr_pem)
         names = unique_names(sans)
