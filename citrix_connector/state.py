@@ -324,15 +324,17 @@ class StateStore:
                 f"state file {path} is corrupt (line {exc.lineno}: {exc.msg}); it may hold a pending "
                 "SCM order id, so it is not reset automatically: repair it, or move it away to start over"
             ) from exc
+        # the version first: a newer format may have changed the shape of fields this one knows
+        version = data.get("version") if isinstance(data, dict) else None
+        if isinstance(version, int) and not isinstance(version, bool) and version > STATE_VERSION:
+            raise StateError(
+                f"state file {path} has version {version}, written by a newer citrixagent "
+                f"(this one understands version {STATE_VERSION})"
+            )
         try:
             state = _from_dict(ProfileState, data, "")
         except _Invalid as exc:
             raise StateError(f"state file {path} is invalid: {exc}") from exc
-        if state.version > STATE_VERSION:
-            raise StateError(
-                f"state file {path} has version {state.version}, written by a newer citrixagent "
-                f"(this one understands version {STATE_VERSION})"
-            )
         if state.profile != profile:
             raise StateError(f"state file {path} belongs to profile {state.profile!r}, not {profile!r}")
         return state

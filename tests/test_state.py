@@ -181,6 +181,17 @@ def test_invalid_content_is_state_error(tmp_path: Path, content: str) -> None:
         store.load("web")
 
 
+def test_a_newer_version_is_reported_as_newer_even_when_its_fields_changed_shape(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    (tmp_path / "profiles").mkdir()
+    # a later format may change a known field (here: pending grew into a list); this agent must say
+    # "written by a newer citrixagent", not "invalid" (which invites deleting a pending order's id)
+    newer = {"profile": "web", "version": 2, "pending": [{"order_id": "7"}]}
+    store.path_for("web").write_text(json.dumps(newer))
+    with pytest.raises(StateError, match="version 2, written by a newer citrixagent"):
+        store.load("web")
+
+
 def test_forward_compatible_loading(tmp_path: Path) -> None:
     store = StateStore(tmp_path)
     (tmp_path / "profiles").mkdir()
