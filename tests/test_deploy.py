@@ -9,7 +9,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
 
 from citrix_connector.crypto import (
     KeySpec,
@@ -335,6 +339,56 @@ def test_issuer_rotation_relinks(sim, nitro, ca):
     for vs, _kind, _sni in VSERVERS:
         assert serving_serial(sim, vs) == result.serial
     assert sim.gaps() == []
+
+
+def _cert(
+    subject: str, key, issuer: str, signer, *, days: int, ca_cert: bool, serial: int
+) -> x509.Certificate:
+    now = datetime.now(timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+        .public_key(key.public_key())
+        .serial_number(serial)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=ca_cert, path_length=None), critical=True)
+    )
+    if not ca_cert:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(subject)]), critical=False)
+    return builder.sign(signer, hashes.SHA256())
+
+
+def test_a_ca_certkey_linked_to_a_superseded_issuer_is_relinked(sim, nitro):
+    # leaf <- "Issuing CA" <- "Cross CA" (re-issued: same name and key, new serial) <- root.
+    # The issuing CA is installed already, linked to the old "Cross CA" certificate; the chain SCM
+    # sends now names the new one, so the CA certkey must follow it (as the leaf follows its issuer).
+    root_key, cross_key, issuing_key, leaf_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(4))
+    cross_old = _cert("Cross CA", cross_key, "Root", root_key, days=30, ca_cert=True, serial=0x1111)
+    cross_new = _cert("Cross CA", cross_key, "Root", root_key, days=900, ca_cert=True, serial=0x2222)
+    issuing = _cert("Issuing CA", issuing_key, "Cross CA", cross_key, days=800, ca_cert=True, serial=0x3333)
+    leaf = _cert(
+        "www.example.com", leaf_key, "Issuing CA", issuing_key, days=90, ca_cert=False, serial=0x4444
+    )
+    sim.install_certkey("cross-old", cross_old.public_bytes(Encoding.PEM))
+    sim.install_certkey("issuing", issuing.public_bytes(Encoding.PEM), link="cross-old")
+    plan = DeployPlan(
+        certkey="www",
+        leaf=leaf,
+        chain=[issuing, cross_new],
+        key_pem=private_key_to_pem(leaf_key),
+        appliance_keyfile=None,
+        vservers=[("vs_lb", "lb", False)],
+        file_base="www",
+    )
+    deploy(nitro, plan)
+    new_cross = nitro.find_certkeys_by_serial(0x2222)
+    assert len(new_cross) == 1
+    assert nitro.get_certkey("issuing").linkcertkeyname == new_cross[0].name
+    assert nitro.get_certkey("www").linkcertkeyname == "issuing"
+    # a second run changes nothing
+    assert not deploy(nitro, plan).changed
 
 
 def test_rotation_when_update_refuses_to_break_the_link(sim, nitro, ca):

@@ -544,13 +544,23 @@ def _add_ca(run: _Run, name: str, ca: x509.Certificate, cn: str) -> str:
 def _link_ca(
     run: _Run, ck: CertKey, ca: x509.Certificate, names: list[str], chain: list[x509.Certificate], index: int
 ) -> None:
-    """Link a CA certkey to its issuer's certkey when that is installed and the CA has no link yet."""
-    if is_self_signed(ca) or ck.linkcertkeyname:
+    """Link a CA certkey to its issuer's certkey.
+
+    When the chain names the issuer, the CA certkey is linked to it, and re-linked when it points at
+    another certkey (e.g. a superseded cross-certificate). At the top of the chain an installed certkey
+    named like the issuer is linked, and only when the CA has no link yet.
+    """
+    if is_self_signed(ca):
         return
+    old = ck.linkcertkeyname
     target: str | None = None
     if index + 1 < len(chain):
         target = names[index + 1]
+        if old == target:
+            return
     else:
+        if old:
+            return
         issuer_cn = cert_info(ca).issuer_cn
         for other in run.all_certkeys():
             if other.name != ck.name and issuer_cn and _cn_from_nitro_subject(other.subject) == issuer_cn:
@@ -558,14 +568,23 @@ def _link_ca(
                 break
     if not target:
         return
+    nitro = run.nitro
+    if old:
+        run.write(
+            f"unlink CA certkey {ck.name!r} from {old!r} (its issuer is {target!r})",
+            lambda: nitro.unlink_certkey(ck.name),
+        )
     try:
         run.write(
             f"link CA certkey {ck.name!r} to its issuer {target!r}",
-            lambda: run.nitro.link_certkey(ck.name, target),
+            lambda: nitro.link_certkey(ck.name, target),
         )
     except NitroError as exc:
+        if old:
+            with contextlib.suppress(NitroError):
+                nitro.link_certkey(ck.name, old)
         if exc.errorcode in _ISSUER_MISMATCH_CODES and index + 1 >= len(chain):
-            log.info("NetScaler %s: %s is not the issuer of %s; not linked", run.nitro.host, target, ck.name)
+            log.info("NetScaler %s: %s is not the issuer of %s; not linked", nitro.host, target, ck.name)
             return
         raise
 
