@@ -500,6 +500,30 @@ def test_fault_at_bind_keeps_old_serving(sim, nitro, ca):
     assert sim.gaps() == []
 
 
+def test_fault_at_second_bind_of_a_new_certkey_says_what_serves_the_new_certificate(sim, nitro, ca):
+    old = deploy(
+        nitro, make_plan(ca, certkey="old", vservers=[("vs_lb", "lb", False), ("vs_cs", "cs", False)])
+    )
+    plan = make_plan(ca, certkey="new", vservers=[("vs_lb", "lb", False), ("vs_cs", "cs", False)])
+    sim.add_fault(
+        r"/config/sslvserver_sslcertkey_binding",
+        method="PUT",
+        status=599,
+        after=1,
+        json_body={
+            "errorcode": 1547,
+            "message": "Certificate is not a server certificate",
+            "severity": "ERROR",
+        },
+    )
+    err = _deploy_fails(nitro, plan, "bind")
+    new_serial = serial_of(plan.leaf)
+    # vs_lb was switched to the new certificate before vs_cs failed: the error must say so
+    assert serving_serial(sim, "vs_lb") == new_serial and serving_serial(sim, "vs_cs") == old.serial
+    assert "vs_lb" in str(err) and new_serial in str(err)
+    assert sim.gaps() == []
+
+
 # ------------------------------------------------------------------------------------------ dry run
 
 

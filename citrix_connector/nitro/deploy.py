@@ -670,6 +670,7 @@ def deploy(
 
     # (4) link to the issuer, (5) bindings, (6) verify: a failure in any of them after an in-place
     # update rolls the certkey back to its previous files, so the old certificate keeps serving
+    newly_bound: list[str] = []  # vservers this run bound the certkey to
     try:
         with _step("link"):
             if issuer_name:
@@ -707,6 +708,7 @@ def deploy(
                     what += f" (replaces {', '.join(repr(o) for o in others)})"
                 run.write(what, functools.partial(nitro.bind_certkey, vs_name, name, sni=sni))
                 bound.append(vs_name)
+                newly_bound.append(vs_name)
 
         # (6) verify
         if not dry_run:
@@ -717,6 +719,16 @@ def deploy(
             note = _rollback(run, installed, exc)
             raise NitroError(
                 f"{exc}{note}",
+                errorcode=exc.errorcode,
+                nitro_message=exc.nitro_message,
+                status=exc.status,
+                endpoint=exc.endpoint,
+                step=exc.step,
+            ) from exc
+        if newly_bound and not dry_run:
+            # no rollback for a certkey that is new here: say where the new certificate serves already
+            raise NitroError(
+                f"{exc}; certkey {name!r} (serial {serial}) already serves {', '.join(newly_bound)}",
                 errorcode=exc.errorcode,
                 nitro_message=exc.nitro_message,
                 status=exc.status,
