@@ -458,6 +458,7 @@ class Agent:
             return self._plan_order(profile, state, session, kind)
 
         reuse = kind == "renew" and profile.renewal.reuse_key and state.current is not None
+        known_orders = self._listed_orders(cert.common_name)  # before a key exists: nothing to clean up
         stamp = self.clock().strftime("%Y%m%d%H%M%S")
         key_ref: str
         if reuse and state.current is not None:
@@ -498,7 +499,7 @@ class Agent:
             sans=list(cert.subject_alt_names),
             key_desc=cert.key.describe(),
             previous_order_id=previous,
-            known_orders=self._listed_orders(cert.common_name),
+            known_orders=known_orders,
         )
         state.ordering = intent
         self.store.save(state)
@@ -565,10 +566,18 @@ class Agent:
         )
 
     def _listed_orders(self, common_name: str) -> list[str] | None:
-        """The orders SCM lists for this name now, or None where the API cannot list."""
+        """The orders SCM lists for this name now, or None where they cannot be listed (then an
+        interrupted order can only be reported, not found). Never stands in the way of ordering."""
         try:
             return self.scm.find_orders(common_name=common_name)
         except ScmUnsupportedError:
+            return None
+        except ScmError as exc:  # e.g. an API admin without the privilege to list certificates
+            log.warning(
+                "cannot list SCM orders for %s (%s): an interrupted order could not be found later",
+                common_name,
+                exc,
+            )
             return None
 
     def _recover_interrupted_order(self, profile: Profile, state: ProfileState) -> None:
@@ -779,7 +788,25 @@ class Agent:
         csr_key = crypto.load_csr(pending.csr_pem).public_key()
         if not isinstance(csr_key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
             raise CryptoError(f"{profile.name}: the pending order's CSR has an unsupported key type")
-        leaf, chain = crypto.split_leaf_and_chain(certs, csr_key)
+        try:
+            leaf, chain = crypto.split_leaf_and_chain(certs, csr_key)
+        except CryptoError:
+            if (
+                pending.kind == "replace"
+                and state.current is not None
+                and any(
+                    crypto.normalize_serial(crypto.cert_info(c).serial_hex)
+                    == crypto.normalize_serial(state.current.serial)
+                    for c in certs
+                )
+            ):
+                # The admin API replaces in place: SCM may still hand out the old certificate.
+                raise PendingError(
+                    f"{profile.name}: SCM still returns the certificate from before replace order "
+                    f"{pending.order_id}; run again to collect the new one",
+                    order_id=pending.order_id,
+                ) from None
+            raise
         info = crypto.cert_info(leaf)
         state.current = IssuedRecord(
             order_id=pending.order_id,
@@ -851,7 +878,7 @@ class Agent:
             )
         session.changed = session.changed or result.changed
         previous = state.deployed
-        if previous is not None:
+        if previous is not None and previous.appliance == session.label:  # files of this appliance only
             for old in (previous.cert_file, previous.key_file):
                 if old and old not in (result.cert_file, result.key_file) and old not in state.stale_files:
                     state.stale_files.append(old)
@@ -931,7 +958,12 @@ class Agent:
             return Decision(
                 "redeploy", "the appliance does not serve the last issued certificate on every vserver"
             )
-        if state.deployed is not None and not state.deployed.saved:
+        if state.deployed is None or crypto.normalize_serial(
+            state.deployed.serial
+        ) != crypto.normalize_serial(current.serial):
+            # e.g. an update the appliance applied but whose answer was lost: installed, never saved
+            return Decision("redeploy", "the journal has no saved deployment of the last issued certificate")
+        if not state.deployed.saved:
             return Decision("redeploy", "the last deployment was not saved on the appliance")
         return Decision("nothing", "certificate valid and installed")
 
@@ -1050,11 +1082,17 @@ class Agent:
                 f"{current.order_id} (serial {current.serial}) with reason {reason}",
                 None,
             )
-        self.scm.revoke(
-            current.order_id,
-            reason_code=reason_code,
-            reason=f"{reason} (revoked by citrixagent for profile {profile.name})",
-        )
+        already = False
+        try:
+            self.scm.revoke(
+                current.order_id,
+                reason_code=reason_code,
+                reason=f"{reason} (revoked by citrixagent for profile {profile.name})",
+            )
+        except ScmError as exc:
+            if exc.code != -159:  # "already revoked": the end state we want (e.g. a lost first answer)
+                raise
+            already = True
         state.revoked.append(
             {
                 "order_id": current.order_id,
@@ -1066,7 +1104,9 @@ class Agent:
         state.current = None
         state.add_event("revoked", order_id=current.order_id, serial=current.serial, reason=reason)
         self.store.save(state)
-        message = f"order {current.order_id} revoked ({reason})"
+        message = (
+            f"order {current.order_id} {'was already revoked at SCM' if already else 'revoked'} ({reason})"
+        )
         try:
             installed = self._installed(profile, session)
         except CitrixAgentError as exc:

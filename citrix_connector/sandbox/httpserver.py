@@ -148,6 +148,7 @@ class Fault:
     after: int = 0
     latency: float = 0.0
     reset: bool = False
+    hold_answer: float = 0.0  # handle the request normally, then hold the answer back this long
     seen: int = 0
     hits: int = 0
 
@@ -336,6 +337,7 @@ class SimServer:
         after: int = 0,
         latency: float = 0.0,
         reset: bool = False,
+        hold_answer: float = 0.0,
     ) -> Fault:
         """Inject a fault for requests whose decoded path matches the regex ``path``."""
         hdrs = dict(headers or {})
@@ -354,6 +356,7 @@ class SimServer:
             after=after,
             latency=latency,
             reset=reset,
+            hold_answer=hold_answer,
         )
         with self.lock:
             self._faults.append(fault)
@@ -401,6 +404,8 @@ class SimServer:
                     at=time.time(),
                 )
             )
+        if fault is not None and fault.hold_answer:
+            time.sleep(fault.hold_answer)  # outside the lock: the request already took effect
         return response
 
     def _control(self, request: Request) -> Response:
@@ -426,6 +431,7 @@ class SimServer:
                 after=int(spec.get("after", 0)),
                 latency=float(spec.get("latency", 0.0)),
                 reset=bool(spec.get("reset", False)),
+                hold_answer=float(spec.get("hold_answer", 0.0)),
             )
             return Response.empty(204)
         return self.handle_control(route, request)
