@@ -155,7 +155,7 @@ class ApplianceSession:
     def close(self) -> None:
         if self._client is not None:
             try:
-                self._client.logout()
+                self._client.close()  # logs out and releases the HTTP session
             except CitrixAgentError as exc:
                 log.warning("logout from %s failed: %s", self.label, exc)
             self._client = None

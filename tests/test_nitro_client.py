@@ -93,9 +93,7 @@ def issue(ca: LocalCA, cn: str, sans: tuple[str, ...] = (), spec: KeySpec | None
 
 
 def nitro_requests(sim: NetScalerSimulator, path_part: str, method: str | None = None):
-    return [
-        r for r in sim.requests if path_part in r.path and (method is None or r.method == method)
-    ]
+    return [r for r in sim.requests if path_part in r.path and (method is None or r.method == method)]
 
 
 def install_leaf(nitro: NitroClient, ca: LocalCA, name: str, cn: str, sans: tuple[str, ...] = ()):
@@ -152,9 +150,14 @@ def test_bad_password_names_host_and_user_not_password(sim, bundle):
 
 def test_relogin_once_on_444(sim, bundle, nitro):
     sim.add_fault(
-        r"/config/nsversion$", method="GET", status=401,
-        json_body={"errorcode": 444, "message": "Session expired or killed. Please login again",
-                   "severity": "ERROR"},
+        r"/config/nsversion$",
+        method="GET",
+        status=401,
+        json_body={
+            "errorcode": 444,
+            "message": "Session expired or killed. Please login again",
+            "severity": "ERROR",
+        },
     )
     assert "NS" in nitro.version()
     assert len(nitro_requests(sim, "/config/login", "POST")) == 2
@@ -174,7 +177,9 @@ def test_relogin_switches_partition_again(sim, bundle):
     with make_client(sim, bundle, partition="p1") as client:
         client.upload_file("inp1.txt", b"hello")
         sim.add_fault(
-            r"/config/systemfile$", method="GET", status=401,
+            r"/config/systemfile$",
+            method="GET",
+            status=401,
             json_body={"errorcode": 444, "message": "Session expired", "severity": "ERROR"},
         )
         assert "inp1.txt" in client.list_files()
@@ -182,6 +187,19 @@ def test_relogin_switches_partition_again(sim, bundle):
     assert len(switches) == 2
     with make_client(sim, bundle) as default:
         assert "inp1.txt" not in default.list_files()
+
+
+def test_a_relogin_whose_partition_switch_is_refused_fails_once_without_recursing(sim, bundle):
+    sim.add_partition("p1")
+    expired = {"errorcode": 444, "message": "Session expired", "severity": "ERROR"}
+    with make_client(sim, bundle, partition="p1") as client:
+        sim.add_fault(r"/config/systemfile$", method="GET", status=401, json_body=expired)
+        sim.add_fault(r"/config/nspartition$", method="POST", status=401, json_body=expired, times=None)
+        with pytest.raises(NitroAuthError) as info:
+            client.list_files()
+        assert "logging in again failed" in str(info.value)
+        sim.clear_faults()
+    assert len(nitro_requests(sim, "/config/login", "POST")) == 2  # the first login and one re-login
 
 
 def test_unknown_partition(sim, bundle):
@@ -224,7 +242,9 @@ def test_503_is_retried(sim, nitro):
 
 def test_599_is_not_retried(sim, nitro):
     sim.add_fault(
-        r"/config/sslcertkey$", method="POST", status=599,
+        r"/config/sslcertkey$",
+        method="POST",
+        status=599,
         json_body={"errorcode": 1536, "message": "Invalid certificate", "severity": "ERROR"},
     )
     with pytest.raises(NitroError) as info:
@@ -238,8 +258,14 @@ def test_connection_refused_is_a_nitro_error(bundle):
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    client = NitroClient(f"https://127.0.0.1:{port}", username=USER, password=PASSWORD, verify=bundle,
-                         timeout=2, sleep=lambda s: None)
+    client = NitroClient(
+        f"https://127.0.0.1:{port}",
+        username=USER,
+        password=PASSWORD,
+        verify=bundle,
+        timeout=2,
+        sleep=lambda s: None,
+    )
     with pytest.raises(NitroError, match="cannot connect") as info:
         client.login()
     assert info.value.status is None
@@ -350,8 +376,13 @@ def test_key_and_csr_on_appliance(nitro, spec):
         nitro.create_ecdsa_key(keyfile, spec.curve)
     reqfile = keyfile.replace(".key", ".csr")
     subject = Subject(organization="Example Ltd", state="London", country="GB", locality="London")
-    nitro.create_csr(reqfile, keyfile, common_name="www.example.com",
-                     sans=["www.example.com", "example.com"], subject=subject)
+    nitro.create_csr(
+        reqfile,
+        keyfile,
+        common_name="www.example.com",
+        sans=["www.example.com", "example.com"],
+        subject=subject,
+    )
     csr = load_csr(nitro.download_file(reqfile.rsplit("/", 1)[1]))
     cn, sans = csr_names(csr)
     assert cn == "www.example.com"
@@ -444,6 +475,13 @@ def test_certkey_name_with_space(nitro, leaf_ca):
 
 
 # ------------------------------------------------------------------------------------------ vservers
+
+
+def test_a_ca_binding_is_not_counted_as_serving(sim, nitro, leaf_ca):
+    install_leaf(nitro, leaf_ca, "a", "a.example.com")
+    sim.bind_certkey("vs_cs", "a", ca=True)  # bound for client authentication only
+    nitro.bind_certkey("vs_lb", "a")
+    assert nitro.certkey_vservers("a") == ["vs_lb"]
 
 
 def test_vservers_and_bindings(sim, nitro, leaf_ca):

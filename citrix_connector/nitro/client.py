@@ -288,11 +288,10 @@ class NitroClient:
         self.username = username
         self._password = password
         self.partition = partition
-        self._http = HttpClient(
-            base, verify=verify, timeout=timeout, retry=retry, name="nitro", sleep=sleep
-        )
+        self._http = HttpClient(base, verify=verify, timeout=timeout, retry=retry, name="nitro", sleep=sleep)
         self._ssl_dir = ssl_dir
         self._token: str | None = None
+        self._relogging = False  # a re-login (and its partition switch) never triggers another
         self._current_partition: str | None = None
 
     @property
@@ -477,6 +476,7 @@ class NitroClient:
                 response.status_code == 401
                 and code in _RELOGIN_CODES
                 and not relogged
+                and not self._relogging
                 and self._token is not None
             ):
                 log.info("NetScaler %s: session expired (errorcode %s); logging in again", self.host, code)
@@ -536,8 +536,9 @@ class NitroClient:
         code = _to_int(body.get("errorcode"))
         token = str(body.get("sessionid") or "") or response.cookies.get("NITRO_AUTH_TOKEN") or ""
         if code not in (None, 0) and str(body.get("severity", "ERROR")).upper() != "WARNING":
-            raise self._error("POST", endpoint, response, body, cls=NitroAuthError,
-                              what=f"login as {self.username!r}")
+            raise self._error(
+                "POST", endpoint, response, body, cls=NitroAuthError, what=f"login as {self.username!r}"
+            )
         if not token:
             raise NitroAuthError(
                 f"NetScaler {self.host}: login as {self.username!r} returned no session id",
@@ -551,8 +552,11 @@ class NitroClient:
 
     def _relogin(self) -> None:
         wanted = self._current_partition
+        self._relogging = True
         try:
             self.login()
+            if wanted and wanted != "default":
+                self.switch_partition(wanted)
         except NitroError as exc:
             raise NitroAuthError(
                 f"NetScaler {self.host}: session expired and logging in again failed: {exc}",
@@ -561,8 +565,8 @@ class NitroClient:
                 status=exc.status,
                 endpoint=exc.endpoint,
             ) from exc
-        if wanted and wanted != "default":
-            self.switch_partition(wanted)
+        finally:
+            self._relogging = False
 
     def logout(self) -> None:
         """Close the session; errors are logged and ignored."""
@@ -784,10 +788,13 @@ class NitroClient:
         self.call("DELETE", "sslcertkey", name)
 
     def certkey_vservers(self, name: str) -> list[str]:
-        """Names of the vservers this certkey is bound to (read from ``servername``)."""
+        """Names of the vservers this certkey is bound to as a server or SNI certificate (read from
+        ``servername``; CA bindings for client authentication are left out)."""
         body = self.call("GET", "sslcertkey_sslvserver_binding", name)
         out: list[str] = []
         for rec in self._records(body, "sslcertkey_sslvserver_binding"):
+            if str(rec.get("ca", "")).lower() == "true":  # a CA binding (client auth) serves nothing
+                continue
             vs = str(rec.get("servername") or rec.get("vservername") or "")
             if vs and vs not in out:
                 out.append(vs)
