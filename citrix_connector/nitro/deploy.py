@@ -161,10 +161,6 @@ def _path(nitro: NitroClient, name: str) -> str:
     return f"{nitro.ssl_dir.rstrip('/')}/{name}"
 
 
-def _basename(path: str) -> str:
-    return path.replace("\\", "/").rsplit("/", 1)[-1]
-
-
 def _cn_from_nitro_subject(subject: str) -> str:
     match = re.search(r"(?:^|[,/]\s*)CN\s*=\s*([^,/]+)", subject)
     return match.group(1).strip() if match else ""
