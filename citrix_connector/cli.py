@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import logging.handlers
 import os
 import sys
 import tempfile
@@ -27,6 +26,8 @@ from .config import (
 )
 from .errors import EXIT_CONFIG, EXIT_FAILURE, CitrixAgentError, ConfigError, UsageError
 from .lifecycle import EXIT_ATTENTION, Agent, Outcome, worst_exit_code
+from .logfile import ExpectedErrorFormatter, PrivateRotatingFileHandler
+from .private_files import make_private_dir
 from .scm.base import REVOCATION_REASONS
 from .state import StateStore, default_state_dir
 
@@ -73,12 +74,16 @@ def _setup_logging(verbose: int, log_file: Path | None) -> None:
     stderr.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     root.addHandler(stderr)
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(
-            log_file, maxBytes=1_000_000, backupCount=5, encoding="utf-8"
-        )
+        try:  # the file and its directory private from creation (0600/0700, any umask)
+            make_private_dir(log_file.parent)
+            handler = PrivateRotatingFileHandler(
+                log_file, maxBytes=1_000_000, backupCount=5, encoding="utf-8"
+            )
+        except OSError as exc:
+            raise UsageError(f"cannot open the log file {log_file}: {exc.strerror or exc}") from None
         handler.setLevel(logging.DEBUG)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        # tracebacks only for unexpected errors, not for every refused or failed profile
+        handler.setFormatter(ExpectedErrorFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
         root.addHandler(handler)
 
 

@@ -14,6 +14,7 @@ import hashlib
 import ipaddress
 import os
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +29,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
 from .errors import CryptoError
+from .private_files import FILE_MODE, make_private_dir
 
 RSA_SIZES: tuple[int, ...] = (2048, 3072, 4096)
 EC_CURVES: tuple[str, ...] = ("P-256", "P-384")
@@ -564,20 +566,25 @@ def cert_info(cert: x509.Certificate) -> CertInfo:
 
 
 def write_private_key_file(path: Path, pem: bytes) -> None:
-    """Create ``path`` exclusively with mode 0600 (parent 0700) and write ``pem``; never overwrite."""
+    """Create ``path`` exclusively with mode 0600 (missing parents 0700) and write ``pem``.
+
+    Never overwrites an existing file.
+    """
     path = Path(path)
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(path.parent)
     except OSError as exc:
         raise CryptoError(f"cannot create key directory {path.parent}: {exc.strerror or exc}") from None
     flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
-        fd = os.open(path, flags, 0o600)
+        fd = os.open(path, flags, FILE_MODE)
     except FileExistsError:
         raise CryptoError(f"private key file {path} already exists; refusing to overwrite it") from None
     except OSError as exc:
         raise CryptoError(f"cannot create private key file {path}: {exc.strerror or exc}") from None
     try:
+        if sys.platform != "win32":
+            os.fchmod(fd, FILE_MODE)  # exactly 0600, whatever the umask took away
         view = memoryview(pem)
         while view:
             written = os.write(fd, view)

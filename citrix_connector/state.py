@@ -31,6 +31,7 @@ import filelock
 import platformdirs
 
 from .errors import LockHeldError, StateError
+from .private_files import FILE_MODE, make_private_dir, open_private
 
 __all__ = [
     "HISTORY_LIMIT",
@@ -300,9 +301,8 @@ class StateStore:
 
     def _ensure_dir(self, path: Path) -> None:
         try:
-            if not self.root.exists():
-                self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_private_dir(self.root)
+            make_private_dir(path)
         except OSError as exc:
             raise StateError(f"cannot create state directory {path}: {exc.strerror or exc}") from exc
 
@@ -369,7 +369,11 @@ class StateStore:
         """Exclusive run lock; raises LockHeldError at once when another run holds it."""
         self._ensure_dir(self.root)
         path = self.lock_path
-        file_lock = filelock.FileLock(str(path), timeout=0)
+        try:  # created 0600 here, whatever the umask and filelock's own default
+            os.close(open_private(path, os.O_RDWR))
+        except OSError as exc:
+            raise StateError(f"cannot create lock file {path}: {exc.strerror or exc}") from exc
+        file_lock = filelock.FileLock(str(path), timeout=0, mode=FILE_MODE)
         try:
             file_lock.acquire()
         except filelock.Timeout:
