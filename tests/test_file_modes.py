@@ -111,13 +111,12 @@ def test_log_file_and_its_rotations_are_private(tmp_path: Path) -> None:
 def test_state_store_lock_journal_and_licence_are_private_under_umask_000(tmp_path: Path) -> None:
     root = tmp_path / "deep" / "state"
     store = StateStore(root)
-    with umask(0):
-        with store.lock():
-            state = store.load("p1")
-            state.add_event("x")
-            store.save(state)
-            store.save(state)  # replaces through a temp file
-            store.record_license_acceptance()
+    with umask(0), store.lock():
+        state = store.load("p1")
+        state.add_event("x")
+        store.save(state)
+        store.save(state)  # replaces through a temp file
+        store.record_license_acceptance()
     assert {"citrixagent.lock", "license-accepted", "profiles/p1.json"} <= set(modes_under(root))
     assert not_private(tmp_path / "deep") == {}
 
