@@ -7,6 +7,7 @@ import re
 import socket
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from cryptography import x509
@@ -42,17 +43,27 @@ from citrix_connector.nitro.deploy import (
 from citrix_connector.sandbox.ca import LocalCA
 from citrix_connector.sandbox.netscaler import NetScalerSimulator
 
+
+class Vs(NamedTuple):
+    """A vserver to bind to, as a profile's ``VserverSpec`` gives it (name, kind, SNI)."""
+
+    name: str
+    type: str
+    sni: bool = False
+
+
+DEFAULT_VS = Vs("vs_lb", "lb", False)
 USER = "nsroot"
 PASSWORD = "sandbox-nsroot"
 SSL = "/nsconfig/ssl"
 
 VSERVERS = [
-    ("vs_lb", "lb", False),
-    ("vs_lb2", "lb", False),
-    ("vs_sni", "lb", True),
-    ("vs_cs", "cs", False),
-    ("vs_vpn", "vpn", False),
-    ("vs_aaa", "authentication", False),
+    Vs("vs_lb", "lb", False),
+    Vs("vs_lb2", "lb", False),
+    Vs("vs_sni", "lb", True),
+    Vs("vs_cs", "cs", False),
+    Vs("vs_vpn", "vpn", False),
+    Vs("vs_aaa", "authentication", False),
 ]
 
 
@@ -138,7 +149,7 @@ def make_plan(
     certkey="www",
     cn="www.example.com",
     sans=("example.com",),
-    vservers=(("vs_lb", "lb", False),),
+    vservers=(DEFAULT_VS,),
     cert_and_key=None,
 ) -> DeployPlan:
     cert, key = cert_and_key or issue(ca, cn, sans)
@@ -197,7 +208,7 @@ def test_fresh_deploy_lb(sim, nitro, ca):
     "vs,kind", [("vs_lb", "lb"), ("vs_cs", "cs"), ("vs_vpn", "vpn"), ("vs_aaa", "authentication")]
 )
 def test_each_vserver_kind(sim, nitro, ca, vs, kind):
-    plan = make_plan(ca, vservers=[(vs, kind, False)])
+    plan = make_plan(ca, vservers=[Vs(vs, kind, False)])
     preflight(nitro, plan.vservers)
     result = deploy(nitro, plan)
     assert result.vservers_bound == [vs]
@@ -206,7 +217,7 @@ def test_each_vserver_kind(sim, nitro, ca, vs, kind):
 
 
 def test_sni_binding(sim, nitro, ca):
-    plan = make_plan(ca, vservers=[("vs_sni", "lb", True)])
+    plan = make_plan(ca, vservers=[Vs("vs_sni", "lb", True)])
     deploy(nitro, plan)
     [binding] = nitro.vserver_bindings("vs_sni")
     assert binding.certkey == "www" and binding.sni is True
@@ -290,10 +301,10 @@ def test_domain_change_sends_nodomaincheck(sim, nitro, ca):
 
 def test_intermediate_installed_once_for_two_certkeys(sim, nitro, ca):
     deploy(
-        nitro, make_plan(ca, certkey="one", cn="one.example.com", sans=(), vservers=[("vs_lb", "lb", False)])
+        nitro, make_plan(ca, certkey="one", cn="one.example.com", sans=(), vservers=[Vs("vs_lb", "lb")])
     )
     deploy(
-        nitro, make_plan(ca, certkey="two", cn="two.example.com", sans=(), vservers=[("vs_cs", "cs", False)])
+        nitro, make_plan(ca, certkey="two", cn="two.example.com", sans=(), vservers=[Vs("vs_cs", "cs")])
     )
     ca_keys = [c for c in nitro.list_certkeys() if c.serial == serial_of(ca.intermediate)]
     assert len(ca_keys) == 1
@@ -379,7 +390,7 @@ def test_a_ca_certkey_linked_to_a_superseded_issuer_is_relinked(sim, nitro):
         chain=[issuing, cross_new],
         key_pem=private_key_to_pem(leaf_key),
         appliance_keyfile=None,
-        vservers=[("vs_lb", "lb", False)],
+        vservers=[Vs("vs_lb", "lb", False)],
         file_base="www",
     )
     deploy(nitro, plan)
@@ -502,9 +513,9 @@ def test_fault_at_bind_keeps_old_serving(sim, nitro, ca):
 
 def test_fault_at_second_bind_of_a_new_certkey_says_what_serves_the_new_certificate(sim, nitro, ca):
     old = deploy(
-        nitro, make_plan(ca, certkey="old", vservers=[("vs_lb", "lb", False), ("vs_cs", "cs", False)])
+        nitro, make_plan(ca, certkey="old", vservers=[Vs("vs_lb", "lb", False), Vs("vs_cs", "cs", False)])
     )
-    plan = make_plan(ca, certkey="new", vservers=[("vs_lb", "lb", False), ("vs_cs", "cs", False)])
+    plan = make_plan(ca, certkey="new", vservers=[Vs("vs_lb", "lb", False), Vs("vs_cs", "cs", False)])
     sim.add_fault(
         r"/config/sslvserver_sslcertkey_binding",
         method="PUT",
@@ -631,7 +642,7 @@ def test_partition_isolation(sim, bundle, ca):
         [sim.url], username=USER, password=PASSWORD, verify=bundle, timeout=10, partition="p1"
     )
     try:
-        result = deploy(client, make_plan(ca, vservers=[("vs_p1", "lb", False)]))
+        result = deploy(client, make_plan(ca, vservers=[Vs("vs_p1", "lb", False)]))
         assert client.get_certkey("www").serial == result.serial
     finally:
         client.close()
@@ -668,7 +679,7 @@ def test_key_made_on_appliance(sim, nitro, ca, spec):
         chain=[ca.intermediate],
         key_pem=None,
         appliance_keyfile=keyfile,
-        vservers=[("vs_lb", "lb", False)],
+        vservers=[Vs("vs_lb", "lb", False)],
         file_base="www",
     )
     result = deploy(nitro, plan)
@@ -744,12 +755,12 @@ def test_preflight_lists_every_problem(sim, nitro):
         preflight(
             nitro,
             [
-                ("nope", "lb", False),
-                ("vs_http", "lb", False),
-                ("vs_bridge", "lb", False),
-                ("vs_lb", "lb", True),
-                ("vs_cs", "lb", False),
-                ("vs_sni", "lb", True),
+                Vs("nope", "lb", False),
+                Vs("vs_http", "lb", False),
+                Vs("vs_bridge", "lb", False),
+                Vs("vs_lb", "lb", True),
+                Vs("vs_cs", "lb", False),
+                Vs("vs_sni", "lb", True),
             ],
         )
     text = str(info.value)
@@ -770,7 +781,7 @@ def test_plan_with_wrong_key_writes_nothing(sim, nitro, ca):
 
 def test_read_installed(sim, nitro, ca):
     assert read_installed(nitro, "www", VSERVERS).serial is None
-    plan = make_plan(ca, vservers=[("vs_lb", "lb", False), ("vs_sni", "lb", True)])
+    plan = make_plan(ca, vservers=[Vs("vs_lb", "lb", False), Vs("vs_sni", "lb", True)])
     deploy(nitro, plan)
     state = read_installed(nitro, "www", VSERVERS)
     assert state.serial == serial_of(plan.leaf)

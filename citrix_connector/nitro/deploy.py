@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -66,8 +67,19 @@ __all__ = [
 
 log = logging.getLogger("citrixagent.nitro.deploy")
 
-#: (vserver name, kind lb|cs|vpn|authentication, bind as SNI certificate)
-VserverRef = tuple[str, str, bool]
+
+
+class VserverRef(Protocol):
+    """A vserver to bind to (the profile's ``VserverSpec`` is one): its name, its kind
+    (lb|cs|vpn|authentication), and whether to bind as an SNI certificate."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def sni(self) -> bool: ...
+
 
 CERTKEY_NAME_MAX = 31
 FILE_NAME_MAX = 63
@@ -253,7 +265,8 @@ def preflight(nitro: NitroClient, vservers: Sequence[VserverRef]) -> None:
     Raises one :class:`ApplianceStateError` listing every problem.
     """
     problems: list[str] = []
-    for name, kind, sni in vservers:
+    for ref in vservers:
+        name, kind, sni = ref.name, ref.type, ref.sni
         try:
             canon = nitro.vserver_kind(kind)
         except ValueError as exc:
@@ -688,7 +701,8 @@ def deploy(
         # (5) bindings
         bound: list[str] = []
         with _step("bind"):
-            for vs_name, kind, sni in plan.vservers:
+            for ref in plan.vservers:
+                vs_name, kind, sni = ref.name, ref.type, ref.sni
                 bindings = nitro.vserver_bindings(vs_name)
                 mine = [b for b in bindings if b.certkey == name and not b.ca]
                 if any(b.sni == sni for b in mine):
@@ -785,13 +799,12 @@ def _verify(nitro: NitroClient, plan: DeployPlan, serial: str, issuer_name: str 
         )
     verified: list[str] = []
     missing: list[str] = []
-    for vs_name, _kind, sni in plan.vservers:
-        if any(
-            b.certkey == plan.certkey and b.sni == sni and not b.ca for b in nitro.vserver_bindings(vs_name)
-        ):
-            verified.append(vs_name)
+    for ref in plan.vservers:
+        bindings = nitro.vserver_bindings(ref.name)
+        if any(b.certkey == plan.certkey and b.sni == ref.sni and not b.ca for b in bindings):
+            verified.append(ref.name)
         else:
-            missing.append(vs_name)
+            missing.append(ref.name)
     if missing:
         raise _fail("verify", f"certkey {plan.certkey!r} is not bound to {', '.join(missing)}")
     return verified
@@ -814,7 +827,7 @@ def read_installed(
     if ck is None:
         return InstalledState(serial=None, not_after=None, names=())
     bound_all = nitro.certkey_vservers(certkey)
-    wanted = [v if isinstance(v, str) else v[0] for v in vservers]
+    wanted = [v if isinstance(v, str) else v.name for v in vservers]
     bound = [v for v in wanted if v in bound_all] if wanted else bound_all
     cn = _cn_from_nitro_subject(ck.subject)
     names = tuple(unique_names([cn, *ck.sandns]))

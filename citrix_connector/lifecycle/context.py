@@ -1,0 +1,118 @@
+"""What every step of a command shares: the journal, the SCM client of the worker thread, the
+clocks, the flags; and the one NITRO session a run holds per appliance."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from ..config import ApplianceConfig, Profile, ScmConfig
+from ..errors import CitrixAgentError, UsageError
+from ..nitro.client import NitroClient
+from ..nitro.deploy import InstalledState, open_appliance, read_installed
+from ..scm import ScmClient
+from ..state import ProfileState, StateStore
+
+log = logging.getLogger("citrixagent")
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class ApplianceSession:
+    """The one NITRO session a run holds for an appliance (opened on first use)."""
+
+    def __init__(self, config: ApplianceConfig, opener: Callable[[ApplianceConfig], NitroClient]) -> None:
+        self.config = config
+        self._opener = opener
+        self._client: NitroClient | None = None
+        self.changed = False  # something was written that needs a config save
+        self.unsaved_profiles: list[tuple[Profile, ProfileState]] = []
+
+    @property
+    def label(self) -> str:
+        host = self.config.url.split("://", 1)[-1]
+        return f"{host}[{self.config.partition}]" if self.config.partition else host
+
+    @property
+    def nitro(self) -> NitroClient:
+        if self._client is None:
+            self._client = self._opener(self.config)
+        return self._client
+
+    def installed(self, profile: Profile) -> InstalledState | None:
+        """What the appliance holds under the profile's certkey, bound to which of its vservers."""
+        return read_installed(self.nitro, profile.certificate.certkey_name, profile.vservers)
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()  # logs out and releases the HTTP session
+            except CitrixAgentError as exc:
+                log.warning("logout from %s failed: %s", self.label, exc)
+            self._client = None
+
+
+def appliance_key(config: ApplianceConfig) -> tuple[Any, ...]:
+    return (tuple(config.urls), config.partition, config.username)
+
+
+def default_nitro_opener(
+    config: ApplianceConfig, *, sleep: Callable[[float], None] = time.sleep
+) -> NitroClient:
+    return open_appliance(
+        config.urls,
+        username=config.username,
+        password=config.password.reveal(),
+        verify=config.verify_tls,
+        timeout=config.timeout,
+        partition=config.partition,
+        sleep=sleep,
+    )
+
+
+@dataclass
+class Context:
+    """The runtime of one command: built by :class:`~citrix_connector.lifecycle.Agent`."""
+
+    scm_config: ScmConfig | None
+    store: StateStore
+    scm_factory: Callable[[ScmConfig], ScmClient]
+    clock: Callable[[], datetime]
+    monotonic: Callable[[], float]
+    sleep: Callable[[float], None]
+    dry_run: bool
+    force: bool
+    _local: threading.local = field(default_factory=threading.local)
+    _clients: list[ScmClient] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def scm(self) -> ScmClient:
+        """The SCM client of this worker thread (made on first use)."""
+        client: ScmClient | None = getattr(self._local, "scm", None)
+        if client is None:
+            config = self.require_scm_config()
+            client = self.scm_factory(config)
+            self._local.scm = client
+            with self._lock:
+                self._clients.append(client)
+        return client
+
+    def require_scm_config(self) -> ScmConfig:
+        if self.scm_config is None:
+            raise UsageError("no scm.yaml given: use --scm-config PATH (needed to talk to SCM)")
+        return self.scm_config
+
+    def close_scm_clients(self) -> None:
+        with self._lock:
+            for client in self._clients:
+                client.close()
+            self._clients.clear()
+        self._local = threading.local()

@@ -1,0 +1,111 @@
+"""The one right thing ``run`` does for a profile now: a pure function of the profile, the journal,
+what the appliance serves and the time (no I/O, no clock of its own; tested as a table)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ..config import Profile
+from ..nitro.deploy import InstalledState
+from ..state import ProfileState
+from .outcome import Action, parse_iso
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str
+
+
+def serving_current(profile: Profile, state: ProfileState, installed: InstalledState | None) -> bool:
+    """The appliance serves the last issued certificate under the profile's certkey on every vserver
+    of the profile (serials are normalised where they are read)."""
+    if installed is None or state.current is None or not installed.serial:
+        return False
+    if installed.serial != state.current.serial:
+        return False
+    return all(v.name in installed.bound_vservers for v in profile.vservers)
+
+
+def decide(
+    profile: Profile, state: ProfileState, installed: InstalledState | None, now: datetime
+) -> Decision:
+    """What ``run`` does: resume an order, wait for a person, order, re-install, or nothing."""
+    if state.pending is not None:
+        return Decision("collect", f"SCM order {state.pending.order_id} is pending")
+    if state.ordering is not None:
+        return Decision(
+            "collect",
+            f"a run was interrupted while placing a {state.ordering.kind} order at SCM: the next run "
+            "looks for that order there before ordering anything",
+        )
+    if state.declined is not None:
+        declined = state.declined
+        return Decision(
+            "blocked",
+            f"SCM declined or revoked {declined.get('kind')} order {declined.get('order_id')} before it "
+            "could be collected; fix the cause in SCM, then run enroll, renew or replace by hand "
+            "(scheduled runs do not order again on their own)",
+        )
+    current = state.current
+    if current is None:
+        if state.revoked:
+            last = state.revoked[-1]
+            return Decision("enroll", f"the last certificate (order {last.get('order_id')}) was revoked")
+        return Decision("enroll", "no certificate enrolled yet")
+    changed = _profile_change(profile, state)
+    if changed is not None:
+        return changed
+    due = _renewal_due(profile, state, now)
+    if due is not None:
+        return due
+    if not serving_current(profile, state, installed):
+        return Decision(
+            "redeploy", "the appliance does not serve the last issued certificate on every vserver"
+        )
+    if state.deployed is None or state.deployed.serial != current.serial:
+        # e.g. an update the appliance applied but whose answer was lost: installed, never saved
+        return Decision("redeploy", "the journal has no saved deployment of the last issued certificate")
+    if not state.deployed.saved:
+        return Decision("redeploy", "the last deployment was not saved on the appliance")
+    return Decision("nothing", "certificate valid and installed")
+
+
+def _profile_change(profile: Profile, state: ProfileState) -> Decision | None:
+    """A replace when the profile asks for other names or another key than the issued certificate."""
+    current = state.current
+    assert current is not None
+    cert = profile.certificate
+    wanted = {n.lower() for n in cert.subject_alt_names}
+    have = {n.lower() for n in current.sans}
+    if current.common_name.lower() != cert.common_name.lower() or wanted != have:
+        return Decision("replace", "the profile's names differ from the issued certificate")
+    if current.key_desc != cert.key.describe() or current.key_location != cert.key_location:
+        return Decision(
+            "replace",
+            f"the profile's key ({cert.key.describe()}, {cert.key_location}) differs "
+            f"from the issued certificate's ({current.key_desc}, {current.key_location})",
+        )
+    return None
+
+
+def _renewal_due(profile: Profile, state: ProfileState, now: datetime) -> Decision | None:
+    current = state.current
+    assert current is not None
+    not_after = parse_iso(current.not_after)
+    renewal = profile.renewal
+    if renewal.percent_of_lifetime is not None:
+        not_before = parse_iso(current.not_before)
+        lifetime = (not_after - not_before).total_seconds()
+        threshold = not_before + timedelta(seconds=lifetime * renewal.percent_of_lifetime / 100)
+        if now >= threshold:
+            return Decision(
+                "renew",
+                f"{renewal.percent_of_lifetime:g}% of the certificate's lifetime has "
+                f"passed (expires {not_after.date()})",
+            )
+    elif not_after - now <= timedelta(days=renewal.days_before_expiry):
+        days = (not_after - now).days
+        return Decision("renew", f"expires in {days} days (renewal window {renewal.days_before_expiry} days)")
+    return None

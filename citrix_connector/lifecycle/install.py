@@ -1,0 +1,185 @@
+"""Collecting an issued certificate from SCM and installing the journal's certificate on the
+appliance (the config save is the runner's, once per appliance)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from .. import crypto
+from ..config import Profile
+from ..errors import CryptoError, PendingError, ScmDeclinedError, StateError, UsageError
+from ..nitro.deploy import DeployPlan, deploy, preflight
+from ..scm.polling import wait_for_certificate
+from ..state import DeploymentRecord, IssuedRecord, ProfileState
+from .context import ApplianceSession, Context
+from .outcome import Action, Done, RowFacts, iso
+from .plan import deploy_plan_for_new
+
+log = logging.getLogger("citrixagent")
+
+
+def read_local_key(profile: Profile, key_ref: str) -> bytes:
+    try:
+        return Path(key_ref).read_bytes()
+    except OSError as exc:
+        raise StateError(
+            f"{profile.name}: cannot read the private key file {key_ref} of the issued certificate "
+            f"({exc.strerror or exc}); restore it, or run `citrixagent replace {profile.source}` "
+            "for a new key and certificate"
+        ) from exc
+
+
+def collect_and_deploy(
+    ctx: Context,
+    profile: Profile,
+    state: ProfileState,
+    session: ApplianceSession,
+    *,
+    action: Action = "collect",
+    why: str = "",
+) -> Done:
+    """Wait for the pending order, journal the certificate, install it."""
+    pending = state.pending
+    assert pending is not None
+    if ctx.dry_run:
+        return Done(
+            action,
+            "planned",
+            f"dry run: would collect SCM order {pending.order_id} and install it",
+            RowFacts.of(state, None, ctx.clock()),
+            plan=(
+                f"collect SCM order {pending.order_id} ({pending.kind})",
+                *deploy_plan_for_new(profile, session),
+            ),
+        )
+    scm_config = ctx.require_scm_config()
+    if pending.api and pending.api != ctx.scm.api_name:
+        raise UsageError(
+            f"{profile.name}: order {pending.order_id} was placed through the SCM {pending.api} API but "
+            f"scm.yaml now configures the {ctx.scm.api_name} API; collect it with that configuration"
+        )
+    try:
+        certs = wait_for_certificate(
+            ctx.scm, pending.order_id, scm_config.poll, clock=ctx.monotonic, sleep=ctx.sleep
+        )
+    except ScmDeclinedError as exc:
+        # Terminal at SCM: stop collecting it; unattended runs wait for a person (see decide()).
+        state.declined = {
+            "order_id": pending.order_id,
+            "kind": pending.kind,
+            "at": iso(ctx.clock()),
+            "message": str(exc),
+        }
+        state.pending = None
+        state.add_event("declined", order_id=pending.order_id, kind=pending.kind)
+        ctx.store.save(state)
+        raise
+    csr_key = crypto.load_csr(pending.csr_pem).public_key()
+    if not isinstance(csr_key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
+        raise CryptoError(f"{profile.name}: the pending order's CSR has an unsupported key type")
+    try:
+        leaf, chain = crypto.split_leaf_and_chain(certs, csr_key)
+    except CryptoError:
+        if (
+            pending.kind == "replace"
+            and state.current is not None
+            and any(crypto.cert_info(c).serial_hex == state.current.serial for c in certs)
+        ):
+            # The admin API replaces in place: SCM may still hand out the old certificate.
+            raise PendingError(
+                f"{profile.name}: SCM still returns the certificate from before replace order "
+                f"{pending.order_id}; run again to collect the new one",
+                order_id=pending.order_id,
+            ) from None
+        raise
+    info = crypto.cert_info(leaf)
+    state.current = IssuedRecord(
+        order_id=pending.order_id,
+        serial=info.serial_hex,
+        not_before=iso(info.not_before),
+        not_after=iso(info.not_after),
+        fingerprint_sha256=info.fingerprint_sha256,
+        common_name=pending.common_name,
+        sans=list(pending.sans),
+        key_desc=pending.key_desc,
+        key_location=pending.key_location,
+        key_ref=pending.key_ref,
+        cert_pem=crypto.cert_to_pem(leaf),
+        chain_pem=[crypto.cert_to_pem(c) for c in chain],
+        issued_at=iso(ctx.clock()),
+    )
+    state.pending = None
+    state.add_event(
+        "issued", order_id=pending.order_id, serial=info.serial_hex, not_after=iso(info.not_after)
+    )
+    ctx.store.save(state)
+    log.info("%s: order %s issued, serial %s", profile.name, pending.order_id, info.serial_hex)
+    return deploy_current(ctx, profile, state, session, action=action, why=why)
+
+
+def deploy_current(
+    ctx: Context,
+    profile: Profile,
+    state: ProfileState,
+    session: ApplianceSession,
+    *,
+    action: Action = "redeploy",
+    why: str = "",
+) -> Done:
+    """Install the journal's last issued certificate (in place, bindings kept) and journal it."""
+    current = state.current
+    assert current is not None
+    leaf = x509.load_pem_x509_certificate(current.cert_pem.encode())
+    chain = [x509.load_pem_x509_certificate(p.encode()) for p in current.chain_pem]
+    key_pem: bytes | None = None
+    appliance_keyfile: str | None = None
+    if current.key_location == "local":
+        key_pem = read_local_key(profile, current.key_ref)
+    else:
+        appliance_keyfile = current.key_ref
+    cert = profile.certificate
+    plan = DeployPlan(
+        certkey=cert.certkey_name,
+        leaf=leaf,
+        chain=chain,
+        key_pem=key_pem,
+        appliance_keyfile=appliance_keyfile,
+        vservers=profile.vservers,
+        file_base=cert.certkey_name,
+    )
+    if not ctx.dry_run:
+        preflight(session.nitro, plan.vservers)
+    result = deploy(session.nitro, plan, dry_run=ctx.dry_run)
+    if ctx.dry_run:
+        return Done(
+            action,
+            "planned",
+            "dry run: nothing written",
+            RowFacts.of(state, None, ctx.clock()),
+            plan=(*result.actions, f"save the configuration of {session.label}"),
+        )
+    session.changed = session.changed or result.changed
+    previous = state.deployed
+    if previous is not None and previous.appliance == session.label:  # files of this appliance only
+        for old in (previous.cert_file, previous.key_file):
+            if old and old not in (result.cert_file, result.key_file) and old not in state.stale_files:
+                state.stale_files.append(old)
+    state.deployed = DeploymentRecord(
+        appliance=session.label,
+        partition=profile.appliance.partition,
+        certkey=result.certkey,
+        serial=result.serial,
+        vservers=list(result.vservers_bound),  # what the read-back after deploying saw bound
+        deployed_at=iso(ctx.clock()),
+        cert_file=result.cert_file,
+        key_file=result.key_file,
+        saved=False,
+    )
+    state.add_event("deployed", appliance=session.label, certkey=result.certkey, serial=result.serial)
+    ctx.store.save(state)
+    session.unsaved_profiles.append((profile, state))
+    return Done(action, "ok", why, RowFacts.of(state, None, ctx.clock()), plan=tuple(result.actions))

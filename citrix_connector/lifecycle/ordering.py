@@ -1,0 +1,269 @@
+"""Placing an SCM order (enroll, renew, replace) so that a crash never leads to a second one, and
+finding the order a crashed run placed.
+
+Write-ahead: the intent (key reference, CSR, the orders SCM listed before) is journalled before the
+order is sent; SCM's order id replaces it as soon as SCM answers. A run that finds an intent left
+behind looks for that order at SCM (its order list, or the replaced order's status) before anything
+else happens.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+from .. import crypto
+from ..config import Profile
+from ..errors import ScmError, ScmUnsupportedError, UsageError
+from ..nitro.deploy import make_csr_on_appliance, make_key_on_appliance, preflight
+from ..scm import EnrollRequest
+from ..state import OrderRecord, ProfileState
+from .context import ApplianceSession, Context
+from .install import read_local_key
+from .outcome import Deferred, OrderKind, Step, iso
+from .plan import plan_order
+
+log = logging.getLogger("citrixagent")
+
+
+def load(ctx: Context, profile: Profile, *, recover: bool = True) -> ProfileState:
+    """The profile's journal; an order a crashed run was placing is looked for first."""
+    state = ctx.store.load(profile.name)
+    state.source = str(profile.source.resolve())
+    if recover and state.ordering is not None:
+        recover_interrupted_order(ctx, profile, state)
+    return state
+
+
+def order(
+    ctx: Context,
+    profile: Profile,
+    state: ProfileState,
+    session: ApplianceSession,
+    kind: OrderKind,
+    *,
+    why: str = "",
+) -> Step:
+    """Make a key and CSR, journal the intent, place the order, journal its id; the collection is
+    deferred (a dry run returns the plan instead)."""
+    cert = profile.certificate
+    if (
+        kind == "renew"
+        and ctx.scm_config is not None
+        and ctx.scm_config.api == "enrollment"
+        and profile.sectigo.profile_id is None
+        and ctx.scm_config.profile_id is None
+    ):
+        # say so before a key is made (on the appliance, that would be a write for nothing)
+        raise UsageError(
+            f"{profile.name}: renew needs profile_id in {ctx.scm_config.source} or the profile's "
+            "sectigo.profile_id (the SCM REST Enrollment API requires the certificate profile id to "
+            "renew); or use replace"
+        )
+    preflight(session.nitro, profile.vservers)
+    if ctx.dry_run:
+        return plan_order(ctx, profile, state, session, kind)
+
+    reuse = kind == "renew" and profile.renewal.reuse_key and state.current is not None
+    known_orders = _listed_orders(ctx, cert.common_name)  # before a key exists: nothing to clean up
+    stamp = ctx.clock().strftime("%Y%m%d%H%M%S")
+    key_ref: str
+    if reuse and state.current is not None:
+        key_ref = state.current.key_ref
+        csr_pem = _csr_for_existing_key(profile, session, key_ref, stamp)
+    elif cert.key_location == "local":
+        key = crypto.generate_private_key(cert.key)
+        # a random suffix: two orders in the same second (or under a fixed clock) never collide
+        key_path = ctx.store.new_key_path(profile.name, f"{stamp}-{kind}-{secrets.token_hex(4)}")
+        crypto.write_private_key_file(key_path, crypto.private_key_to_pem(key))
+        key_ref = str(key_path)
+        csr_pem = crypto.csr_to_pem(
+            crypto.build_csr(key, cert.common_name, cert.subject_alt_names, cert.subject)
+        )
+    else:
+        key_ref, csr_pem = make_key_on_appliance(
+            session.nitro,
+            base=f"{cert.certkey_name}-{stamp}",
+            key=cert.key,
+            common_name=cert.common_name,
+            sans=cert.subject_alt_names,
+            subject=cert.subject,
+        )
+        session.changed = True
+
+    previous = state.current.order_id if state.current is not None else None
+    # Write-ahead: the intent is journalled before the order is sent, so a run that dies while
+    # SCM takes the order finds that order on the next run instead of placing a second one.
+    intent = OrderRecord(
+        order_id="",
+        kind=kind,
+        api=ctx.scm.api_name,
+        placed_at=iso(ctx.clock()),
+        key_location=cert.key_location,
+        key_ref=key_ref,
+        csr_pem=csr_pem,
+        common_name=cert.common_name,
+        sans=list(cert.subject_alt_names),
+        key_desc=cert.key.describe(),
+        previous_order_id=previous,
+        known_orders=known_orders,
+    )
+    state.ordering = intent
+    ctx.store.save(state)
+    try:
+        order_id = _send_order(ctx, profile, kind, csr_pem, previous)
+    except ScmError as exc:
+        # SCM answered 4xx, refusing it: no order exists (a 2xx it answered oddly did place one)
+        if exc.status is not None and 400 <= exc.status < 500:
+            state.ordering = None
+            ctx.store.save(state)
+            if cert.key_location == "local" and not reuse:
+                Path(key_ref).unlink(missing_ok=True)  # a private key for nothing: do not keep it
+        raise
+    # The order id goes to the journal before anything else: a crash from here on resumes it.
+    intent.order_id = order_id
+    intent.known_orders = None
+    state.pending = intent
+    state.ordering = None
+    state.declined = None
+    state.add_event("ordered", kind=kind, order_id=order_id, api=ctx.scm.api_name)
+    ctx.store.save(state)
+    log.info("%s: %s order %s placed at SCM", profile.name, kind, order_id)
+    return Deferred(kind, why)
+
+
+def _send_order(ctx: Context, profile: Profile, kind: OrderKind, csr_pem: str, previous: str | None) -> str:
+    cert = profile.certificate
+    sectigo = profile.sectigo
+    if kind == "enroll":
+        return ctx.scm.enroll(
+            EnrollRequest(
+                csr_pem=csr_pem,
+                common_name=cert.common_name,
+                sans=tuple(cert.subject_alt_names),
+                org_id=sectigo.org_id,
+                cert_type=sectigo.cert_type,
+                term=sectigo.term,
+                comments=sectigo.comments,
+                external_requester=sectigo.external_requester,
+                custom_fields=dict(sectigo.custom_fields),
+            )
+        )
+    assert previous is not None
+    if kind == "renew":
+        return ctx.scm.renew(
+            previous,
+            csr_pem=csr_pem,
+            sans=cert.subject_alt_names,
+            profile_id=sectigo.profile_id,
+            term=sectigo.term,
+            custom_fields=dict(sectigo.custom_fields),
+        )
+    return ctx.scm.replace(
+        previous,
+        csr_pem=csr_pem,
+        common_name=cert.common_name,
+        sans=cert.subject_alt_names,
+        reason="certificate profile changed (names or key type); replaced by citrixagent",
+    )
+
+
+def _listed_orders(ctx: Context, common_name: str) -> list[str] | None:
+    """The orders SCM lists for this name now, or None where they cannot be listed (then an
+    interrupted order can only be reported, not found). Never stands in the way of ordering."""
+    try:
+        return ctx.scm.find_orders(common_name=common_name)
+    except ScmUnsupportedError:
+        return None
+    except ScmError as exc:  # e.g. an API admin without the privilege to list certificates
+        log.warning(
+            "cannot list SCM orders for %s (%s): an interrupted order could not be found later",
+            common_name,
+            exc,
+        )
+        return None
+
+
+def recover_interrupted_order(ctx: Context, profile: Profile, state: ProfileState) -> None:
+    """A previous run died while SCM was taking an order: adopt that order if SCM has it."""
+    intent = state.ordering
+    if intent is None or ctx.dry_run:
+        return
+    if state.pending is not None:  # cannot happen through this code; keep the known order
+        state.ordering = None
+        ctx.store.save(state)
+        return
+    api = ctx.scm.api_name
+    if intent.api != api:
+        raise UsageError(
+            f"{profile.name}: a run was interrupted while placing an order through the SCM {intent.api} "
+            f"API, but scm.yaml now configures the {api} API; run once with the "
+            f"{intent.api} configuration so the order can be found"
+        )
+    adopted: str | None = None
+    if intent.kind == "replace" and intent.api == "admin" and intent.previous_order_id:
+        # the admin API replaces in place: the order went back to pending, or carries a new serial
+        found = ctx.scm.status(intent.previous_order_id)
+        before = state.current.serial if state.current is not None else ""
+        if found.state == "pending" or (found.state == "issued" and found.serial and found.serial != before):
+            adopted = intent.previous_order_id
+    elif intent.known_orders is not None:
+        listed = ctx.scm.find_orders(common_name=intent.common_name)
+        new = [i for i in listed if i not in intent.known_orders]
+        if new:
+            adopted = max(new, key=lambda i: (len(i), i))  # the newest id
+            others = [i for i in new if i != adopted]
+            if others:
+                log.warning(
+                    "%s: SCM also lists order(s) %s for %s, placed since the interrupted run: "
+                    "check them in SCM and revoke what is not needed",
+                    profile.name,
+                    ", ".join(others),
+                    intent.common_name,
+                )
+    else:
+        log.warning(
+            "%s: a previous run was interrupted while placing a %s order through the SCM %s API, "
+            "which cannot list orders; if SCM received it, an extra order for %s placed around %s "
+            "exists: check it in SCM",
+            profile.name,
+            intent.kind,
+            intent.api,
+            intent.common_name,
+            intent.placed_at,
+        )
+    state.ordering = None
+    if adopted is not None:
+        intent.order_id = adopted
+        intent.known_orders = None
+        state.pending = intent
+        state.add_event("order-recovered", kind=intent.kind, order_id=adopted)
+        log.warning(
+            "%s: recovered %s order %s, which SCM received before a previous run was interrupted",
+            profile.name,
+            intent.kind,
+            adopted,
+        )
+    else:
+        state.add_event("order-not-received", kind=intent.kind)
+    ctx.store.save(state)
+
+
+def _csr_for_existing_key(profile: Profile, session: ApplianceSession, key_ref: str, stamp: str) -> str:
+    """A fresh CSR for the key already in use (renewal with ``reuse_key``)."""
+    cert = profile.certificate
+    if cert.key_location == "local":
+        key = crypto.load_private_key(read_local_key(profile, key_ref))
+        return crypto.csr_to_pem(
+            crypto.build_csr(key, cert.common_name, cert.subject_alt_names, cert.subject)
+        )
+    session.changed = True
+    return make_csr_on_appliance(
+        session.nitro,
+        keyfile=key_ref,
+        reqfile_base=f"{cert.certkey_name}-{stamp}",
+        common_name=cert.common_name,
+        sans=cert.subject_alt_names,
+        subject=cert.subject,
+    )

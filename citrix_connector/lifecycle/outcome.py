@@ -1,0 +1,176 @@
+"""What happened to one profile, and the public row built from it once.
+
+The steps of a command (ordering, install, status, revoke) return a :class:`Done`: the facts of
+what they did, with a snapshot of the journal and the appliance taken when they did it
+(:class:`RowFacts`). The runner turns each profile's final :class:`Done` into the public
+:class:`Outcome` exactly once, after the appliance's config save (whose failure is one more fact).
+A step that leaves the collection of an order for later returns a :class:`Deferred` instead: it never
+reaches the public type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from ..errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_PENDING, CitrixAgentError
+from ..nitro.deploy import InstalledState
+from ..state import ProfileState
+
+Action = Literal[
+    "enroll", "collect", "renew", "replace", "redeploy", "revoke", "nothing", "status", "blocked"
+]
+Result = Literal["ok", "nothing", "pending", "failed", "planned", "attention"]
+OrderKind = Literal["enroll", "renew", "replace"]
+
+EXIT_ATTENTION = 5  # `status`: at least one profile needs work (documented in the CLI help and README)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def parse_iso(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one profile: one row of the result table, one object of ``--json``."""
+
+    profile: str
+    action: Action
+    result: Result
+    message: str = ""
+    appliance: str = ""
+    order_id: str | None = None
+    serial: str | None = None
+    expires: str | None = None  # ISO date
+    days_left: int | None = None
+    certkey: str | None = None
+    vservers: list[str] = field(default_factory=list)
+    plan: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    exit_code: int = EXIT_OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def worst_exit_code(outcomes: Iterable[Outcome]) -> int:
+    """The exit code of a whole command: config errors beat failures beat pending beat attention."""
+    codes = {o.exit_code for o in outcomes}
+    for code in (EXIT_CONFIG, EXIT_FAILURE, EXIT_PENDING, EXIT_ATTENTION):
+        if code in codes:
+            return code
+    return EXIT_OK
+
+
+@dataclass(frozen=True)
+class RowFacts:
+    """The journal's and the appliance's view of a profile at the moment a step finished."""
+
+    order_id: str | None = None
+    serial: str | None = None
+    expires: str | None = None
+    days_left: int | None = None
+    vservers: tuple[str, ...] = ()
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, state: ProfileState, installed: InstalledState | None, now: datetime) -> RowFacts:
+        """The issued certificate (or the pending order's id), and what the appliance serves:
+        ``days_left`` counts down to the appliance's certificate when it serves another one."""
+        current = state.current
+        order_id = serial = expires = None
+        days_left: int | None = None
+        if current is not None:
+            order_id, serial = current.order_id, current.serial
+            not_after = parse_iso(current.not_after)
+            expires = not_after.date().isoformat()
+            days_left = (not_after - now).days
+        if state.pending is not None:
+            order_id = state.pending.order_id
+        details: dict[str, Any] = {}
+        vservers: tuple[str, ...] = ()
+        if installed is not None:
+            vservers = tuple(installed.bound_vservers)
+            if installed.serial:
+                details["installed_serial"] = installed.serial
+            if installed.not_after is not None:
+                details["installed_expires"] = installed.not_after.date().isoformat()
+                # serials are normalised where they are read (crypto.cert_info, the NITRO client)
+                if current is None or (installed.serial or "0") != current.serial:
+                    days_left = (installed.not_after - now).days
+        elif state.deployed is not None:
+            vservers = tuple(state.deployed.vservers)
+        return cls(order_id, serial, expires, days_left, vservers, details)
+
+
+@dataclass(frozen=True)
+class Done:
+    """What a step did for one profile (internal; the runner makes the public row from it)."""
+
+    action: Action
+    result: Result
+    message: str = ""
+    facts: RowFacts = field(default_factory=RowFacts)
+    plan: tuple[str, ...] = ()
+    details: Mapping[str, Any] = field(default_factory=dict)
+    exit_code: int = EXIT_OK
+
+    @classmethod
+    def failed(cls, action: Action, error: CitrixAgentError | str, exit_code: int = EXIT_FAILURE) -> Done:
+        if isinstance(error, CitrixAgentError):
+            return cls(action, "failed", str(error), exit_code=error.exit_code)
+        return cls(action, "failed", error, exit_code=exit_code)
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """An order was placed (or found pending); its collection waits until every profile of the
+    appliance has placed its order, so SCM's issuance delays overlap. ``why`` becomes the row's
+    message when the collection has none of its own."""
+
+    action: Action
+    why: str = ""
+
+
+Step = Done | Deferred
+
+
+def build_outcome(
+    profile: str,
+    done: Done,
+    *,
+    appliance: str,
+    certkey: str,
+    save_error: CitrixAgentError | None = None,
+) -> Outcome:
+    """The one place a public row is made: from what happened, and whether the config save (if one
+    was due) failed after it."""
+    result, message, exit_code = done.result, done.message, done.exit_code
+    if save_error is not None and result == "ok":
+        result, exit_code = "failed", save_error.exit_code
+        message = f"deployed, but saving the configuration failed: {save_error}"
+    facts = done.facts
+    return Outcome(
+        profile,
+        done.action,
+        result,
+        message,
+        appliance=appliance,
+        order_id=facts.order_id,
+        serial=facts.serial,
+        expires=facts.expires,
+        days_left=facts.days_left,
+        certkey=certkey,
+        vservers=list(facts.vservers),
+        plan=list(done.plan),
+        details={**facts.details, **done.details},
+        exit_code=exit_code,
+    )

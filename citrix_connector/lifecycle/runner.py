@@ -1,0 +1,283 @@
+"""Runs a command over profiles: appliances concurrently (bounded), one NITRO session and one config
+save per appliance, orders of an appliance's profiles placed before any is collected, one failing
+profile never stopping the others."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any, TypeVar
+
+from ..config import ApplianceConfig, Profile, ScmConfig
+from ..errors import EXIT_FAILURE, CitrixAgentError, PendingError, StateError, UsageError
+from ..nitro.client import NitroClient
+from ..nitro.deploy import remove_unreferenced_files, save
+from ..scm import ScmClient, make_scm_client
+from ..state import ProfileState, StateStore
+from . import install, ordering, status
+from .context import ApplianceSession, Context, appliance_key, default_nitro_opener, utc_now
+from .decide import decide, serving_current
+from .outcome import Action, Deferred, Done, OrderKind, Outcome, RowFacts, Step, build_outcome
+
+log = logging.getLogger("citrixagent")
+
+Work = Callable[[Profile, ApplianceSession], Step]
+S = TypeVar("S", Done, Step)
+
+
+class Agent:
+    """Runs commands over profiles. Construct once per CLI invocation."""
+
+    def __init__(
+        self,
+        scm_config: ScmConfig | None,
+        store: StateStore,
+        *,
+        scm_factory: Callable[[ScmConfig], ScmClient] | None = None,
+        nitro_opener: Callable[[ApplianceConfig], NitroClient] | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        workers: int = 4,
+        dry_run: bool = False,
+        force: bool = False,
+    ) -> None:
+        # The default clients back off between retries with this Agent's ``sleep`` (tests: a no-op).
+        self.ctx = Context(
+            scm_config=scm_config,
+            store=store,
+            scm_factory=scm_factory or (lambda config: make_scm_client(config, sleep=sleep)),
+            clock=clock,
+            monotonic=monotonic,
+            sleep=sleep,
+            dry_run=dry_run,
+            force=force,
+        )
+        self.nitro_opener: Callable[[ApplianceConfig], NitroClient] = nitro_opener or (
+            lambda config: default_nitro_opener(config, sleep=sleep)
+        )
+        self.workers = max(1, workers)
+
+    # -- public commands -------------------------------------------------------------------------
+    def enroll(self, profiles: Sequence[Profile]) -> list[Outcome]:
+        return self._for_each(profiles, self._enroll_one)
+
+    def renew(self, profiles: Sequence[Profile]) -> list[Outcome]:
+        return self._for_each(profiles, lambda p, s: self._order_command(p, s, "renew"))
+
+    def replace(self, profiles: Sequence[Profile]) -> list[Outcome]:
+        return self._for_each(profiles, lambda p, s: self._order_command(p, s, "replace"))
+
+    def run(self, profiles: Sequence[Profile]) -> list[Outcome]:
+        return self._for_each(profiles, self._run_one)
+
+    def status(self, profiles: Sequence[Profile]) -> list[Outcome]:
+        return self._for_each(profiles, lambda p, s: status.status(self.ctx, p, s), save_config=False)
+
+    def revoke(self, profiles: Sequence[Profile], *, reason: str, reason_code: int) -> list[Outcome]:
+        return self._for_each(
+            profiles, lambda p, s: status.revoke(self.ctx, p, s, reason, reason_code), save_config=False
+        )
+
+    # -- what each command does for one profile --------------------------------------------------
+    def _collect_step(
+        self, profile: Profile, state: ProfileState, session: ApplianceSession, why: str = ""
+    ) -> Step:
+        """Collect + install a pending order now (a dry run's plan), or in a real run after the
+        appliance's other profiles have placed their orders."""
+        if self.ctx.dry_run:
+            return install.collect_and_deploy(self.ctx, profile, state, session)
+        return Deferred("collect", why)
+
+    def _enroll_one(self, profile: Profile, session: ApplianceSession) -> Step:
+        ctx = self.ctx
+        state = ordering.load(ctx, profile)
+        if state.pending is not None:
+            return self._collect_step(profile, state, session)
+        if state.current is not None and not ctx.force:
+            installed = session.installed(profile)
+            if serving_current(profile, state, installed):
+                return Done(
+                    "nothing",
+                    "nothing",
+                    "already enrolled and installed; use renew or replace, or --force for a new order",
+                    RowFacts.of(state, installed, ctx.clock()),
+                )
+            return install.deploy_current(
+                ctx, profile, state, session, why="enrolled before; installing that certificate"
+            )
+        return ordering.order(ctx, profile, state, session, "enroll")
+
+    def _order_command(self, profile: Profile, session: ApplianceSession, kind: OrderKind) -> Step:
+        state = ordering.load(self.ctx, profile)
+        if state.pending is not None:
+            return self._collect_step(profile, state, session)
+        if state.current is None:
+            raise UsageError(
+                f"{profile.name}: nothing to {kind}: no certificate was enrolled for this profile "
+                "yet (run enroll or run)"
+            )
+        return ordering.order(self.ctx, profile, state, session, kind)
+
+    def _run_one(self, profile: Profile, session: ApplianceSession) -> Step:
+        ctx = self.ctx
+        state = ordering.load(ctx, profile)
+        installed = None if state.pending is not None else session.installed(profile)
+        now = ctx.clock()
+        decision = decide(profile, state, installed, now)
+        why = decision.reason
+        log.info("%s: run decides %s: %s", profile.name, decision.action, why)
+        facts = RowFacts.of(state, installed, now)
+        if decision.action == "blocked":
+            return Done("blocked", "failed", why, facts, exit_code=EXIT_FAILURE)
+        if decision.action == "collect" and state.pending is None:  # an interrupted order, in a dry run
+            return Done("collect", "planned", why, facts)
+        if decision.action == "collect":
+            return self._collect_step(profile, state, session, why)
+        if decision.action in ("enroll", "renew", "replace"):
+            kind: OrderKind = decision.action
+            return ordering.order(ctx, profile, state, session, kind, why=why)
+        if decision.action == "redeploy":
+            if (
+                state.deployed is not None
+                and not state.deployed.saved
+                and serving_current(profile, state, installed)
+            ):
+                # Installed but the save never happened: only the save is missing.
+                session.unsaved_profiles.append((profile, state))
+                return Done(
+                    "redeploy",
+                    "planned" if ctx.dry_run else "ok",
+                    "saving the configuration that a previous run left unsaved",
+                    facts,
+                )
+            return install.deploy_current(ctx, profile, state, session, why=why)
+        return Done("nothing", "nothing", why, facts)
+
+    def _collect_deferred(self, deferred: Deferred) -> Callable[[Profile, ApplianceSession], Done]:
+        def collect(profile: Profile, session: ApplianceSession) -> Done:
+            state = self.ctx.store.load(profile.name)
+            if state.pending is None:  # cannot happen: the first pass journalled it
+                raise StateError(f"{profile.name}: no pending order to collect")
+            return install.collect_and_deploy(
+                self.ctx, profile, state, session, action=deferred.action, why=deferred.why
+            )
+
+        return collect
+
+    # -- orchestration ---------------------------------------------------------------------------
+    def _for_each(
+        self, profiles: Sequence[Profile], work: Work, *, save_config: bool = True
+    ) -> list[Outcome]:
+        groups: dict[tuple[Any, ...], list[Profile]] = {}
+        for profile in profiles:
+            groups.setdefault(appliance_key(profile.appliance), []).append(profile)
+
+        def run_group(group: list[Profile]) -> list[Outcome]:
+            session = ApplianceSession(group[0].appliance, self.nitro_opener)
+            try:
+                steps = [self._guard(profile, session, work) for profile in group]
+                # Second pass: collect and install what the first pass ordered (or found pending).
+                done = [
+                    self._guard(p, session, self._collect_deferred(s), failed_as=s.action)
+                    if isinstance(s, Deferred)
+                    else s
+                    for p, s in zip(group, steps, strict=True)
+                ]
+                save_error = self._save_appliance(session) if save_config and not self.ctx.dry_run else None
+                return [
+                    build_outcome(
+                        p.name,
+                        d,
+                        appliance=session.label,
+                        certkey=p.certificate.certkey_name,
+                        save_error=save_error,
+                    )
+                    for p, d in zip(group, done, strict=True)
+                ]
+            finally:
+                session.close()
+
+        try:
+            if len(groups) == 1:
+                results = [run_group(next(iter(groups.values())))]
+            else:
+                with ThreadPoolExecutor(max_workers=min(self.workers, len(groups))) as pool:
+                    results = list(pool.map(run_group, groups.values()))
+        finally:
+            self.ctx.close_scm_clients()
+        position = {p.name: i for i, p in enumerate(profiles)}
+        flat = [o for group in results for o in group]
+        return sorted(flat, key=lambda o: position.get(o.profile, len(position)))
+
+    def _guard(
+        self,
+        profile: Profile,
+        session: ApplianceSession,
+        work: Callable[[Profile, ApplianceSession], S],
+        *,
+        failed_as: Action | None = None,
+    ) -> S | Done:
+        """``work``'s step, or the failure it raised as a step of its own (never an exception)."""
+        step: S | Done
+        try:
+            step = work(profile, session)
+        except PendingError as exc:
+            step = Done(
+                failed_as or "collect",
+                "pending",
+                str(exc),
+                RowFacts(order_id=exc.order_id or None),
+                exit_code=exc.exit_code,
+            )
+        except CitrixAgentError as exc:
+            log.debug("profile %s failed", profile.name, exc_info=True)
+            step = Done.failed(failed_as or "nothing", exc)
+        except Exception as exc:  # a bug must not stop the other profiles of an unattended run
+            log.exception("profile %s: internal error", profile.name)
+            step = Done.failed(failed_as or "nothing", f"internal error: {type(exc).__name__}: {exc}")
+        if isinstance(step, Deferred):
+            log.info("%s: %s deferred%s", profile.name, step.action, f" ({step.why})" if step.why else "")
+            return step
+        log.info(
+            "%s: %s %s%s",
+            profile.name,
+            step.action,
+            step.result,
+            f" ({step.message})" if step.message else "",
+        )
+        return step
+
+    def _save_appliance(self, session: ApplianceSession) -> CitrixAgentError | None:
+        """The appliance's one config save (if anything changed), then the housekeeping it allows;
+        returns the save's error, which fails every row that installed something."""
+        if not session.changed and not session.unsaved_profiles:
+            return None
+        try:
+            save(session.nitro)
+        except CitrixAgentError as exc:
+            return exc
+        for profile, state in session.unsaved_profiles:
+            if state.deployed is not None:
+                state.deployed.saved = True
+                state.add_event("saved", appliance=session.label)
+            if state.stale_files:
+                # Only now (saved) may the superseded files go; a failure here is housekeeping only.
+                try:
+                    removed = remove_unreferenced_files(session.nitro, state.stale_files)
+                except CitrixAgentError as exc:
+                    log.warning(
+                        "%s: could not remove superseded files on %s: %s", profile.name, session.label, exc
+                    )
+                else:
+                    if removed:
+                        state.add_event("removed-files", files=removed)
+                        log.info("%s: removed superseded files %s", profile.name, ", ".join(removed))
+                    state.stale_files = []
+            self.ctx.store.save(state)
+        session.unsaved_profiles.clear()
+        session.changed = False
+        return None

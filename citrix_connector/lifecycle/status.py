@@ -1,0 +1,107 @@
+"""``status`` (read-only: the journal, the appliance, SCM's view, what ``run`` would do) and
+``revoke``."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ..config import Profile
+from ..errors import EXIT_OK, CitrixAgentError, ScmError, UsageError
+from ..nitro.deploy import InstalledState
+from .context import ApplianceSession, Context
+from .decide import decide
+from .ordering import load
+from .outcome import EXIT_ATTENTION, Done, RowFacts, iso
+
+
+def status(ctx: Context, profile: Profile, session: ApplianceSession) -> Done:
+    state = load(ctx, profile, recover=False)
+    details: dict[str, Any] = {}
+    installed: InstalledState | None = None
+    try:
+        installed = session.installed(profile)
+    except CitrixAgentError as exc:
+        details["appliance_error"] = str(exc)
+    order_id = state.pending.order_id if state.pending else state.current.order_id if state.current else None
+    if order_id and ctx.scm_config is not None:
+        try:
+            scm_status = ctx.scm.status(order_id)
+            details["scm_status"] = scm_status.status
+            details["scm_state"] = scm_status.state
+        except CitrixAgentError as exc:
+            details["scm_error"] = str(exc)
+    now = ctx.clock()
+    decision = decide(profile, state, installed, now)
+    details["next"] = decision.action
+    details["next_reason"] = decision.reason
+    details["pending"] = (
+        f"{state.pending.kind} order {state.pending.order_id} placed {state.pending.placed_at}"
+        if state.pending
+        else None
+    )
+    details["link"] = installed.link if installed else None
+    facts = RowFacts.of(state, installed, now)
+    if installed is not None and installed.serial:
+        # the row shows what the appliance serves; the journal's view stays in the details
+        details["issued_serial"] = facts.serial
+        facts = dataclasses.replace(
+            facts,
+            serial=installed.serial,
+            expires=installed.not_after.date().isoformat() if installed.not_after else facts.expires,
+        )
+    attention = decision.action != "nothing" or "appliance_error" in details or "scm_error" in details
+    return Done(
+        "status",
+        "attention" if attention else "ok",
+        decision.reason,
+        facts,
+        details=details,
+        exit_code=EXIT_ATTENTION if attention else EXIT_OK,
+    )
+
+
+def revoke(ctx: Context, profile: Profile, session: ApplianceSession, reason: str, reason_code: int) -> Done:
+    state = load(ctx, profile)
+    current = state.current
+    if current is None:
+        raise UsageError(f"{profile.name}: nothing to revoke: no issued certificate is recorded for it")
+    if ctx.dry_run:
+        return Done(
+            "revoke",
+            "planned",
+            f"dry run: would revoke order {current.order_id} (serial {current.serial}) with reason {reason}",
+            RowFacts.of(state, None, ctx.clock()),
+        )
+    already = False
+    try:
+        ctx.scm.revoke(
+            current.order_id,
+            reason_code=reason_code,
+            reason=f"{reason} (revoked by citrixagent for profile {profile.name})",
+        )
+    except ScmError as exc:
+        if exc.code != -159:  # "already revoked": the end state we want (e.g. a lost first answer)
+            raise
+        already = True
+    state.revoked.append(
+        {"order_id": current.order_id, "serial": current.serial, "reason": reason, "at": iso(ctx.clock())}
+    )
+    state.current = None
+    state.add_event("revoked", order_id=current.order_id, serial=current.serial, reason=reason)
+    ctx.store.save(state)
+    message = f"order {current.order_id} {'was already revoked at SCM' if already else 'revoked'} ({reason})"
+    try:
+        installed = session.installed(profile)
+    except CitrixAgentError as exc:
+        installed = None
+        message += f"; could not check the appliance: {exc}"
+    if installed is not None and installed.serial and installed.serial == current.serial:
+        bound = ", ".join(installed.bound_vservers) or "no vserver"
+        message += (
+            f"; WARNING: the revoked certificate is still installed as {profile.certificate.certkey_name}"
+            f" and bound to {bound}: run `citrixagent run {profile.source}` to enroll and install a "
+            "new one"
+        )
+    facts = RowFacts(order_id=current.order_id, serial=current.serial, expires=current.not_after[:10])
+    return Done("revoke", "ok", message, facts)
