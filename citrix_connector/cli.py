@@ -40,7 +40,7 @@ Exit codes:
   2  usage or configuration error (bad YAML, unknown key, bad value, licence not accepted)
   3  another citrixagent run holds the lock
   4  a certificate is still pending at SCM (order saved; run again to resume)
-  5  status: at least one profile needs attention
+  5  status: at least one profile needs attention; discover: a finding needs attention
 """
 
 LICENSE_ENV = "CITRIXAGENT_ACCEPT_LICENSE"
@@ -418,6 +418,97 @@ def run(ctx: Context, profiles: tuple[str, ...], dry_run: bool, workers: int) ->
 
 
 @cli.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--partition", "partitions", multiple=True, help="Only this admin partition (repeatable).")
+@click.option(
+    "--expiring-days",
+    type=click.IntRange(1, 3650),
+    default=30,
+    show_default=True,
+    help="Report certificates expiring within this many days.",
+)
+@click.option(
+    "--write-profiles",
+    "profiles_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Write one ready profile per certkey bound to an SSL vserver into this directory.",
+)
+@click.option("--force", is_flag=True, help="With --write-profiles: overwrite existing files.")
+@click.option(
+    "--org-id", type=int, help="SCM organization: filters SCM's list; default for other CAs' profiles."
+)
+@click.option("--cert-type", help="Default SCM certificate profile (id or name) for other CAs' profiles.")
+@click.option("--term", type=click.IntRange(1, 3650), help="Default term (days) for other CAs' profiles.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Appliances read concurrently.",
+)
+@click.pass_obj
+def discover(
+    ctx: Context,
+    sources: tuple[Path, ...],
+    partitions: tuple[str, ...],
+    expiring_days: int,
+    profiles_dir: Path | None,
+    force: bool,
+    org_id: int | None,
+    cert_type: str | None,
+    term: int | None,
+    workers: int,
+) -> None:
+    """Inventory every certkey on the appliances of SOURCES (appliances files or profiles/directories)
+    and match them to SCM by serial; read-only. Findings need attention: exit 5; a target that could
+    not be read: exit 1."""
+    from datetime import datetime, timezone
+
+    from .discovery.profiles import SectigoDefaults, write_profiles
+    from .discovery.report import inventory_lines, written_lines
+    from .discovery.runner import discover as run_discovery
+    from .discovery.targets import load_targets
+
+    _ensure_license(ctx)
+    scm = _load_scm(ctx, required=False)
+    targets, loaded = load_targets(list(sources), partitions=partitions)
+    inventory = run_discovery(
+        targets,
+        scm=scm,
+        now=datetime.now(timezone.utc),
+        expiring_days=expiring_days,
+        workers=workers,
+        org_id=org_id,
+    )
+    written = []
+    if profiles_dir is not None:
+        cert_profile: int | str | None = int(cert_type) if cert_type and cert_type.isdigit() else cert_type
+        written = write_profiles(
+            inventory,
+            targets,
+            profiles_dir,
+            defaults=SectigoDefaults(org_id, cert_profile, term),
+            force=force,
+            existing_names={p.name: str(p.source) for p in loaded},
+        )
+    if ctx.json_output:
+        data = inventory.to_dict()
+        if profiles_dir is not None:
+            data["profiles"] = [w.to_dict() for w in written]
+        click.echo(json.dumps(data, indent=2))
+    else:
+        for line in inventory_lines(inventory):
+            click.echo(line)
+        if profiles_dir is not None:
+            click.echo("")
+            for line in written_lines(written):
+                click.echo(line)
+    if inventory.failed:
+        sys.exit(EXIT_FAILURE)
+    sys.exit(EXIT_ATTENTION if inventory.needs_attention else 0)
+
+
+@cli.command()
 @profiles_argument
 @click.pass_obj
 def validate(ctx: Context, profiles: tuple[str, ...]) -> None:
@@ -515,12 +606,18 @@ def sandbox() -> None:
     default=None,
     help="SCM issues this long after the order instead (time-based, like the real SCM).",
 )
+@click.option(
+    "--brownfield",
+    is_flag=True,
+    help="Seed the first appliance and SCM with certificates the agent never installed (try `discover`).",
+)
 def sandbox_serve(
     directory: Path,
     appliances: int,
     issue_after_polls: int,
     latency_ms: int,
     issue_after_seconds: float | None,
+    brownfield: bool,
 ) -> None:
     """Start the simulated SCM (both APIs) and NetScaler(s) until interrupted (Ctrl-C)."""
     from .sandbox.world import Sandbox
@@ -531,11 +628,17 @@ def sandbox_serve(
         issue_after_polls=issue_after_polls,
         issue_after_seconds=issue_after_seconds,
         latency=latency_ms / 1000,
+        brownfield=brownfield,
     )
     with world:
         click.echo("citrixagent sandbox running (Ctrl-C to stop)")
         for line in world.describe():
             click.echo(line)
+        if brownfield:
+            click.echo(
+                f"\nBrownfield: export SANDBOX_ADC_PASSWORD=... (see {world.appliances_yaml}), then: "
+                f"citrixagent --accept-license --scm-config {world.scm_yaml} discover {world.appliances_yaml}"
+            )
         click.echo(
             f"\nTry: citrixagent --accept-license --scm-config {world.scm_yaml} enroll "
             f"{world.profile_path('lb-profile')}"

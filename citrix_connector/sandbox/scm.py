@@ -352,6 +352,38 @@ class ScmSimulator(ScmSimBase[int, ScmOrder]):
             self._decline(order, f"order {ssl_id}")
             order.declined_at = self.clock()
 
+    def add_issued_order(
+        self,
+        csr: x509.CertificateSigningRequest,
+        *,
+        org_id: int,
+        cert_type: int,
+        term: int,
+        not_before: datetime,
+        sans: list[str] | None = None,
+        requester: str = "admin@web-console",
+    ) -> ScmOrder:
+        """An order placed "by hand" in SCM's web console, already issued (valid from ``not_before``
+        for ``term`` days): what a brownfield fleet's SCM account holds. Listed, renewable, revocable
+        like any other."""
+        with self.lock:
+            order = self._new_order(
+                org_id=org_id,
+                cert_type=cert_type,
+                term=term,
+                csr=csr,
+                csr_pem=csr.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+                extra_sans=list(sans or []),
+                requester=requester,
+            )
+            order.requested_at = order.pending_since = not_before
+            order.cert = self.ca.issue_from_csr(csr, sans=order.extra_sans, days=term, not_before=not_before)
+            order.chain = self.ca.chain_for(order.cert)
+            order.status = "Issued"
+            order.awaiting_approval = False
+            order.issued_at = order.approved_at = not_before
+            return replace(order)
+
     def revoke(self, ssl_id: int, *, reason_code: int = 0, reason: str = "revoked by sandbox") -> None:
         """Revoke an issued certificate as an SCM admin would in the UI."""
         with self.lock:

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ..crypto import private_key_to_pem
+from .brownfield import BrownfieldSeed, seed_brownfield
 from .ca import LocalCA
 from .httpserver import SimServer
 from .netscaler import NetScalerSimulator
@@ -40,6 +41,8 @@ ADMIN_OAUTH_CLIENT_ID = "sandbox-admin-api-key"
 ADMIN_OAUTH_CLIENT_SECRET = "sandbox-admin-api-secret"
 ADC_USER = "nsroot"
 ADC_PASSWORD = "sandbox-nsroot"
+#: the environment variable the sandbox's appliances file names for the NetScaler password
+ADC_PASSWORD_ENV = "SANDBOX_ADC_PASSWORD"
 
 # (name, kind, sni enabled on the vserver)
 DEFAULT_VSERVERS: tuple[tuple[str, str, bool], ...] = (
@@ -126,12 +129,15 @@ class Sandbox:
     # when set, SCM issues this many seconds after the order instead (as the real one does)
     issue_after_seconds: float | None = None
     latency: float = 0.0  # seconds added to every request of every simulator (network round trip)
+    # seed the first appliance and SCM with a fleet the agent never installed (sandbox/brownfield.py)
+    brownfield: bool = False
     signing_ca: LocalCA = field(init=False)
     tls_ca: LocalCA = field(init=False)
     scm: ScmSimulator = field(init=False)
     enrollment: EnrollmentSimulator = field(init=False)
     netscalers: list[NetScalerSimulator] = field(init=False, default_factory=list)
     client_auth: tuple[bytes, bytes, bytes] = field(init=False, repr=False)  # CA, cert, key PEM
+    seed: BrownfieldSeed | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         # absolute: the files written point at each other (CA bundle, keys), and users run the agent
@@ -166,6 +172,8 @@ class Sandbox:
             for name, kind, sni in self.vservers:
                 ns.add_vserver(name, kind, snienable=sni)
             self.netscalers.append(ns)
+        if self.brownfield:
+            self.seed = seed_brownfield(self)
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property
@@ -225,6 +233,26 @@ class Sandbox:
     @property
     def client_key_path(self) -> Path:
         return self.directory / "scm-client.key.pem"
+
+    @property
+    def appliances_yaml(self) -> Path:
+        """For ``discover``; in a subdirectory, so that ``run DIR`` never takes it for a profile."""
+        return self.directory / "fleet" / "appliances.yaml"
+
+    def appliances_dict(self) -> dict[str, Any]:
+        """An appliances file for ``citrixagent discover``: every appliance, the password as
+        ``${SANDBOX_ADC_PASSWORD}``."""
+        return {
+            "appliances": [
+                {
+                    "url": ns.url,
+                    "username": ADC_USER,
+                    "password": "${" + ADC_PASSWORD_ENV + "}",
+                    "verify_tls": str(self.ca_bundle),
+                }
+                for ns in self.netscalers
+            ]
+        }
 
     def profile_path(self, stem: str) -> Path:
         return self.directory / f"{stem}.yaml"
@@ -334,6 +362,11 @@ class Sandbox:
         self.scm_oauth_yaml.write_text(
             header + yaml.safe_dump(self.scm_config_dict("admin", "oauth"), sort_keys=False)
         )
+        self.appliances_yaml.parent.mkdir(exist_ok=True)
+        self.appliances_yaml.write_text(
+            f"# Written by citrixagent's sandbox: export {ADC_PASSWORD_ENV}={ADC_PASSWORD}\n"
+            + yaml.safe_dump(self.appliances_dict(), sort_keys=False)
+        )
         for stem, (vs, kind, sni, cn, extra) in EXAMPLE_PROFILES.items():
             if any(v[0] == vs for v in self.vservers):
                 self.write_profile(stem, self.profile_dict(stem, [(vs, kind, sni)], cn, certificate=extra))
@@ -351,6 +384,9 @@ class Sandbox:
             lines.append(f"NetScaler #{i + 1}          {ns.url}  (user {ADC_USER}, password {ADC_PASSWORD})")
             lines.append(f"  vservers: {names}")
         lines.append(f"TLS CA bundle        {self.ca_bundle}")
+        lines.append(
+            f"fleet/appliances.yaml {self.appliances_yaml}  (for discover; password ${{{ADC_PASSWORD_ENV}}})"
+        )
         lines.append(f"scm.yaml             {self.scm_yaml}  (admin API)")
         lines.append(f"scm-enrollment.yaml  {self.scm_enrollment_yaml}  (REST Enrollment API)")
         lines.append(
