@@ -17,7 +17,7 @@ from ..errors import CryptoError, ScmError
 from ..scm.admin import AdminScmClient
 from .model import ScmMatch, ScmOnly
 
-__all__ = ["ENROLLMENT_NOTE", "PAGE_SIZE", "ScmListing", "list_certificates", "match_serials"]
+__all__ = ["ENROLLMENT_NOTE", "PAGE_SIZE", "ScmListing", "find_by_serial", "list_certificates", "match_serials"]
 
 PAGE_SIZE = 200  # SCM's maximum
 ENROLLMENT_NOTE = (
@@ -139,3 +139,17 @@ def match_serials(
         if serial not in wanted
     ]
     return matches, only, listing.requests
+
+
+def find_by_serial(client: AdminScmClient, serial: str) -> ScmMatch | None:
+    """The SCM certificate with this serial (``GET /ssl/v1?serialNumber=``, then its details), or
+    None. Used when a run adopts a certkey it never installed."""
+    wanted = normalize_serial(serial)
+    colon = wanted if len(wanted) % 2 == 0 else "0" + wanted
+    colon = ":".join(colon[i : i + 2] for i in range(0, len(colon), 2))
+    response = client.call("certificate list", "GET", "/ssl/v1", params={"serialNumber": colon, "size": "10"})
+    for item in _json_list(response, "GET /ssl/v1"):
+        ssl_id = item.get("sslId", item.get("id"))
+        if ssl_id is not None and _serial(item.get("serialNumber")) == wanted:
+            return details(client, str(ssl_id), ScmListing())
+    return None

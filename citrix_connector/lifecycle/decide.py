@@ -11,6 +11,8 @@ from ..nitro.deploy import InstalledState
 from ..state import ProfileState
 from .outcome import Action, parse_iso
 
+ADOPTED_KEY_PREFIX = "adopted:"  # IssuedRecord.key_ref of an adopted certificate (see .adopt)
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -32,6 +34,36 @@ def decide(
     profile: Profile, state: ProfileState, installed: InstalledState | None, now: datetime
 ) -> Decision:
     """What ``run`` does: resume an order, wait for a person, order, re-install, or nothing."""
+    return for_adopted(state, decide_plain(profile, state, installed, now))
+
+
+def for_adopted(state: ProfileState, decision: Decision) -> Decision:
+    """An adopted certificate (see :mod:`.adopt`) is never installed again (its key is on the
+    appliance only) and is renewed only through its SCM order: without one, a new order is placed."""
+    current = state.current
+    if current is None or decision.action not in ("renew", "replace", "redeploy"):
+        return decision
+    adopted = current.key_ref.startswith(ADOPTED_KEY_PREFIX)
+    if decision.action == "redeploy" and adopted:
+        # an adopted certificate's key is on the appliance only: it cannot be installed again
+        action: Action = "renew" if current.order_id else "enroll"
+        return Decision(action, f"{decision.reason} (an adopted certificate: a new one is ordered)")
+    if decision.action != "redeploy" and not current.order_id:
+        return Decision(
+            "enroll", f"{decision.reason}; no SCM order to {decision.action} (adopted): a new one is placed"
+        )
+    return decision
+
+
+def renewal_due(profile: Profile, state: ProfileState, now: datetime) -> Decision | None:
+    """A renewal when the journal's certificate is inside the profile's renewal window."""
+    return _renewal_due(profile, state, now)
+
+
+def decide_plain(
+    profile: Profile, state: ProfileState, installed: InstalledState | None, now: datetime
+) -> Decision:
+    """:func:`decide` before the rules for adopted certificates."""
     if state.pending is not None:
         return Decision("collect", f"SCM order {state.pending.order_id} is pending")
     if state.ordering is not None:

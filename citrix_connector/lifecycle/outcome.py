@@ -21,9 +21,9 @@ from ..nitro.deploy import InstalledState
 from ..state import ProfileState
 
 Action = Literal[
-    "enroll", "collect", "renew", "replace", "redeploy", "revoke", "nothing", "status", "blocked"
+    "enroll", "collect", "renew", "replace", "redeploy", "revoke", "nothing", "status", "blocked", "adopt"
 ]
-Result = Literal["ok", "nothing", "pending", "failed", "planned", "attention"]
+Result = Literal["ok", "nothing", "pending", "failed", "planned", "attention", "adopted"]
 OrderKind = Literal["enroll", "renew", "replace"]
 
 EXIT_ATTENTION = 5  # `status`: at least one profile needs work (documented in the CLI help and README)

@@ -4,6 +4,7 @@ profile never stopping the others."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -14,12 +15,12 @@ from typing import Any, TypeVar
 from ..config import ApplianceConfig, Profile, ScmConfig
 from ..errors import EXIT_FAILURE, CitrixAgentError, PendingError, StateError, UsageError
 from ..nitro.client import NitroClient
-from ..nitro.deploy import remove_unreferenced_files, save
+from ..nitro.deploy import InstalledState, remove_unreferenced_files, save
 from ..scm import ScmClient, make_scm_client
 from ..state import ProfileState, StateStore
-from . import install, ordering, status
+from . import adopt, install, ordering, status
 from .context import ApplianceSession, Context, appliance_key, default_nitro_opener, utc_now
-from .decide import decide, serving_current
+from .decide import Decision, decide, decide_plain, serving_current
 from .outcome import Action, Deferred, Done, OrderKind, Outcome, RowFacts, Step, build_outcome
 
 log = logging.getLogger("citrixagent")
@@ -109,12 +110,26 @@ class Agent:
             return install.deploy_current(
                 ctx, profile, state, session, why="enrolled before; installing that certificate"
             )
+        installed = session.installed(profile)
+        if installed is not None and adopt.unrecorded(state, installed):
+            note = adopt.note_for(profile, installed)  # the new certificate updates it in place
+            return self._noted(ordering.order(ctx, profile, state, session, "enroll", why=note), note)
         return ordering.order(ctx, profile, state, session, "enroll")
 
     def _order_command(self, profile: Profile, session: ApplianceSession, kind: OrderKind) -> Step:
         state = ordering.load(self.ctx, profile)
         if state.pending is not None:
             return self._collect_step(profile, state, session)
+        installed = session.installed(profile) if state.current is None else None
+        if installed is not None and adopt.unrecorded(state, installed):
+            # a certkey this journal never recorded: adopt it, then renew (or replace) its SCM order
+            adoption = adopt.adopt(self.ctx, profile, state, session, installed)
+            order_kind: OrderKind = kind if adoption.order_id else "enroll"
+            why = (
+                adoption.note if adoption.order_id else f"{adoption.note}: no SCM order to {kind}, a new one"
+            )
+            step = ordering.order(self.ctx, profile, state, session, order_kind, why=why)
+            return self._noted(step, adoption.note)
         if state.current is None:
             raise UsageError(
                 f"{profile.name}: nothing to {kind}: no certificate was enrolled for this profile "
@@ -127,8 +142,39 @@ class Agent:
         state = ordering.load(ctx, profile)
         installed = None if state.pending is not None else session.installed(profile)
         now = ctx.clock()
+        if installed is not None and adopt.unrecorded(state, installed):
+            adoption = adopt.adopt(ctx, profile, state, session, installed)
+            decision = adopt.first_decision(
+                profile, state, adoption, decide_plain(profile, state, installed, now), now
+            )
+            why = f"{adoption.note}: {decision.reason}"
+            facts = RowFacts.of(state, installed, now)
+            if decision.action == "nothing":
+                return Done(
+                    "adopt", "planned" if ctx.dry_run else "adopted", why, facts, plan=(adoption.note,)
+                )
+            return self._noted(self._act(profile, session, state, installed, decision, why), adoption.note)
         decision = decide(profile, state, installed, now)
-        why = decision.reason
+        return self._act(profile, session, state, installed, decision, decision.reason)
+
+    @staticmethod
+    def _noted(step: Step, note: str) -> Step:
+        """A dry run's plan starts with the adoption it would record."""
+        if isinstance(step, Done) and step.result == "planned":
+            return dataclasses.replace(step, plan=(note, *step.plan))
+        return step
+
+    def _act(
+        self,
+        profile: Profile,
+        session: ApplianceSession,
+        state: ProfileState,
+        installed: InstalledState | None,
+        decision: Decision,
+        why: str,
+    ) -> Step:
+        ctx = self.ctx
+        now = ctx.clock()
         log.info("%s: run decides %s: %s", profile.name, decision.action, why)
         facts = RowFacts.of(state, installed, now)
         if decision.action == "blocked":
