@@ -17,7 +17,14 @@ from ..errors import CryptoError, ScmError
 from ..scm.admin import AdminScmClient
 from .model import ScmMatch, ScmOnly
 
-__all__ = ["ENROLLMENT_NOTE", "PAGE_SIZE", "ScmListing", "find_by_serial", "list_certificates", "match_serials"]
+__all__ = [
+    "ENROLLMENT_NOTE",
+    "PAGE_SIZE",
+    "ScmListing",
+    "find_by_serial",
+    "list_certificates",
+    "match_serials",
+]
 
 PAGE_SIZE = 200  # SCM's maximum
 ENROLLMENT_NOTE = (
