@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from .errors import EXIT_CONFIG, EXIT_FAILURE, CitrixAgentError, ConfigError, Us
 from .lifecycle import EXIT_ATTENTION, Agent, Outcome, worst_exit_code
 from .logfile import ExpectedErrorFormatter, PrivateRotatingFileHandler
 from .private_files import make_private_dir
+from .progress import WaitRenderer, subscribed
 from .scm.base import REVOCATION_REASONS
 from .state import StateStore, default_state_dir
 
@@ -53,10 +55,30 @@ class Context:
     json_output: bool
     verbose: int
     accept_license: bool
+    log_file: Path | None = None
+    progress: WaitRenderer | None = None
+    _progress_subscription: contextlib.ExitStack | None = None
 
     @property
     def store(self) -> StateStore:
         return StateStore(self.state_dir)
+
+    def setup_output(self) -> None:
+        """Logging to stderr (and the log file), and progress of SCM waits on stderr."""
+        _setup_logging(self.verbose, self.log_file)
+        self.close()
+        # With -v the log lines say it all; a live line would be torn by them.
+        self.progress = WaitRenderer(sys.stderr, live=False if self.verbose else None)
+        self._progress_subscription = contextlib.ExitStack()
+        self._progress_subscription.enter_context(subscribed(self.progress))
+
+    def close(self) -> None:
+        if self._progress_subscription is not None:
+            self._progress_subscription.close()
+            self._progress_subscription = None
+        if self.progress is not None:
+            self.progress.close()
+            self.progress = None
 
 
 # ----------------------------------------------------------------------------------------- logging
@@ -291,31 +313,94 @@ def _profile_command(
 
 dry_run_option = click.option("--dry-run", is_flag=True, help="Print the plan; order nothing, write nothing.")
 profiles_argument = click.argument("profiles", nargs=-1, type=click.Path())
+#: enroll/renew/replace/revoke/run need at least one profile file or directory.
+required_profiles_argument = click.argument("profiles", nargs=-1, required=True, type=click.Path())
 
 
-@click.group(epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+def _apply_global(click_ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A global option given after the command name: it overrides the one before (or its default)."""
+    if value in (None, False, 0):
+        return value
+    obj = click_ctx.find_object(Context)
+    if obj is None:  # the group always makes one; a command invoked on its own has none
+        return value
+    assert param.name is not None
+    setattr(obj, param.name, obj.verbose + value if param.name == "verbose" else value)
+    if param.name in ("verbose", "log_file"):
+        obj.setup_output()
+    return value
+
+
+def _global_options(*, on_group: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options every command takes, before or after its name (defined once, pip-tools style)."""
+    extra: dict[str, Any] = {} if on_group else {"expose_value": False, "callback": _apply_global}
+    options = [
+        click.option(
+            "--scm-config",
+            type=click.Path(path_type=Path),
+            envvar="CITRIXAGENT_SCM_CONFIG",
+            help="scm.yaml with the SCM URL and credentials (default: ./scm.yaml).",
+            **extra,
+        ),
+        click.option(
+            "--state-dir",
+            type=click.Path(path_type=Path),
+            envvar="CITRIXAGENT_STATE_DIR",
+            help="Where the state journal, local keys and the run lock live "
+            f"(default: {default_state_dir()}).",
+            **extra,
+        ),
+        click.option(
+            "--log-file",
+            type=click.Path(path_type=Path),
+            envvar="CITRIXAGENT_LOG_FILE",
+            help="Also log every decision and remote call (secrets redacted) to this rotating file.",
+            **extra,
+        ),
+        click.option(
+            "-v",
+            "--verbose",
+            count=True,
+            help="Log to stderr, with request tracing (secrets redacted).",
+            **extra,
+        ),
+        click.option(
+            "--json", "json_output", is_flag=True, help="Machine-readable results on stdout.", **extra
+        ),
+        click.option(
+            "--accept-license",
+            is_flag=True,
+            help=f"Accept LICENSE.txt (or set {LICENSE_ENV}=yes).",
+            **extra,
+        ),
+    ]
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        # A function collects decorators bottom-up; an existing command appends in order.
+        for option in options if isinstance(f, click.Command) else reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+class _Group(click.Group):
+    """Commands get the global options too, so `citrixagent status --json` works like
+    `citrixagent --json status`."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if not isinstance(cmd, click.Group):
+            _global_options(on_group=False)(cmd)
+        super().add_command(cmd, name)
+
+
+@click.group(
+    cls=_Group,
+    epilog=EXIT_CODES_HELP,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+)
 @click.version_option(__version__, prog_name="citrixagent")
-@click.option(
-    "--scm-config",
-    type=click.Path(path_type=Path),
-    envvar="CITRIXAGENT_SCM_CONFIG",
-    help="scm.yaml with the SCM URL and credentials (default: ./scm.yaml).",
-)
-@click.option(
-    "--state-dir",
-    type=click.Path(path_type=Path),
-    envvar="CITRIXAGENT_STATE_DIR",
-    help="Where the state journal, local keys and the run lock live.",
-)
-@click.option(
-    "--log-file",
-    type=click.Path(path_type=Path),
-    envvar="CITRIXAGENT_LOG_FILE",
-    help="Also log every decision and remote call (secrets redacted) to this rotating file.",
-)
-@click.option("-v", "--verbose", count=True, help="Log to stderr, with request tracing (secrets redacted).")
-@click.option("--json", "json_output", is_flag=True, help="Machine-readable results on stdout.")
-@click.option("--accept-license", is_flag=True, help=f"Accept LICENSE.txt (or set {LICENSE_ENV}=yes).")
+@_global_options(on_group=True)
 @click.pass_context
 def cli(
     click_ctx: click.Context,
@@ -326,15 +411,19 @@ def cli(
     json_output: bool,
     accept_license: bool,
 ) -> None:
-    """citrixagent: NetScaler certificates issued, renewed and installed from Sectigo Certificate Manager."""
-    _setup_logging(verbose, log_file)
-    click_ctx.obj = Context(
-        scm_config, state_dir or default_state_dir(), json_output, verbose, accept_license
+    """citrixagent: NetScaler certificates issued, renewed and installed from Sectigo Certificate Manager.
+
+    Global options may be given before or after the command name."""
+    obj = Context(
+        scm_config, state_dir or default_state_dir(), json_output, verbose, accept_license, log_file
     )
+    obj.setup_output()
+    click_ctx.obj = obj
+    click_ctx.call_on_close(obj.close)
 
 
-@cli.command()
-@profiles_argument
+@cli.command(short_help="Enroll and install a certificate per profile.")
+@required_profiles_argument
 @dry_run_option
 @click.option(
     "--force", is_flag=True, help="Place a new order even if the profile already has a certificate."
@@ -345,8 +434,8 @@ def enroll(ctx: Context, profiles: tuple[str, ...], dry_run: bool, force: bool) 
     _profile_command(ctx, profiles, Agent.enroll, dry_run=dry_run, force=force)
 
 
-@cli.command()
-@profiles_argument
+@cli.command(short_help="Renew at SCM and install (new order id).")
+@required_profiles_argument
 @dry_run_option
 @click.pass_obj
 def renew(ctx: Context, profiles: tuple[str, ...], dry_run: bool) -> None:
@@ -354,8 +443,8 @@ def renew(ctx: Context, profiles: tuple[str, ...], dry_run: bool) -> None:
     _profile_command(ctx, profiles, Agent.renew, dry_run=dry_run)
 
 
-@cli.command()
-@profiles_argument
+@cli.command(short_help="Replace (new key, same SCM order) and install.")
+@required_profiles_argument
 @dry_run_option
 @click.pass_obj
 def replace(ctx: Context, profiles: tuple[str, ...], dry_run: bool) -> None:
@@ -363,8 +452,8 @@ def replace(ctx: Context, profiles: tuple[str, ...], dry_run: bool) -> None:
     _profile_command(ctx, profiles, Agent.replace, dry_run=dry_run)
 
 
-@cli.command()
-@profiles_argument
+@cli.command(short_help="Revoke the current certificate at SCM.")
+@required_profiles_argument
 @click.option(
     "--reason", type=click.Choice(sorted(REVOCATION_REASONS)), required=True, help="Revocation reason."
 )
@@ -385,7 +474,7 @@ def revoke(ctx: Context, profiles: tuple[str, ...], reason: str, yes: bool) -> N
     _profile_command(ctx, profiles, lambda a, p: a.revoke(p, reason=reason, reason_code=code), confirm=ask)
 
 
-@cli.command()
+@cli.command(short_help="What is installed, pending and due, per profile.")
 @profiles_argument
 @click.pass_obj
 def status(ctx: Context, profiles: tuple[str, ...]) -> None:
@@ -400,8 +489,8 @@ def status(ctx: Context, profiles: tuple[str, ...]) -> None:
     _profile_command(ctx, profiles, Agent.status, scm_required=False, lock=False)
 
 
-@cli.command()
-@profiles_argument
+@cli.command(short_help="Scheduled entry point: the one right thing per profile.")
+@required_profiles_argument
 @dry_run_option
 @click.option(
     "--workers",
@@ -417,7 +506,7 @@ def run(ctx: Context, profiles: tuple[str, ...], dry_run: bool, workers: int) ->
     _profile_command(ctx, profiles, Agent.run, dry_run=dry_run, workers=workers)
 
 
-@cli.command()
+@cli.command(short_help="Inventory the certificates on appliances and in SCM (read-only).")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--partition", "partitions", multiple=True, help="Only this admin partition (repeatable).")
 @click.option(
@@ -508,7 +597,7 @@ def discover(
     sys.exit(EXIT_ATTENTION if inventory.needs_attention else 0)
 
 
-@cli.command()
+@cli.command(short_help="Check profiles and scm.yaml, no network.")
 @profiles_argument
 @click.pass_obj
 def validate(ctx: Context, profiles: tuple[str, ...]) -> None:
@@ -544,7 +633,7 @@ def validate(ctx: Context, profiles: tuple[str, ...]) -> None:
     sys.exit(EXIT_CONFIG if problems else 0)
 
 
-@cli.command()
+@cli.command(short_help="The whole job once, on the built-in sandbox.")
 @click.option(
     "--api",
     type=click.Choice(["admin", "enrollment"]),
@@ -572,7 +661,7 @@ def demo(ctx: Context, api: str, directory: Path | None) -> None:
     sys.exit(code)
 
 
-@cli.group()
+@cli.group(short_help="The built-in simulated SCM and NetScaler.")
 def sandbox() -> None:
     """The built-in simulated SCM and NetScaler."""
 
@@ -585,7 +674,13 @@ def sandbox() -> None:
     required=True,
     help="Where to write scm.yaml, the CA bundle and ready profiles.",
 )
-@click.option("--appliances", type=click.IntRange(1, 16), default=1, show_default=True)
+@click.option(
+    "--appliances",
+    type=click.IntRange(1, 16),
+    default=1,
+    show_default=True,
+    help="How many simulated NetScalers to start (one profile set each).",
+)
 @click.option(
     "--issue-after-polls",
     type=click.IntRange(0, 100),
@@ -665,6 +760,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(EXIT_FAILURE)
+    except click.UsageError as exc:  # one line, like every other error
+        command = exc.ctx.command_path if exc.ctx is not None else "citrixagent"
+        click.echo(f"error: {exc.format_message()} (see '{command} --help')", err=True)
+        sys.exit(exc.exit_code if exc.exit_code else EXIT_CONFIG)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code if exc.exit_code else EXIT_CONFIG)

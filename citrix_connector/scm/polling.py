@@ -12,7 +12,8 @@ from collections.abc import Callable
 from cryptography import x509
 
 from ..config import PollSettings
-from ..errors import PendingError, ScmDeclinedError
+from ..errors import CitrixAgentError, PendingError, ScmDeclinedError
+from ..progress import WaitEvent, WaitKind, publish
 from .base import CollectResult, ScmClient
 
 __all__ = ["wait_for_certificate"]
@@ -43,23 +44,64 @@ def wait_for_certificate(
     """
     start = clock()
     deadline = start + poll.timeout
+
+    def event(kind: WaitKind, detail: str = "") -> None:
+        publish(WaitEvent(kind, order_id, clock() - start, poll.timeout, detail))
+
+    event("start")
+    try:
+        certificates = _poll(client, order_id, poll, clock, sleep, status_every, on_wait, start, deadline)
+    except PendingError:
+        event("pending")
+        raise
+    except CitrixAgentError as exc:
+        event("failed", str(exc))
+        raise
+    event("done")
+    return certificates
+
+
+def _poll(
+    client: ScmClient,
+    order_id: str,
+    poll: PollSettings,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    status_every: int,
+    on_wait: Callable[[CollectResult], None] | None,
+    start: float,
+    deadline: float,
+) -> tuple[x509.Certificate, ...]:
     first = min(poll.first_wait, max(0.0, deadline - clock()))
     if first > 0:
         log.info("waiting %.0fs before collecting certificate %s", first, order_id)
         sleep(first)
     polls = 0
+    last_answer: str | None = None  # identical answers in a row are logged once
     while True:
         result = client.collect(order_id)
+        elapsed = clock() - start
         if result.ready:
-            log.info("certificate %s collected after %d not-ready answer(s)", order_id, polls)
+            log.info(
+                "certificate %s collected after %d not-ready answer(s), %.0fs",
+                order_id,
+                polls,
+                elapsed,
+            )
             return result.certificates
         polls += 1
-        log.info(
-            "certificate %s not issued yet (code %s: %s)",
-            order_id,
-            result.code,
-            result.description or "no description",
-        )
+        answer = _describe(result)
+        if answer != last_answer:
+            log.info(
+                "certificate %s not issued yet (%s); %.0fs of %gs, asking again every %gs",
+                order_id,
+                answer,
+                elapsed,
+                poll.timeout,
+                poll.interval,
+            )
+            last_answer = answer
+        publish(WaitEvent("poll", order_id, elapsed, poll.timeout, answer))
         if on_wait is not None:
             on_wait(result)
         if status_every > 0 and polls % status_every == 0:
@@ -70,12 +112,12 @@ def wait_for_certificate(
                     "it will never be issued (place a new order)",
                     description=status.status,
                 )
-            log.info("certificate %s status at SCM: %s", order_id, status.status or status.state)
+            log.debug("certificate %s status at SCM: %s", order_id, status.status or status.state)
         remaining = deadline - clock()
         if remaining <= 0:
             raise PendingError(
                 f"certificate {order_id} still pending at SCM after {poll.timeout:g}s "
-                f"({_describe(result)}); run again to resume",
+                f"({answer}); run again to resume",
                 order_id=order_id,
             )
         sleep(min(poll.interval, remaining))
