@@ -633,6 +633,94 @@ def validate(ctx: Context, profiles: tuple[str, ...]) -> None:
     sys.exit(EXIT_CONFIG if problems else 0)
 
 
+@cli.command(short_help="Print the cron line, systemd units and schtasks command for `run`.")
+@required_profiles_argument
+@click.option(
+    "--workers", type=click.IntRange(1, 256), default=None, help="Passed to `run` (default: run's)."
+)
+@click.option(
+    "--every", type=click.Choice(["hourly", "daily"]), default="daily", show_default=True, help="How often."
+)
+@click.option(
+    "--at",
+    "at",
+    metavar="HH:MM",
+    default=None,
+    help="Time of day for daily runs (default: 03:MM, MM derived from this host's name); hourly: :MM.",
+)
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A KEY=value file (mode 0600) with the secrets the configs name as ${KEY}.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["all", "cron", "systemd", "schtasks"]),
+    default="all",
+    show_default=True,
+)
+@click.pass_obj
+def schedule(
+    ctx: Context,
+    profiles: tuple[str, ...],
+    workers: int | None,
+    every: str,
+    at: str | None,
+    env_file: Path | None,
+    fmt: str,
+) -> None:
+    """Print what runs `citrixagent run PROFILES` on a schedule: a cron line, a systemd service + timer
+    pair and a Windows `schtasks` command, with the absolute paths of the executable, configs, state
+    directory and log file given here. Nothing is installed."""
+    import platform
+
+    from .schedule import (
+        ScheduleSpec,
+        agent_command,
+        cron_line,
+        default_minute,
+        schtasks_command,
+        systemd_units,
+    )
+
+    hour, minute = 3, default_minute(platform.node())
+    if at is not None:
+        try:
+            hour_text, minute_text = at.split(":") if ":" in at else ("0", at)
+            hour, minute = int(hour_text), int(minute_text)
+            if not (0 <= hour < 24 and 0 <= minute < 60):
+                raise ValueError
+        except ValueError:
+            raise UsageError(f"--at: expected HH:MM (00:00 to 23:59), got {at!r}") from None
+    scm_path = ctx.scm_config_path or (Path("scm.yaml") if Path("scm.yaml").exists() else None)
+    spec = ScheduleSpec(
+        command=agent_command(),
+        profiles=tuple(Path(p).resolve() for p in profiles),
+        scm_config=scm_path.resolve() if scm_path is not None else None,
+        state_dir=ctx.state_dir.resolve(),
+        log_file=ctx.log_file.resolve() if ctx.log_file is not None else None,
+        workers=workers,
+        env_file=env_file.resolve() if env_file is not None else None,
+        every="hourly" if every == "hourly" else "daily",
+        hour=hour,
+        minute=minute,
+    )
+    sections: list[tuple[str, str]] = []
+    if fmt in ("all", "cron"):
+        title = "# cron (crontab -e; in /etc/cron.d/ add the user column):"
+        sections.append((title, cron_line(spec)))
+    if fmt in ("all", "systemd"):
+        service, timer = systemd_units(spec)
+        sections.append(("# /etc/systemd/system/citrixagent.service", service.rstrip()))
+        title = "# /etc/systemd/system/citrixagent.timer  (then: systemctl enable --now citrixagent.timer)"
+        sections.append((title, timer.rstrip()))
+    if fmt in ("all", "schtasks"):
+        sections.append(("REM Windows Task Scheduler (an elevated cmd.exe):", schtasks_command(spec)))
+    click.echo("\n\n".join(f"{title}\n{body}" for title, body in sections))
+
+
 @cli.command(short_help="The whole job once, on the built-in sandbox.")
 @click.option(
     "--api",
