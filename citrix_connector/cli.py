@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from click.core import ParameterSource
 
 from . import __version__
+from .completion import register as register_powershell_completion
 from .config import (
     Profile,
     ScmConfig,
@@ -34,6 +36,7 @@ from .scm.base import REVOCATION_REASONS
 from .state import StateStore, default_state_dir
 
 log = logging.getLogger("citrixagent")
+register_powershell_completion()
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -319,13 +322,15 @@ required_profiles_argument = click.argument("profiles", nargs=-1, required=True,
 
 def _apply_global(click_ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     """A global option given after the command name: it overrides the one before (or its default)."""
-    if value in (None, False, 0):
+    # Only what was typed after the command: an environment variable already reached the group's copy,
+    # and must not override an option typed before the command.
+    if param.name is None or click_ctx.get_parameter_source(param.name) is not ParameterSource.COMMANDLINE:
         return value
     obj = click_ctx.find_object(Context)
     if obj is None:  # the group always makes one; a command invoked on its own has none
         return value
-    assert param.name is not None
-    setattr(obj, param.name, obj.verbose + value if param.name == "verbose" else value)
+    attribute = {"scm_config": "scm_config_path"}.get(param.name, param.name)
+    setattr(obj, attribute, obj.verbose + value if param.name == "verbose" else value)
     if param.name in ("verbose", "log_file"):
         obj.setup_output()
     return value
