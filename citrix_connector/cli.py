@@ -6,10 +6,11 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -17,7 +18,7 @@ from typing import Any, NoReturn
 import click
 from click.core import ParameterSource
 
-from . import __version__
+from . import __version__, stopping
 from .completion import register as register_powershell_completion
 from .config import (
     Profile,
@@ -46,6 +47,8 @@ Exit codes:
   3  another citrixagent run holds the lock
   4  a certificate is still pending at SCM (order saved; run again to resume)
   5  status: at least one profile needs attention; discover: a finding needs attention
+  130  stopped by Ctrl-C (journal consistent, pending orders kept for the next run)
+  143  stopped by SIGTERM (likewise)
 """
 
 LICENSE_ENV = "CITRIXAGENT_ACCEPT_LICENSE"
@@ -283,7 +286,8 @@ def _finish(ctx: Context, outcomes: Sequence[Outcome]) -> NoReturn:
 
 
 def _make_agent(ctx: Context, scm: ScmConfig | None, **kwargs: Any) -> Agent:
-    return Agent(scm, ctx.store, **kwargs)
+    # Every wait of the run (SCM issuance, retry back-off) ends early when a signal asks to stop.
+    return Agent(scm, ctx.store, sleep=stopping.sleep, **kwargs)
 
 
 def _profile_command(
@@ -296,6 +300,7 @@ def _profile_command(
     confirm: Callable[[list[Profile]], None] | None = None,
     **agent_kwargs: Any,
 ) -> NoReturn:
+    ctx.store.check_usable(write=lock)  # journal, keys and lock: a config problem (exit 2) before any work
     _ensure_license(ctx)
     scm = _load_scm(ctx, required=scm_required)
     profiles, bad = _load_profiles(profile_args, scm)
@@ -844,12 +849,57 @@ def sandbox_serve(
 # ----------------------------------------------------------------------------------------- main
 
 
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """SIGINT (Ctrl-C) and SIGTERM (systemd, Task Scheduler's End) ask the run to stop at its next wait:
+    the journal stays consistent, pending orders are kept; a second signal stops at once."""
+    stopping.reset()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous: dict[int, Any] = {}
+
+    def handler(signum: int, frame: object) -> None:
+        if stopping.stop_requested():
+            raise KeyboardInterrupt
+        stopping.request_stop(signum)
+        click.echo(
+            "stopping: waits end now, the journal is kept consistent (signal again to stop at once)",
+            err=True,
+        )
+
+    for name in ("SIGINT", "SIGTERM"):
+        signum = getattr(signal, name, None)
+        if signum is not None:
+            previous[signum] = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def _exit_status(rc: int) -> int:
+    """130 after Ctrl-C, 143 after SIGTERM (the shell convention, 128 + signal), else ``rc``."""
+    signum = stopping.requested_by()
+    return 128 + signum if signum is not None else rc
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the CLI, turning our errors into one line and an exit code."""
+    with _stop_on_signals():
+        _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = any(a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in args)
     try:
-        rc = cli.main(args=args, prog_name="citrixagent", standalone_mode=False)
+        try:
+            rc = cli.main(args=args, prog_name="citrixagent", standalone_mode=False)
+        except SystemExit as exc:  # the commands exit with their result code
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_FAILURE)
+            sys.exit(_exit_status(code))
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(EXIT_FAILURE)
@@ -868,13 +918,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        sys.exit(130)
+        sys.exit(_exit_status(130))
     except Exception as exc:  # a bug: one line unless -v
         if verbose:
             raise
         click.echo(f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)", err=True)
         sys.exit(EXIT_FAILURE)
-    sys.exit(rc if isinstance(rc, int) else 0)
+    sys.exit(_exit_status(rc if isinstance(rc, int) else 0))
 
 
 __all__ = ["EXIT_ATTENTION", "cli", "main"]

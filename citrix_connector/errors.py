@@ -135,3 +135,18 @@ class CryptoError(CitrixAgentError):
 
 class StateError(CitrixAgentError):
     """The state journal is unreadable or inconsistent."""
+
+
+class StateDirError(StateError):
+    """The state directory cannot be used (a file, not writable, cannot be created): a configuration
+    problem of this host, reported before any work starts."""
+
+    exit_code = EXIT_CONFIG
+
+
+class StopRequested(CitrixAgentError):
+    """The run was asked to stop (Ctrl-C, SIGTERM) while waiting: the journal is consistent and the
+    pending order is kept for the next run."""
+
+    exit_code = EXIT_PENDING
+

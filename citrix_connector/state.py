@@ -30,7 +30,7 @@ from typing import Any, Literal, TypeVar, Union
 import filelock
 import platformdirs
 
-from .errors import LockHeldError, StateError
+from .errors import LockHeldError, StateDirError, StateError
 from .private_files import FILE_MODE, make_private_dir, open_private
 
 __all__ = [
@@ -272,6 +272,9 @@ def atomic_write_text(path: Path, text: str) -> None:
     _fsync_dir(path.parent)
 
 
+_CHOOSE = " (choose another with --state-dir)"
+
+
 class StateStore:
     """The state journal under ``root`` (created 0700 on first write)."""
 
@@ -304,7 +307,26 @@ class StateStore:
             make_private_dir(self.root)
             make_private_dir(path)
         except OSError as exc:
-            raise StateError(f"cannot create state directory {path}: {exc.strerror or exc}") from exc
+            raise StateDirError(
+                f"cannot create state directory {path}: {exc.strerror or exc}{_CHOOSE}"
+            ) from exc
+
+    def check_usable(self, *, write: bool) -> None:
+        """Raise :class:`StateDirError` (exit 2) before any work when the state directory cannot serve:
+        it is a file, or (``write``) it cannot be created or written to."""
+        root = self.root
+        if root.exists() and not root.is_dir():
+            raise StateDirError(f"state directory {root} is not a directory{_CHOOSE}")
+        if not write:
+            return
+        self._ensure_dir(root)
+        probe = root / f".write-test-{os.getpid()}"
+        try:
+            os.close(open_private(probe, os.O_WRONLY | os.O_EXCL))
+            probe.unlink()
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise StateDirError(f"state directory {root} is not writable: {reason}{_CHOOSE}") from exc
 
     # -- journal -----------------------------------------------------------------------------
 
@@ -372,7 +394,7 @@ class StateStore:
         try:  # created 0600 here, whatever the umask and filelock's own default
             os.close(open_private(path, os.O_RDWR))
         except OSError as exc:
-            raise StateError(f"cannot create lock file {path}: {exc.strerror or exc}") from exc
+            raise StateDirError(f"cannot create lock file {path}: {exc.strerror or exc}") from exc
         file_lock = filelock.FileLock(str(path), timeout=0, mode=FILE_MODE)
         try:
             file_lock.acquire()

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from cryptography import x509
 
+from .. import stopping
 from ..config import PollSettings
 from ..errors import CitrixAgentError, PendingError, ScmDeclinedError
 from ..progress import WaitEvent, WaitKind, publish
@@ -30,7 +31,7 @@ def wait_for_certificate(
     poll: PollSettings,
     *,
     clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] = stopping.sleep,
     status_every: int = 3,
     on_wait: Callable[[CollectResult], None] | None = None,
 ) -> tuple[x509.Certificate, ...]:
