@@ -10,6 +10,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -839,11 +840,13 @@ def sandbox_serve(
         sys.stdout.flush()
         try:
             # A wait with a timeout, in a loop: an untimed wait cannot be interrupted by Ctrl-C on Windows.
-            stop = threading.Event()
-            while not stop.wait(0.5):
-                pass
+            # Ctrl-C / SIGTERM set the stop request (see _stop_on_signals).
+            while not stopping.stop_requested():
+                time.sleep(0.2)
         except KeyboardInterrupt:
-            click.echo("stopping")
+            pass
+        stopping.reset()  # Ctrl-C is how the sandbox is meant to stop: exit 0
+        click.echo("stopping")
 
 
 # ----------------------------------------------------------------------------------------- main
