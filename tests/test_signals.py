@@ -61,7 +61,7 @@ def test_signal_during_wait_stops_cleanly_and_keeps_the_order(
         proc.send_signal(signum)
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == status, err
-        assert time.monotonic() - started < 10  # not the 120 s deadline
+        assert time.monotonic() - started < 40  # not the 120 s deadline (slack for a loaded CI machine)
         assert "Traceback" not in err
         pending = StateStore(state).load("lb-profile").pending
         assert pending is not None and pending.order_id  # the order is kept
