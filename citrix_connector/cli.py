@@ -246,7 +246,7 @@ def _print_outcomes(ctx: Context, outcomes: Sequence[Outcome]) -> None:
                 o.action,
                 o.result,
                 o.order_id or "-",
-                _short_serial(o.serial),
+                o.serial or "-",  # whole: compared with what the NetScaler GUI and SCM show
                 expires,
                 o.certkey or "-",
                 ",".join(o.vservers) or "-",
@@ -273,12 +273,6 @@ def _print_outcomes(ctx: Context, outcomes: Sequence[Outcome]) -> None:
                 value = o.details.get(key)
                 if value and not (key == "issued_serial" and value == o.serial):
                     click.echo(f"  {key.replace('_', ' ')}: {value}")
-
-
-def _short_serial(serial: str | None) -> str:
-    if not serial:
-        return "-"
-    return serial if len(serial) <= 16 else f"{serial[:13]}..."  # ASCII: any console code page
 
 
 def _finish(ctx: Context, outcomes: Sequence[Outcome]) -> NoReturn:
