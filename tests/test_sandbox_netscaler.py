@@ -381,6 +381,61 @@ def test_systemfile_roundtrip_list_delete(nitro: Nitro) -> None:
     )
 
 
+def test_systemfile_args_url_encoded_inside_args_as_third_party_clients_send_them(
+    sim: NetScalerSimulator, bundle: str
+) -> None:
+    """The reference: values inside ``args`` must be URL-encoded. A client that builds that text and hands
+    it to its HTTP library's query encoder (requests' ``params=``, as most third-party NITRO clients do)
+    sends ``filelocation%3A%252Fnsconfig%252Fssl``; one that writes it into the URL sends
+    ``filelocation:%2Fnsconfig%2Fssl``. Listing, download and delete work for both."""
+    http = requests.Session()
+    headers = {"X-NITRO-USER": USER, "X-NITRO-PASS": PASSWORD}
+    base = f"{sim.url}/nitro/v1/config/systemfile"
+    location = quote("/nsconfig/ssl", safe="")  # %2Fnsconfig%2Fssl, as the reference asks
+    for name in ("one.crt", "a,b.crt"):  # a comma inside a value, encoded the same way
+        upload = {
+            "systemfile": {
+                "filename": name,
+                "filelocation": "/nsconfig/ssl",
+                "filecontent": base64.b64encode(name.encode()).decode(),
+            }
+        }
+        assert http.post(base, json=upload, headers=headers, verify=bundle, timeout=30).status_code == 201
+
+    def get(**kw: Any) -> requests.Response:
+        return http.get(base, headers=headers, verify=bundle, timeout=30, **kw)
+
+    # 1. through the query encoder: the %2F travels as %252F
+    listing = get(params={"args": f"filelocation:{location}"})
+    assert "%252Fnsconfig%252Fssl" in str(listing.request.url)
+    assert sorted(e["filename"] for e in items(listing, "systemfile")) == ["a,b.crt", "one.crt"]
+    for name in ("one.crt", "a,b.crt"):
+        args = f"filename:{quote(name, safe='')},filelocation:{location}"
+        (entry,) = items(get(params={"args": args}), "systemfile")
+        assert base64.b64decode(entry["filecontent"]) == name.encode()
+        # 2. written into the URL as the reference shows it
+        literal = http.get(f"{base}?args={args}", headers=headers, verify=bundle, timeout=30)
+        (entry,) = items(literal, "systemfile")
+        assert entry["filename"] == name and entry["filelocation"] == "/nsconfig/ssl"
+    deleted = http.delete(
+        f"{base}/one.crt",
+        params={"args": f"filelocation:{location}"},
+        headers=headers,
+        verify=bundle,
+        timeout=30,
+    )
+    assert deleted.status_code == 200, deleted.text
+    deleted = http.delete(
+        f"{base}/{quote(quote('a,b.crt', safe=''), safe='')}?args=filelocation:{location}",
+        headers=headers,
+        verify=bundle,
+        timeout=30,
+    )
+    assert deleted.status_code == 200, deleted.text
+    assert sim.get_file("/nsconfig/ssl/one.crt") is None and sim.get_file("/nsconfig/ssl/a,b.crt") is None
+    assert items(get(params={"args": f"filelocation:{location}"}), "systemfile") == []
+
+
 def test_systemfile_validation(nitro: Nitro) -> None:
     assert err(nitro.upload("x" * 64, b"x")) == (400, 1106)
     assert nitro.upload("x" * 63, b"x").status_code == 201

@@ -61,19 +61,25 @@ PAIR_SPLIT = re.compile(r",(?=[A-Za-z_][A-Za-z0-9_]*:)")
 
 
 def pairs(raw_value: str) -> dict[str, str]:
-    """``args``/``filter``: ``k1:v1,k2:v2`` with URL-encoded values (a ``,`` inside a value arrives as
-    ``%2C``). A ``,`` only separates pairs when a ``name:`` follows, so unencoded commas inside values
-    survive; clients that encode the separators too (``%2C``, ``%3A``) are decoded first."""
-    decode = ":" in raw_value
-    text = raw_value if decode else unquote(raw_value)
+    """``args``/``filter``: ``k1:v1,k2:v2`` from the query value as received (still percent-encoded).
+
+    The appliance decodes the query string once, as any HTTP server does, splits the pairs, then decodes
+    each value again: the reference says values must be URL-encoded inside ``args`` (``/`` → ``%2F``). So
+    ``args=filelocation:%2Fnsconfig%2Fssl`` written into a URL, and the same text passed through an HTTP
+    library's query encoder (``requests``' ``params=``: ``filelocation%3A%252Fnsconfig%252Fssl``), both mean
+    ``/nsconfig/ssl``. A ``,`` separates pairs only when a ``name:`` follows, so a comma inside a value
+    survives whether it arrives encoded (``%2C``) or not."""
+    literal = ":" in raw_value  # separators as written: split first, so an encoded comma stays in its value
+    pieces = PAIR_SPLIT.split(raw_value if literal else unquote(raw_value))
     out: dict[str, str] = {}
-    for piece in PAIR_SPLIT.split(text):
+    for piece in pieces:
         if not piece:
             continue
         key, sep, value = piece.partition(":")
         if not sep:
             raise Fail(400, 1097, unquote(key).strip())
-        out[unquote(key).strip()] = unquote(value) if decode else value
+        once = unquote(value) if literal else value  # the HTTP layer's decode
+        out[unquote(key).strip()] = unquote(once)  # the appliance's decode of an args value
     return out
 
 
