@@ -30,6 +30,7 @@ from .config import (
     load_scm_config,
 )
 from .errors import EXIT_CONFIG, EXIT_FAILURE, CitrixAgentError, ConfigError, UsageError
+from .http import reset_insecure_warnings
 from .lifecycle import EXIT_ATTENTION, Agent, Outcome, worst_exit_code
 from .logfile import ExpectedErrorFormatter, PrivateRotatingFileHandler
 from .private_files import make_private_dir
@@ -73,6 +74,7 @@ class Context:
     def setup_output(self) -> None:
         """Logging to stderr (and the log file), and progress of SCM waits on stderr."""
         _setup_logging(self.verbose, self.log_file)
+        reset_insecure_warnings()  # verify_tls: false is warned about once per host and run
         self.close()
         # With -v the log lines say it all; a live line would be torn by them.
         self.progress = WaitRenderer(sys.stderr, live=False if self.verbose else None)

@@ -13,16 +13,30 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+import urllib3
+from cryptography import x509
 
-__all__ = ["HttpClient", "RetryPolicy", "TransportError", "redact", "redact_headers"]
+from .tls_errors import PeerCertificate, describe_tls_failure, fetch_peer_certificate
+
+__all__ = [
+    "HttpClient",
+    "RetryPolicy",
+    "TransportError",
+    "redact",
+    "redact_headers",
+    "reset_insecure_warnings",
+]
 
 log = logging.getLogger("citrixagent.http")
 
@@ -85,6 +99,29 @@ class TransportError(Exception):
         super().__init__(message)
 
 
+_insecure_lock = threading.Lock()
+_insecure_warned: set[str] = set()
+
+
+def reset_insecure_warnings() -> None:
+    """Start a new run: each host with ``verify_tls: false`` gets its one warning again."""
+    with _insecure_lock:
+        _insecure_warned.clear()
+
+
+def _warn_insecure(host: str) -> None:
+    """One warning of our own per host and run, instead of urllib3's line per request."""
+    with _insecure_lock:
+        if host in _insecure_warned:
+            return
+        _insecure_warned.add(host)
+    log.warning(
+        "TLS verification is off for %s (verify_tls: false): the connection is encrypted, but the server "
+        "is not authenticated; set verify_tls to a CA bundle path",
+        host,
+    )
+
+
 def _retry_after(response: requests.Response) -> float | None:
     value = response.headers.get("Retry-After")
     if not value:
@@ -102,16 +139,23 @@ def _retry_after(response: requests.Response) -> float | None:
     return (when - datetime.now(timezone.utc)).total_seconds()
 
 
-def describe_exception(exc: requests.RequestException, url: str) -> TransportError:
-    """Turn a ``requests`` exception into a one-line :class:`TransportError`."""
+def describe_exception(
+    exc: requests.RequestException,
+    url: str,
+    *,
+    client_cert: bool = False,
+    peer_certificate: PeerCertificate | None = None,
+) -> TransportError:
+    """Turn a ``requests`` exception into a one-line :class:`TransportError`.
+
+    TLS failures name their real reason (see :mod:`citrix_connector.tls_errors`); ``client_cert``
+    says whether a client certificate was offered, ``peer_certificate`` fetches the server's
+    certificate unverified so the message can name its host names or dates.
+    """
     host = url.split("/")[2] if "://" in url else url
     if isinstance(exc, requests.exceptions.SSLError):
-        return TransportError(
-            f"TLS verification failed for {host}: the server certificate is not trusted "
-            "(set verify_tls to a CA bundle path, or to false only for testing)",
-            url=url,
-            tls=True,
-        )
+        message = describe_tls_failure(exc, url, client_cert=client_cert, peer_certificate=peer_certificate)
+        return TransportError(message, url=url, tls=True)
     if isinstance(exc, requests.exceptions.Timeout):
         return TransportError(f"{host} did not answer in time", url=url)
     if isinstance(exc, requests.exceptions.ConnectionError):
@@ -142,6 +186,8 @@ class HttpClient:
         self.sleep = sleep
         self.session = requests.Session()
         self.session.headers.update({"Accept": "application/json", "User-Agent": "citrixagent"})
+        if self.verify is False:  # we warn once per host ourselves (see _warn_insecure)
+            warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
 
     def url(self, path: str) -> str:
         return path if "://" in path else f"{self.base_url}{path}"
@@ -170,6 +216,8 @@ class HttpClient:
         a second order.
         """
         url = self.url(path)
+        if self.verify is False:
+            _warn_insecure(urlsplit(url).netloc or url)
         if idempotent is None:
             idempotent = method.upper() in {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
         attempt = 0
@@ -207,7 +255,7 @@ class HttpClient:
                     )
                     self.sleep(wait)
                     continue
-                raise describe_exception(exc, url) from exc
+                raise self._describe(exc, url) from exc
             elapsed = time.monotonic() - started
             log.debug(
                 "%s %s %s -> %d (%.0f ms)", self.name, method, url, response.status_code, elapsed * 1000
@@ -231,6 +279,12 @@ class HttpClient:
                 self.sleep(wait)
                 continue
             return response
+
+    def _describe(self, exc: requests.RequestException, url: str) -> TransportError:
+        def peer() -> x509.Certificate | None:
+            return fetch_peer_certificate(url, timeout=min(self.timeout, 10.0))
+
+        return describe_exception(exc, url, client_cert=self.cert is not None, peer_certificate=peer)
 
     def _trace_request(self, method: str, url: str, headers: Mapping[str, str] | None, body: Any) -> None:
         if not log.isEnabledFor(logging.DEBUG):
