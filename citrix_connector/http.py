@@ -27,6 +27,7 @@ import requests
 import urllib3
 from cryptography import x509
 
+from .proxy import ProxyChoice, ProxySession, describe_proxy_failure, is_proxy_refusal, redact_proxy_url
 from .tls_errors import PeerCertificate, describe_tls_failure, fetch_peer_certificate
 
 __all__ = [
@@ -176,7 +177,10 @@ class HttpClient:
         name: str = "http",
         cert: tuple[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        proxy: str | None = None,
     ) -> None:
+        """``proxy``: None for the environment (HTTPS_PROXY, NO_PROXY), ``"none"`` for no proxy at
+        all, or a proxy URL (credentials allowed; never logged)."""
         self.base_url = base_url.rstrip("/")
         self.verify: bool | str = str(verify) if isinstance(verify, Path) else verify
         self.timeout = timeout
@@ -184,7 +188,8 @@ class HttpClient:
         self.name = name
         self.cert = cert
         self.sleep = sleep
-        self.session = requests.Session()
+        self.proxy = ProxyChoice.parse(proxy)
+        self.session: requests.Session = ProxySession(self.proxy)
         self.session.headers.update({"Accept": "application/json", "User-Agent": "citrixagent"})
         if self.verify is False:  # we warn once per host ourselves (see _warn_insecure)
             warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
@@ -236,8 +241,11 @@ class HttpClient:
                     verify=self.verify,
                     cert=self.cert,
                     timeout=timeout or self.timeout,
+                    proxies=self.proxy.requests_proxies(),
                 )
             except requests.RequestException as exc:
+                if is_proxy_refusal(exc):  # the proxy said no: nothing reached the server, no retry
+                    raise self._describe(exc, url) from exc
                 reached = not isinstance(
                     exc, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)
                 ) and not _is_connect_error(exc)
@@ -281,10 +289,22 @@ class HttpClient:
             return response
 
     def _describe(self, exc: requests.RequestException, url: str) -> TransportError:
+        proxy = self.proxy.for_url(url)
+        if proxy is not None:
+            said = describe_proxy_failure(exc, url, proxy)
+            if said is not None:
+                return TransportError(said, url=url)
+
         def peer() -> x509.Certificate | None:
+            if proxy is not None:  # the certificate is only fetched directly, never around a proxy
+                return None
             return fetch_peer_certificate(url, timeout=min(self.timeout, 10.0))
 
-        return describe_exception(exc, url, client_cert=self.cert is not None, peer_certificate=peer)
+        error = describe_exception(exc, url, client_cert=self.cert is not None, peer_certificate=peer)
+        if proxy is not None:
+            via = f"{error} (through proxy {redact_proxy_url(proxy)})"
+            return TransportError(via, url=url, tls=error.tls)
+        return error
 
     def _trace_request(self, method: str, url: str, headers: Mapping[str, str] | None, body: Any) -> None:
         if not log.isEnabledFor(logging.DEBUG):
@@ -292,13 +312,18 @@ class HttpClient:
         merged = {k: str(v) for k, v in self.session.headers.items()}
         merged.update(headers or {})
         log.debug(
-            "%s > %s %s headers=%s body=%s",
+            "%s > %s %s headers=%s body=%s%s",
             self.name,
             method,
             url,
             redact_headers(merged),
             redact(body) if body is not None else "",
+            self._via(url),
         )
+
+    def _via(self, url: str) -> str:
+        proxy = self.proxy.for_url(url)
+        return f" via proxy {redact_proxy_url(proxy)}" if proxy else ""
 
 
 def _is_connect_error(exc: requests.RequestException) -> bool:
