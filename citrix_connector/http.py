@@ -295,10 +295,8 @@ class HttpClient:
             if said is not None:
                 return TransportError(said, url=url)
 
-        def peer() -> x509.Certificate | None:
-            if proxy is not None:  # the certificate is only fetched directly, never around a proxy
-                return None
-            return fetch_peer_certificate(url, timeout=min(self.timeout, 10.0))
+        def peer() -> x509.Certificate | None:  # the way the request went: directly or via the proxy
+            return fetch_peer_certificate(url, timeout=min(self.timeout, 10.0), proxy=proxy)
 
         error = describe_exception(exc, url, client_cert=self.cert is not None, peer_certificate=peer)
         if proxy is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import cast
+from typing import Protocol, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -29,6 +29,7 @@ __all__ = [
     "ProxySession",
     "describe_proxy_failure",
     "is_proxy_refusal",
+    "proxy_argument",
     "redact_proxy_url",
 ]
 
@@ -115,6 +116,30 @@ class ProxySession(requests.Session):
             return {}
         rebuilt: dict[str, str] = super().rebuild_proxies(prepared_request, proxies)  # type: ignore[no-untyped-call]
         return rebuilt
+
+
+class _Revealable(Protocol):
+    def reveal(self) -> str: ...
+
+
+class ProxySettingLike(Protocol):
+    """The configuration's ``proxy:`` value (``url`` a secret, or ``disabled`` for ``none``)."""
+
+    @property
+    def url(self) -> _Revealable | None: ...
+
+    @property
+    def disabled(self) -> bool: ...
+
+
+def proxy_argument(setting: ProxySettingLike | None) -> str | None:
+    """The ``proxy=`` for :class:`~citrix_connector.http.HttpClient` from a configured ``proxy:``
+    (None when the key is absent: the environment decides)."""
+    if setting is None:
+        return None
+    if setting.disabled:
+        return PROXY_NONE
+    return setting.url.reveal() if setting.url is not None else None
 
 
 def _tunnel_status(exc: BaseException) -> tuple[int, str] | None:

@@ -14,12 +14,13 @@ it, used only to word the error (nothing is sent over that connection).
 
 from __future__ import annotations
 
+import base64
 import socket
 import ssl
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from ipaddress import ip_address
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -236,10 +237,12 @@ def describe_tls_failure(
     return f"TLS handshake with {host} failed ({type(exc).__name__})"
 
 
-def fetch_peer_certificate(url: str, *, timeout: float) -> x509.Certificate | None:
+def fetch_peer_certificate(url: str, *, timeout: float, proxy: str | None = None) -> x509.Certificate | None:
     """The leaf certificate the server at ``url`` presents, not verified (for wording errors only).
 
-    Only a TLS handshake happens; nothing is sent. None when the server cannot be reached directly.
+    Only a TLS handshake happens; nothing is sent to the server. Through an ``http://`` ``proxy``
+    the handshake goes through a CONNECT tunnel, as the request did (so a TLS-inspecting proxy's
+    certificate is what is described). None when the server cannot be reached that way.
     """
     parts = urlsplit(url)
     host = parts.hostname
@@ -254,9 +257,38 @@ def fetch_peer_certificate(url: str, *, timeout: float) -> x509.Certificate | No
         sni: str | None = None
     except ValueError:
         sni = host
-    with (
-        socket.create_connection((host, port), timeout=timeout) as raw,
-        context.wrap_socket(raw, server_hostname=sni) as tls,
-    ):
+    raw = _tunnel(proxy, host, port, timeout) if proxy else socket.create_connection((host, port), timeout)
+    if raw is None:
+        return None
+    with raw, context.wrap_socket(raw, server_hostname=sni) as tls:
         der = tls.getpeercert(binary_form=True)
     return x509.load_der_x509_certificate(der) if der else None
+
+
+def _tunnel(proxy: str, host: str, port: int, timeout: float) -> socket.socket | None:
+    """A socket CONNECTed through an ``http://`` proxy to ``host:port``, or None if refused."""
+    parts = urlsplit(proxy)
+    if parts.scheme.lower() != "http" or not parts.hostname:
+        return None  # (a TLS connection to the proxy itself is not worth it for wording an error)
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    head = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
+    if parts.username is not None:
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        head += f"Proxy-Authorization: Basic {base64.b64encode(credentials).decode('ascii')}\r\n"
+    sock = socket.create_connection((parts.hostname, parts.port or 80), timeout)
+    try:
+        sock.sendall((head + "\r\n").encode("latin-1"))
+        answer = b""
+        while b"\r\n\r\n" not in answer and len(answer) < 16384:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+        status = answer.split(b"\r\n", 1)[0].split()
+        if len(status) < 2 or status[1] != b"200":
+            sock.close()
+            return None
+    except OSError:
+        sock.close()
+        raise
+    return sock

@@ -138,9 +138,11 @@ def test_tls_is_verified_end_to_end_through_the_tunnel(proxy, bundle) -> None:
         message, sleeps = fail(impostor.url, bundle, proxy.url_with(PROXY_USER, PROXY_PASSWORD))
         assert impostor.requests == []
     assert message.startswith(f"TLS verification failed for 127.0.0.1:{impostor.port}: ")
-    assert "issuer" in message and "not trusted" in message
+    # the certificate described is the one seen through the tunnel (a TLS-inspecting proxy's own)
+    assert "issuer (issued by CN=Impostor ECC Issuing CA 1" in message and "not trusted" in message
     assert message.endswith(f"(through proxy http://{PROXY_USER}:***@127.0.0.1:{proxy.port})")
-    assert [r.status for r in proxy.log] == [200]  # the tunnel was made; TLS refused the server
+    # the tunnel was made and TLS refused the server; a second tunnel fetched the certificate to name it
+    assert [(r.status, r.user) for r in proxy.log] == [(200, PROXY_USER), (200, PROXY_USER)]
     assert sleeps == []
 
 

@@ -279,6 +279,7 @@ class NitroClient:
         sleep: Callable[[float], None] = time.sleep,
         retry: RetryPolicy | None = None,
         ssl_dir: str | None = None,
+        proxy: str | None = None,
     ) -> None:
         base = url.strip().rstrip("/")
         if "://" not in base:
@@ -288,7 +289,9 @@ class NitroClient:
         self.username = username
         self._password = password
         self.partition = partition
-        self._http = HttpClient(base, verify=verify, timeout=timeout, retry=retry, name="nitro", sleep=sleep)
+        self._http = HttpClient(
+            base, verify=verify, timeout=timeout, retry=retry, name="nitro", sleep=sleep, proxy=proxy
+        )  # proxy: None = the environment's (NO_PROXY applies), "none", or a proxy URL
         self._ssl_dir = ssl_dir
         self._token: str | None = None
         self._relogging = False  # a re-login (and its partition switch) never triggers another

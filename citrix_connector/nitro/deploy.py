@@ -203,6 +203,7 @@ def open_appliance(
     timeout: float = 60,
     partition: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    proxy: str | None = None,
 ) -> NitroClient:
     """A logged-in client on the node that may be written to (HA Primary or standalone).
 
@@ -224,6 +225,7 @@ def open_appliance(
             timeout=timeout,
             partition=partition,
             sleep=sleep,
+            proxy=proxy,
         )
         try:
             client.login()
