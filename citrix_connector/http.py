@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import socket
 import threading
 import time
 import warnings
@@ -26,6 +27,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 from cryptography import x509
+from urllib3.exceptions import NewConnectionError
 
 from .proxy import ProxyChoice, ProxySession, describe_proxy_failure, is_proxy_refusal, redact_proxy_url
 from .tls_errors import PeerCertificate, describe_tls_failure, fetch_peer_certificate
@@ -325,11 +327,20 @@ class HttpClient:
 
 
 def _is_connect_error(exc: requests.RequestException) -> bool:
-    """True when the connection was never established (nothing was sent)."""
-    text = repr(exc)
-    return isinstance(exc, requests.exceptions.ConnectionError) and (
-        "NewConnectionError" in text
-        or "Connection refused" in text
-        or "Name or service" in text
-        or "getaddrinfo" in text
-    )
+    """True when the connection was never established (nothing was sent): a refused connection or a
+    name that does not resolve, recognised by exception type anywhere in the cause chain (requests
+    wraps urllib3's ``MaxRetryError``, whose ``reason`` holds the ``NewConnectionError``)."""
+    if not isinstance(exc, requests.exceptions.ConnectionError):
+        return False
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        err = todo.pop()
+        if id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, (NewConnectionError, ConnectionRefusedError, socket.gaierror)):
+            return True
+        linked = [err.__cause__, err.__context__, getattr(err, "reason", None), *err.args]
+        todo.extend(e for e in linked if isinstance(e, BaseException))
+    return False

@@ -9,6 +9,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+import requests
+from urllib3.exceptions import MaxRetryError
 
 from citrix_connector.crypto import (
     KeySpec,
@@ -23,7 +25,7 @@ from citrix_connector.crypto import (
     private_key_to_pem,
 )
 from citrix_connector.errors import NitroAuthError, NitroError
-from citrix_connector.http import RetryPolicy
+from citrix_connector.http import RetryPolicy, _is_connect_error
 from citrix_connector.nitro.client import Binding, NitroClient, encode_args, encode_name
 from citrix_connector.sandbox.ca import LocalCA
 from citrix_connector.sandbox.netscaler import NetScalerSimulator
@@ -269,6 +271,41 @@ def test_connection_refused_is_a_nitro_error(bundle):
     with pytest.raises(NitroError, match="cannot connect") as info:
         client.login()
     assert info.value.status is None
+
+
+def test_a_refused_login_is_retried_since_nothing_was_sent(bundle):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    slept: list[float] = []
+    client = NitroClient(
+        f"https://127.0.0.1:{port}",
+        username=USER,
+        password=PASSWORD,
+        verify=bundle,
+        timeout=2,
+        sleep=slept.append,
+        retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.01),
+    )
+    with pytest.raises(NitroError, match="cannot connect"):
+        client.login()  # a POST: resent only because the connection was never made
+    assert len(slept) == 2
+
+
+def test_connect_errors_are_recognised_by_type_not_by_text():
+    def wrapped(reason: BaseException) -> requests.exceptions.ConnectionError:
+        return requests.exceptions.ConnectionError(MaxRetryError(None, "/nitro", reason))  # type: ignore[arg-type]
+
+    # a refused connection in another locale's words, bare or inside urllib3's wrapper
+    refused = ConnectionRefusedError(111, "Verbindung verweigert")
+    assert _is_connect_error(requests.exceptions.ConnectionError(refused))
+    assert _is_connect_error(wrapped(ConnectionRefusedError(111, "refus")))
+    assert _is_connect_error(wrapped(socket.gaierror(-2, "Nom inconnu")))
+    # the connection was made and then lost: the server may have acted
+    assert not _is_connect_error(wrapped(ConnectionResetError(104, "Connection refused by peer")))
+    assert not _is_connect_error(requests.exceptions.ConnectionError("Connection refused"))
+    assert not _is_connect_error(requests.exceptions.ReadTimeout("NewConnectionError"))
 
 
 def test_untrusted_tls_is_a_nitro_error(sim, tmp_path):
