@@ -446,11 +446,6 @@ def cert_matches_key(cert: x509.Certificate, key_or_public_key: AnyKey) -> bool:
     return _spki(cert.public_key()) == _spki(key_or_public_key)
 
 
-def csr_matches_cert(csr: x509.CertificateSigningRequest, cert: x509.Certificate) -> bool:
-    """True when the certificate certifies the CSR's public key."""
-    return _spki(csr.public_key()) == _spki(cert.public_key())
-
-
 def _describe(cert: x509.Certificate) -> str:
     return cert.subject.rfc4514_string() or f"serial {cert.serial_number:X}"
 
@@ -613,7 +608,6 @@ __all__ = [
     "cert_info",
     "cert_matches_key",
     "cert_to_pem",
-    "csr_matches_cert",
     "csr_names",
     "csr_to_der_b64",
     "csr_to_pem",

@@ -90,7 +90,7 @@ def test_issue_from_csr_input_forms(local_ca: LocalCA, keys):
         crypto.csr_to_der_b64(csr),
     ):
         leaf = local_ca.issue_from_csr(form)
-        assert crypto.csr_matches_cert(csr, leaf)
+        assert leaf.public_key() == csr.public_key()  # the CSR's key certified
     serials = {local_ca.issue_from_csr(csr).serial_number for _ in range(5)}
     assert len(serials) == 5
 

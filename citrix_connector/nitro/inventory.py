@@ -111,7 +111,7 @@ class _Counted:
 
     def get(self, resource: str, *, extra: Mapping[str, str] | None = None) -> dict[str, Any] | None:
         self.calls += 1
-        return self.client.call("GET", resource, extra=extra, missing_ok=True)
+        return self.client.session.call("GET", resource, extra=extra, missing_ok=True)
 
 
 def list_partitions(client: NitroClient) -> list[str]:
