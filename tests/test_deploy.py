@@ -560,6 +560,65 @@ def test_dry_run_renewal_writes_nothing(sim, nitro, ca):
     assert "update certkey 'www' in place" in text and "link certkey 'www'" in text
 
 
+def _not_issued(key_location="local", vservers=None) -> DeployPlan:
+    return DeployPlan.not_issued(
+        "www",
+        common_name="www.example.com",
+        sans=("www.example.com", "example.com"),
+        key_location=key_location,
+        vservers=list(vservers or VSERVERS),
+    )
+
+
+def test_plan_of_a_certificate_not_issued_yet_is_deploys_read_only_pass(sim, nitro):
+    sim.put_file(f"{SSL}/www-20250101120000.crt", b"taken")  # a name in use is not planned
+    before = writes(sim)
+    now = lambda: datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)  # noqa: E731
+    result = deploy(nitro, _not_issued(), dry_run=True, now=now)
+    assert writes(sim) == before
+    assert result.changed and result.serial == ""
+    assert result.actions == [
+        "install the issuing CA certificate(s) unless installed already (found by serial), and link",
+        f"upload certificate {SSL}/www-20250101120000-2.crt",
+        f"upload private key {SSL}/www-20250101120000-2.key",
+        "add certkey 'www' (the certificate SCM will issue, www.example.com, example.com)",
+        "link certkey 'www' to its issuer's certkey (unless linked to it already)",
+        *(
+            f"bind certkey 'www' to {vs.type} vserver {vs.name!r}" + (" as SNI certificate" if vs.sni else "")
+            for vs in VSERVERS
+        ),
+    ]
+    # a key made on the appliance is not uploaded
+    onbox = deploy(nitro, _not_issued("appliance", [DEFAULT_VS]), dry_run=True, now=now)
+    assert not any("private key" in a for a in onbox.actions)
+    assert writes(sim) == before
+
+
+def test_plan_of_a_renewal_not_issued_yet_updates_in_place_and_keeps_bindings(sim, nitro, ca):
+    first = deploy(nitro, make_plan(ca, vservers=VSERVERS[:2]))
+    before = writes(sim)
+    result = deploy(nitro, _not_issued(), dry_run=True)
+    assert writes(sim) == before
+    text = "\n".join(result.actions)
+    assert f"update certkey 'www' in place: serial {first.serial} -> the certificate SCM will issue" in text
+    assert "nodomaincheck" not in text  # the same names as the installed certificate
+    for vs in VSERVERS[:2]:
+        assert f"certkey 'www' is bound to lb vserver {vs.name!r}" in text
+    for vs in VSERVERS[2:]:
+        assert f"vserver {vs.name!r}" in text and f"is bound to {vs.type} vserver {vs.name!r}" not in text
+    other = DeployPlan.not_issued(
+        "www", common_name="other.example.net", sans=(), key_location="local", vservers=[DEFAULT_VS]
+    )
+    assert "(names change: nodomaincheck)" in "\n".join(deploy(nitro, other, dry_run=True).actions)
+
+
+def test_a_certificate_not_issued_yet_is_never_written(sim, nitro):
+    seen = len(sim.requests)
+    with pytest.raises(CryptoError, match="not issued yet"):
+        deploy(nitro, _not_issued())
+    assert len(sim.requests) == seen  # refused before asking the appliance anything
+
+
 # ------------------------------------------------------------------------------------------ HA, partitions
 
 

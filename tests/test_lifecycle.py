@@ -7,6 +7,7 @@ simulated NetScaler; the assertions read the simulators' request logs and state.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -252,10 +253,19 @@ def test_dry_run_orders_nothing_and_writes_nothing(kit: Any, command: str) -> No
     assert kit.world.netscaler.count_writes() == writes
     text = "\n".join(out.plan)
     assert "save the configuration" in text
+    # the installation steps come from deploy's read-only pass over what the appliance holds
+    assert re.search(r"upload certificate /nsconfig/ssl/lb-profile-\d{14}(-\d)?\.crt", text), text
+    assert "upload private key /nsconfig/ssl/lb-profile-" in text  # the key is made locally
     if command in ("run", "enroll"):
-        assert "order a new certificate" in text and "add certkey" in text
+        assert "order a new certificate" in text
+        assert "add certkey 'lb-profile' (the certificate SCM will issue" in text
+        assert f"bind certkey 'lb-profile' to lb vserver {VS!r}" in text
     else:
-        assert f"{command} SCM order" in text and "update certkey" in text
+        serial = kit.store.load(profile.name).current.serial
+        assert f"{command} SCM order" in text
+        update = f"update certkey 'lb-profile' in place: serial {serial} -> the certificate SCM will issue"
+        assert update in text
+        assert f"certkey 'lb-profile' is bound to lb vserver {VS!r}" in text and "bind certkey" not in text
 
 
 # ------------------------------------------------------------------------------------------ status
@@ -316,6 +326,21 @@ def test_status_reports_pending_work_and_what_run_would_do(kit: Any, cli: Any) -
     assert row["details"]["next"] == "collect"
     assert pending.order_id in row["details"]["pending"]
     assert row["result"] == "attention"
+
+
+def test_dry_run_of_a_pending_order_plans_its_installation_from_deploy(kit: Any) -> None:
+    kit.sim.set_defaults(mode="needs_approval")
+    profile = kit.profile()
+    fake = FakeTime()
+    pending = only(kit.agent(monotonic=fake.monotonic, sleep=fake.sleep).run([profile]))
+    scm_seen, writes = len(kit.sim.requests), kit.world.netscaler.count_writes()
+    out = only(kit.agent(dry_run=True).run([profile]))
+    assert out.result == "planned", out
+    assert scm_writes(kit.sim, scm_seen) == [] and kit.world.netscaler.count_writes() == writes
+    assert out.plan[0] == f"collect SCM order {pending.order_id} (enroll)"
+    text = "\n".join(out.plan)
+    assert "add certkey 'lb-profile' (the certificate SCM will issue, shop.sandbox.test" in text
+    assert f"bind certkey 'lb-profile' to lb vserver {VS!r}" in text
 
 
 # ------------------------------------------------------------------------------------------ revoke

@@ -53,7 +53,7 @@ def collect_and_deploy(
             RowFacts.of(state, None, ctx.clock()),
             plan=(
                 f"collect SCM order {pending.order_id} ({pending.kind})",
-                *deploy_plan_for_new(profile, session),
+                *deploy_plan_for_new(profile, session, pending),
             ),
         )
     scm_config = ctx.require_scm_config()

@@ -1,13 +1,16 @@
 """The dry-run plan of an order: what would be ordered, then how its certificate would be installed.
 
-A certificate that exists is planned by deploy's own read-only pass (see :mod:`.install`); one that
-SCM has not issued yet cannot be, so its installation is described from what the appliance holds now.
+Every installation step of a plan comes from deploy's own read-only pass (``deploy(dry_run=True)``),
+for a certificate that exists (see :mod:`.install`) and for one SCM has not issued yet
+(:meth:`~citrix_connector.nitro.deploy.DeployPlan.not_issued`): what the appliance holds now decides
+add or update in place, the file names, and which bindings are missing.
 """
 
 from __future__ import annotations
 
 from ..config import Profile
-from ..state import ProfileState
+from ..nitro.deploy import DeployPlan, deploy
+from ..state import OrderRecord, ProfileState
 from .context import ApplianceSession, Context
 from .outcome import Done, OrderKind, RowFacts
 
@@ -56,21 +59,19 @@ def plan_order(
     )
 
 
-def deploy_plan_for_new(profile: Profile, session: ApplianceSession) -> list[str]:
+def deploy_plan_for_new(
+    profile: Profile, session: ApplianceSession, pending: OrderRecord | None = None
+) -> list[str]:
+    """How the certificate of an order not issued yet (``pending``, or one about to be placed) would
+    be installed: deploy's read-only pass over what the appliance holds now."""
     cert = profile.certificate
-    installed = session.installed(profile)
-    with_key = " and key" if cert.key_location == "local" else ""
-    steps = ["  install the issuing CA certificate(s) unless already installed (found by serial), and link"]
-    if installed is not None and installed.serial:
-        steps.append(
-            f"  upload the new certificate{with_key} and update certkey {cert.certkey_name} in place "
-            "(bindings kept)"
-        )
-    else:
-        steps.append(f"  upload the certificate{with_key} and add certkey {cert.certkey_name}")
-    bound = set(installed.bound_vservers) if installed is not None else set()
-    for vs in profile.vservers:
-        if vs.name not in bound:
-            sni = " as SNI certificate" if vs.sni else ""
-            steps.append(f"  bind {cert.certkey_name} to {vs.type} vserver {vs.name}{sni}")
-    return steps
+    plan = DeployPlan.not_issued(
+        cert.certkey_name,
+        common_name=pending.common_name if pending else cert.common_name,
+        sans=pending.sans if pending else cert.subject_alt_names,
+        key_location=pending.key_location if pending else cert.key_location,
+        vservers=profile.vservers,
+        file_base=cert.certkey_name,
+    )
+    result = deploy(session.nitro, plan, dry_run=True)
+    return [f"  {action}" for action in result.actions]
