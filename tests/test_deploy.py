@@ -28,7 +28,8 @@ from citrix_connector.crypto import (
 )
 from citrix_connector.errors import ApplianceStateError, CryptoError, NitroError
 from citrix_connector.http import RetryPolicy
-from citrix_connector.nitro.client import NitroClient
+from citrix_connector.nitro.checks import ApplianceView
+from citrix_connector.nitro.client import Binding, NitroClient
 from citrix_connector.nitro.deploy import (
     DeployPlan,
     ca_certkey_name,
@@ -849,6 +850,39 @@ def test_read_installed(sim, nitro, ca):
     assert "www.example.com" in state.names and "example.com" in state.names
     assert state.not_after is not None
     assert abs(state.not_after - plan.leaf.not_valid_after_utc) < timedelta(seconds=2)
+
+
+def test_one_read_of_all_certkeys_and_bindings_answers_like_read_installed(sim, nitro, ca):
+    deploy(nitro, make_plan(ca, vservers=[Vs("vs_lb", "lb"), Vs("vs_sni", "lb", True)]))
+    deploy(nitro, make_plan(ca, certkey="two", cn="two.example.com", sans=(), vservers=[Vs("vs_cs", "cs")]))
+    sim.bind_certkey("vs_vpn", "www", ca=True)  # client authentication only: serves nothing
+    seen = len(sim.requests)
+    view = ApplianceView.read(nitro)
+    reads = sim.requests[seen:]
+    assert [(r.method, r.path.rsplit("/", 1)[-1]) for r in reads] == [
+        ("GET", "sslcertkey"),
+        ("GET", "sslvserver_sslcertkey_binding"),
+    ]
+    assert "bulkbindings=yes" in reads[1].query
+    assert set(view.certkeys) == {"www", "two", ca_certkey_name(ca.intermediate)}
+    assert Binding("vs_vpn", "www", sni=False, ca=True) in view.bindings
+    assert Binding("vs_sni", "www", sni=True, ca=False) in view.bindings
+    for name in ("www", "two", "missing"):
+        for wanted in (VSERVERS, ()):
+            assert view.installed(name, wanted) == read_installed(nitro, name, wanted), (name, wanted)
+    assert view.served_by("www") == ["vs_lb", "vs_sni"]
+    assert view.installed("www").bound_vservers == ["vs_lb", "vs_sni"]
+
+
+def test_vservers_of_a_kind_and_sni_flags_in_one_read_each(sim, nitro):
+    seen = len(sim.requests)
+    lb = nitro.list_vservers("lb")
+    assert {v.name for v in lb} == {"vs_lb", "vs_lb2", "vs_sni", "vs_http", "vs_bridge"}
+    assert all(v.kind == "lb" for v in lb)
+    assert {v.name: v.is_ssl for v in lb}["vs_bridge"] is False
+    assert [v.name for v in nitro.list_vservers("authenticationvserver")] == ["vs_aaa"]
+    assert nitro.sni_enabled_vservers() == {"vs_sni"}
+    assert len(sim.requests) - seen == 3
 
 
 def test_deploy_timestamps_are_utc(sim, nitro, ca):

@@ -3,15 +3,15 @@ certificate (:func:`preflight`), and what does a certkey hold and serve (:func:`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..errors import ApplianceStateError
 from .client import NitroClient
-from .models import VserverTarget, vserver_kind
+from .models import VSERVER_KINDS, Binding, CertKey, VserverTarget, vserver_kind
 
-__all__ = ["InstalledState", "preflight", "read_installed"]
+__all__ = ["ApplianceView", "InstalledState", "preflight", "read_installed"]
 
 
 def _problem(nitro: NitroClient, vs: VserverTarget) -> str | None:
@@ -20,7 +20,7 @@ def _problem(nitro: NitroClient, vs: VserverTarget) -> str | None:
     except ValueError as exc:
         return f"vserver {vs.name!r}: {exc}"
     found = nitro.get_vserver(canon, vs.name)
-    collection = f"{canon}vserver"
+    collection = VSERVER_KINDS[canon]
     if found is None:
         return f"{collection} {vs.name!r} does not exist"
     if found.servicetype.upper() == "SSL_BRIDGE":
@@ -58,19 +58,9 @@ class InstalledState:
     key_file: str = ""
 
 
-def read_installed(
-    nitro: NitroClient, certkey: str, vservers: Sequence[VserverTarget] = ()
-) -> InstalledState:
-    """What the appliance holds under ``certkey`` and which of ``vservers`` it serves.
-
-    Without ``vservers`` every vserver the certkey is bound to is reported.
-    """
-    ck = nitro.get_certkey(certkey)
-    if ck is None:
-        return InstalledState(serial=None, not_after=None, names=())
-    bound_all = nitro.certkey_vservers(certkey)
+def _installed(ck: CertKey, bound_all: Sequence[str], vservers: Sequence[VserverTarget]) -> InstalledState:
     wanted = [v.name for v in vservers]
-    bound = [v for v in wanted if v in bound_all] if wanted else bound_all
+    bound = [v for v in wanted if v in bound_all] if wanted else list(bound_all)
     return InstalledState(
         serial=ck.serial or None,
         not_after=ck.not_after,
@@ -80,3 +70,45 @@ def read_installed(
         cert_file=ck.cert,
         key_file=ck.key or "",
     )
+
+
+def _absent() -> InstalledState:
+    return InstalledState(serial=None, not_after=None, names=())
+
+
+def read_installed(
+    nitro: NitroClient, certkey: str, vservers: Sequence[VserverTarget] = ()
+) -> InstalledState:
+    """What the appliance holds under ``certkey`` and which of ``vservers`` it serves (two requests).
+
+    Without ``vservers`` every vserver the certkey is bound to is reported.
+    """
+    ck = nitro.get_certkey(certkey)
+    if ck is None:
+        return _absent()
+    return _installed(ck, nitro.certkey_vservers(certkey), vservers)
+
+
+@dataclass(frozen=True)
+class ApplianceView:
+    """Every certkey and certificate binding of one partition, read in two requests whatever their
+    number, to answer :meth:`installed` for any number of profiles without asking again."""
+
+    certkeys: Mapping[str, CertKey]
+    bindings: tuple[Binding, ...]
+
+    @classmethod
+    def read(cls, nitro: NitroClient) -> ApplianceView:
+        certkeys = {ck.name: ck for ck in nitro.list_certkeys()}
+        return cls(certkeys, tuple(nitro.all_bindings()))
+
+    def served_by(self, certkey: str) -> list[str]:
+        """The vservers ``certkey`` is bound to as a server or SNI certificate (CA bindings left out)."""
+        return list(dict.fromkeys(b.vserver for b in self.bindings if b.certkey == certkey and b.serves))
+
+    def installed(self, certkey: str, vservers: Sequence[VserverTarget] = ()) -> InstalledState:
+        """What :func:`read_installed` would answer, from what was read."""
+        ck = self.certkeys.get(certkey)
+        if ck is None:
+            return _absent()
+        return _installed(ck, self.served_by(certkey), vservers)

@@ -287,6 +287,12 @@ class NitroClient:
         """Every certkey of the partition, in one request (``GET sslcertkey``)."""
         return [CertKey.from_nitro(r) for r in self._get("sslcertkey")]
 
+    def all_bindings(self) -> list[Binding]:
+        """Every certificate binding of every SSL vserver of the partition, in one request
+        (``GET sslvserver_sslcertkey_binding?bulkbindings=yes``; CA bindings included)."""
+        rows = self._get("sslvserver_sslcertkey_binding", extra={"bulkbindings": "yes"}, missing_ok=True)
+        return [b for b in map(Binding.from_vserver_row, rows) if b.vserver and b.certkey]
+
     def find_certkeys_by_serial(self, serial: str | int) -> list[CertKey]:
         """Certkeys whose certificate has this serial, whatever their names.
 
@@ -352,6 +358,19 @@ class NitroClient:
         canon = vserver_kind(kind)
         found = self._get(VSERVER_KINDS[canon], name, missing_ok=True)
         return Vserver.from_nitro(found[0], canon, name) if found else None
+
+    def list_vservers(self, kind: str) -> list[Vserver]:
+        """Every vserver of one kind in the partition, in one request (``GET lbvserver`` ...)."""
+        canon = vserver_kind(kind)
+        found = self._get(VSERVER_KINDS[canon], missing_ok=True)
+        return [Vserver.from_nitro(r, canon) for r in found if r.get("name")]
+
+    def sni_enabled_vservers(self) -> set[str]:
+        """Names of the SSL vservers with SNI enabled, in one request (``GET sslvserver``)."""
+        found = self._get("sslvserver", extra={"attrs": "vservername,snienable"}, missing_ok=True)
+        return {
+            str(r.get("vservername")) for r in found if r.get("vservername") and to_bool(r.get("snienable"))
+        }
 
     def ssl_vserver_sni_enabled(self, name: str) -> bool:
         found = self._get("sslvserver", name)
