@@ -17,6 +17,7 @@ __all__ = [
     "LOGIN_REQUIRED",
     "MISSING",
     "NOT_LOGGED_IN",
+    "NO_SUCH_PARTITION",
     "NO_SUCH_RESOURCE",
     "NO_SUCH_VSERVER",
     "OPERATION_IN_PROGRESS",
@@ -28,6 +29,7 @@ __all__ = [
     "file_exists",
     "file_missing",
     "issuer_mismatch",
+    "no_such_partition",
 ]
 
 NO_SUCH_RESOURCE = 258  # 404: GET/DELETE/update of a missing object
@@ -39,6 +41,7 @@ NO_SUCH_VSERVER = 461
 NOT_LOGGED_IN = 1027  # 401: log in again
 CERT_DOES_NOT_EXIST = 1540
 FILE_EXISTS = 1642  # 409: systemfile add / key or CSR create on an existing name
+NO_SUCH_PARTITION = 2755
 FILE_NOT_FOUND = 3441  # systemfile GET/DELETE of a missing file (unconfirmed)
 
 #: 401 errorcodes that mean "log in again" (session expired/killed, not logged in, login required)
@@ -75,3 +78,8 @@ def ca_link_broken_by_update(exc: NitroError) -> bool:
 def issuer_mismatch(exc: NitroError) -> bool:
     """A link refused because the CA certkey is not the certificate's issuer."""
     return exc.errorcode in ISSUER_MISMATCH
+
+
+def no_such_partition(exc: NitroError) -> bool:
+    """A partition switch to a partition the appliance does not have."""
+    return exc.errorcode == NO_SUCH_PARTITION

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ApplianceStateError, NitroAuthError, NitroError
+from . import codes
 from .client import VSERVER_KINDS, NitroClient
 
 __all__ = [
@@ -33,9 +34,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("citrixagent.nitro")
-
-#: NITRO: partition does not exist
-_NO_PARTITION = 2755
 
 
 @dataclass(frozen=True)
@@ -249,7 +247,7 @@ def read_appliance(
                     requests += 1
                     client.switch_partition(name)
                 except NitroError as exc:
-                    if exc.errorcode == _NO_PARTITION:
+                    if codes.no_such_partition(exc):
                         raise ApplianceStateError(
                             f"NetScaler {client.host}: no admin partition {name!r}"
                         ) from exc
