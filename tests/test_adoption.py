@@ -125,7 +125,9 @@ def test_first_run_in_the_window_or_revoked_says_it_adopts(bf: Sandbox, cli: Cli
     dry = cli("--scm-config", world.scm_yaml, "run", "--dry-run", out / "login_aaa.yaml")
     assert dry.code == 0, dry.output
     assert f"adopting certkey login_aaa, serial {world.seed.certkeys['login_aaa'][1]}" in dry.out
-    assert "update certkey login_aaa in place" in dry.out
+    serial = world.seed.certkeys["login_aaa"][1]
+    update = f"update certkey 'login_aaa' in place: serial {serial} -> the certificate SCM will issue"
+    assert update in dry.out
     assert world.netscaler.count_writes() == 0
     assert not StateStore(tmp_path / "state").load("login_aaa").history  # a dry run journals nothing
 
