@@ -352,8 +352,6 @@ class NitroClient:
 
     # -- vservers ----------------------------------------------------------------------------------
 
-    vserver_kind = staticmethod(vserver_kind)
-
     def get_vserver(self, kind: str, name: str) -> Vserver | None:
         canon = vserver_kind(kind)
         found = self._get(VSERVER_KINDS[canon], name, missing_ok=True)
