@@ -12,7 +12,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -20,6 +21,7 @@ import click
 from click.core import ParameterSource
 
 from . import __version__, stopping
+from .auditlog import JsonFormatter, RunFilter, log_outcomes, new_run_id
 from .completion import register as register_powershell_completion
 from .config import (
     Profile,
@@ -33,8 +35,10 @@ from .errors import EXIT_CONFIG, EXIT_FAILURE, CitrixAgentError, ConfigError, Us
 from .http import reset_insecure_warnings
 from .lifecycle import EXIT_ATTENTION, Agent, Outcome, worst_exit_code
 from .logfile import ExpectedErrorFormatter, PrivateRotatingFileHandler
+from .notify.settings import DEFAULT_SETTINGS_FILE, SETTINGS_ENV, Settings, load_settings
 from .private_files import make_private_dir
 from .progress import WaitRenderer, subscribed
+from .redaction import scrubber
 from .scm.base import REVOCATION_REASONS
 from .state import StateStore, default_state_dir
 
@@ -66,6 +70,10 @@ class Context:
     log_file: Path | None = None
     progress: WaitRenderer | None = None
     _progress_subscription: contextlib.ExitStack | None = None
+    settings_path: Path | None = None
+    metrics_file: Path | None = None
+    log_format: str = "text"
+    run_id: str = field(default_factory=new_run_id)
 
     @property
     def store(self) -> StateStore:
@@ -73,7 +81,7 @@ class Context:
 
     def setup_output(self) -> None:
         """Logging to stderr (and the log file), and progress of SCM waits on stderr."""
-        _setup_logging(self.verbose, self.log_file)
+        _setup_logging(self.verbose, self.log_file, self.log_format, self.run_id)
         reset_insecure_warnings()  # verify_tls: false is warned about once per host and run
         self.close()
         # With -v the log lines say it all; a live line would be torn by them.
@@ -93,7 +101,8 @@ class Context:
 # ----------------------------------------------------------------------------------------- logging
 
 
-def _setup_logging(verbose: int, log_file: Path | None) -> None:
+def _setup_logging(verbose: int, log_file: Path | None, log_format: str = "text", run_id: str = "-") -> None:
+    json_format = log_format == "json"
     root = logging.getLogger("citrixagent")
     root.setLevel(logging.DEBUG)
     root.propagate = False
@@ -102,7 +111,9 @@ def _setup_logging(verbose: int, log_file: Path | None) -> None:
         handler.close()  # a log file left open stays locked on Windows
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    stderr.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    text_format = logging.Formatter("%(levelname)s %(message)s")
+    stderr.setFormatter(JsonFormatter(scrubber) if json_format else text_format)
+    stderr.addFilter(RunFilter(run_id, scrubber))
     root.addHandler(stderr)
     if log_file is not None:
         try:  # the file and its directory private from creation (0600/0700, any umask)
@@ -114,7 +125,12 @@ def _setup_logging(verbose: int, log_file: Path | None) -> None:
             raise UsageError(f"cannot open the log file {log_file}: {exc.strerror or exc}") from None
         handler.setLevel(logging.DEBUG)
         # tracebacks only for unexpected errors, not for every refused or failed profile
-        handler.setFormatter(ExpectedErrorFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(
+            JsonFormatter(scrubber)
+            if json_format
+            else ExpectedErrorFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+        )
+        handler.addFilter(RunFilter(run_id, scrubber))
         root.addHandler(handler)
 
 
@@ -176,7 +192,22 @@ def _load_scm(ctx: Context, *, required: bool) -> ScmConfig | None:
             )
         else:
             return None
-    return load_scm_config(path)
+    scm = load_scm_config(path)
+    scrubber.add(s.reveal() for s in (scm.password, scm.client_secret) if s is not None)
+    return scm
+
+
+def _load_settings(ctx: Context) -> Settings | None:
+    """citrixagent.yaml: --settings / $CITRIXAGENT_SETTINGS, else ./citrixagent.yaml if present."""
+    path = ctx.settings_path
+    if path is None:
+        default = Path(DEFAULT_SETTINGS_FILE)
+        if not default.is_file():
+            return None
+        path = default
+    settings = load_settings(path)
+    scrubber.add(settings.secrets())
+    return settings
 
 
 def _load_profiles(args: Sequence[str], scm: ScmConfig | None) -> tuple[list[Profile], list[Outcome]]:
@@ -206,6 +237,7 @@ def _load_profiles(args: Sequence[str], scm: ScmConfig | None) -> tuple[list[Pro
                     f"{path}: name: profile name '{profile.name}' is also used by {names[profile.name]}"
                 )
             names[profile.name] = path
+            scrubber.add([profile.appliance.password.reveal()])
             profiles.append(profile)
         except ConfigError as exc:
             bad.append(
@@ -214,7 +246,7 @@ def _load_profiles(args: Sequence[str], scm: ScmConfig | None) -> tuple[list[Pro
                     "nothing",
                     "failed",
                     str(exc),
-                    details={"config_problems": list(exc.problems)},
+                    details={"config_problems": list(exc.problems), "source": str(path)},
                     exit_code=exc.exit_code,
                 )
             )
@@ -278,6 +310,8 @@ def _print_outcomes(ctx: Context, outcomes: Sequence[Outcome]) -> None:
 
 
 def _finish(ctx: Context, outcomes: Sequence[Outcome]) -> NoReturn:
+    click_ctx = click.get_current_context(silent=True)
+    log_outcomes(click_ctx.info_name if click_ctx and click_ctx.info_name else "-", outcomes)
     _print_outcomes(ctx, outcomes)
     sys.exit(worst_exit_code(outcomes))
 
@@ -295,6 +329,8 @@ def _profile_command(
     scm_required: bool = True,
     lock: bool = True,
     confirm: Callable[[list[Profile]], None] | None = None,
+    after: Callable[[list[Outcome], list[Profile]], None] | None = None,
+    finish: Callable[[list[Outcome]], NoReturn] | None = None,
     **agent_kwargs: Any,
 ) -> NoReturn:
     ctx.store.check_usable(write=lock)  # journal, keys and lock: a config problem (exit 2) before any work
@@ -309,8 +345,15 @@ def _profile_command(
         if lock:
             with ctx.store.lock():
                 outcomes.extend(run(agent, profiles))
+                if after is not None:
+                    after(outcomes, profiles)  # still under the lock: it keeps state of its own
         else:
             outcomes.extend(run(agent, profiles))
+    elif after is not None and lock:
+        with ctx.store.lock():
+            after(outcomes, profiles)
+    if finish is not None:
+        finish(outcomes)
     _finish(ctx, outcomes)
 
 
@@ -333,7 +376,7 @@ def _apply_global(click_ctx: click.Context, param: click.Parameter, value: Any) 
         return value
     attribute = {"scm_config": "scm_config_path"}.get(param.name, param.name)
     setattr(obj, attribute, obj.verbose + value if param.name == "verbose" else value)
-    if param.name in ("verbose", "log_file"):
+    if param.name in ("verbose", "log_file", "log_format"):
         obj.setup_output()
     return value
 
@@ -380,6 +423,30 @@ def _global_options(*, on_group: bool) -> Callable[[Callable[..., Any]], Callabl
             help=f"Accept LICENSE.txt (or set {LICENSE_ENV}=yes).",
             **extra,
         ),
+        click.option(
+            "--log-format",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            envvar="CITRIXAGENT_LOG_FORMAT",
+            show_default=True,
+            help="json: one JSON object per log event (run id, profile, action, result, ...).",
+            **extra,
+        ),
+        click.option(
+            "--settings",
+            "settings_path",
+            type=click.Path(path_type=Path),
+            envvar=SETTINGS_ENV,
+            help="Agent settings (notifications) file (default: ./citrixagent.yaml when present).",
+            **extra,
+        ),
+        click.option(
+            "--metrics-file",
+            type=click.Path(path_type=Path),
+            envvar="CITRIXAGENT_METRICS_FILE",
+            help="After each run, write Prometheus metrics here (node_exporter textfile collector).",
+            **extra,
+        ),
     ]
 
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -414,6 +481,9 @@ def cli(
     scm_config: Path | None,
     state_dir: Path | None,
     log_file: Path | None,
+    log_format: str,
+    settings_path: Path | None,
+    metrics_file: Path | None,
     verbose: int,
     json_output: bool,
     accept_license: bool,
@@ -422,7 +492,15 @@ def cli(
 
     Global options may be given before or after the command name."""
     obj = Context(
-        scm_config, state_dir or default_state_dir(), json_output, verbose, accept_license, log_file
+        scm_config,
+        state_dir or default_state_dir(),
+        json_output,
+        verbose,
+        accept_license,
+        log_file,
+        settings_path=settings_path,
+        metrics_file=metrics_file,
+        log_format=log_format,
     )
     obj.setup_output()
     click_ctx.obj = obj
@@ -484,16 +562,58 @@ def revoke(ctx: Context, profiles: tuple[str, ...], reason: str, yes: bool) -> N
 @cli.command(short_help="What is installed, pending and due, per profile.")
 @profiles_argument
 @click.pass_obj
-def status(ctx: Context, profiles: tuple[str, ...]) -> None:
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "nagios"]),
+    default="table",
+    show_default=True,
+    help="nagios: one line with the worst state, exit 0 OK / 1 WARNING / 2 CRITICAL / 3 UNKNOWN.",
+)
+@click.option("--warning-days", type=click.IntRange(0, 3650), default=14, show_default=True)
+@click.option("--critical-days", type=click.IntRange(0, 3650), default=7, show_default=True)
+def status(
+    ctx: Context, profiles: tuple[str, ...], output_format: str, warning_days: int, critical_days: int
+) -> None:
     """One row per profile: installed certificate, SCM order, pending work, what `run` would do next.
 
     Without PROFILES: every profile the state directory has worked with.
-    Exit 0 when nothing needs attention, 5 when some profile needs work."""
+    Exit 0 when nothing needs attention, 5 when some profile needs work
+    (with --format nagios: the Nagios plugin exit codes instead)."""
+    if output_format == "nagios":
+        _nagios_status(ctx, profiles, warning_days, critical_days)
     if not profiles:
         profiles = tuple(str(p) for p in ctx.store.recorded_sources())
         if not profiles:
             raise UsageError(f"no profile given, and the state directory {ctx.state_dir} knows none yet")
     _profile_command(ctx, profiles, Agent.status, scm_required=False, lock=False)
+
+
+def _nagios_status(
+    ctx: Context, profiles: tuple[str, ...], warning_days: int, critical_days: int
+) -> NoReturn:
+    from .nagios import UNKNOWN, nagios_check
+    from .notify.memory import load_memory
+
+    def finish(outcomes: list[Outcome]) -> NoReturn:
+        check = nagios_check(
+            outcomes,
+            load_memory(ctx.state_dir).last_runs,
+            warning_days=warning_days,
+            critical_days=critical_days,
+        )
+        click.echo(check.line)
+        sys.exit(check.code)
+
+    try:
+        if not profiles:
+            profiles = tuple(str(p) for p in ctx.store.recorded_sources())
+            if not profiles:
+                raise UsageError(f"no profile given, and the state directory {ctx.state_dir} knows none yet")
+        _profile_command(ctx, profiles, Agent.status, scm_required=False, lock=False, finish=finish)
+    except CitrixAgentError as exc:  # the plugin convention: anything that stops the check is UNKNOWN
+        click.echo(" ".join(f"CITRIXAGENT UNKNOWN - {exc}".split()))
+        sys.exit(UNKNOWN)
 
 
 @cli.command(short_help="Scheduled entry point: the one right thing per profile.")
@@ -509,8 +629,33 @@ def status(ctx: Context, profiles: tuple[str, ...]) -> None:
 @click.pass_obj
 def run(ctx: Context, profiles: tuple[str, ...], dry_run: bool, workers: int) -> None:
     """The scheduled entry point: for each profile do the one right thing (enroll, collect, renew,
-    replace, redeploy, or nothing). PROFILES may be files or directories of *.yaml."""
-    _profile_command(ctx, profiles, Agent.run, dry_run=dry_run, workers=workers)
+    replace, redeploy, or nothing). PROFILES may be files or directories of *.yaml.
+
+    Afterwards (not in a dry run): notifications per citrixagent.yaml and --metrics-file. Their
+    failures are logged and retried on the next run; they never change the exit code."""
+    settings = _load_settings(ctx)  # a bad settings file is a configuration error, before any work
+    started, clock = datetime.now(timezone.utc), time.monotonic()
+
+    def after(outcomes: list[Outcome], loaded: list[Profile]) -> None:
+        if dry_run:
+            return
+        from .monitoring import RunInfo, after_run, command_builder
+
+        default_scm = Path("scm.yaml")
+        scm_path = ctx.scm_config_path or (default_scm if default_scm.exists() else None)
+        after_run(
+            outcomes,
+            {p.name: p for p in loaded},
+            ctx.store,
+            info=RunInfo(ctx.run_id, started, time.monotonic() - clock, worst_exit_code(outcomes)),
+            settings=settings,
+            metrics_file=ctx.metrics_file,
+            command_for=command_builder(scm_path, ctx.state_dir),
+            scrub=scrubber,
+            now=datetime.now(timezone.utc),
+        )
+
+    _profile_command(ctx, profiles, Agent.run, after=after, dry_run=dry_run, workers=workers)
 
 
 @cli.command(short_help="Inventory the certificates on appliances and in SCM (read-only).")
@@ -756,6 +901,40 @@ def demo(ctx: Context, api: str, directory: Path | None) -> None:
     sys.exit(code)
 
 
+@cli.group(short_help="Notifications: send a test message.")
+def notify() -> None:
+    """Notifications by e-mail and webhook (configured in citrixagent.yaml)."""
+
+
+@notify.command("test")
+@click.pass_obj
+def notify_test(ctx: Context) -> None:
+    """Send a test message through every configured channel and report each (exit 1 if one failed)."""
+    from .monitoring import run_context
+    from .notify.service import Notifier
+
+    settings = _load_settings(ctx)
+    if settings is None or not settings.notify.channels:
+        raise UsageError(
+            "no notification channel configured: write notify.email and/or notify.webhooks in "
+            f"citrixagent.yaml and pass it with --settings (or {SETTINGS_ENV})"
+        )
+    notifier = Notifier(
+        settings.notify,
+        ctx.state_dir,
+        context=run_context(ctx.run_id, datetime.now(timezone.utc)),
+        scrub=scrubber,
+        command_for=lambda _sub, _source: "",
+    )
+    reports = notifier.test()
+    if ctx.json_output:
+        click.echo(json.dumps([{"channel": r.channel, "ok": r.ok, "detail": r.detail} for r in reports]))
+    else:
+        for r in reports:
+            click.echo(f"{'ok    ' if r.ok else 'FAILED'}  {r.channel}: {r.detail}")
+    sys.exit(0 if all(r.ok for r in reports) else EXIT_FAILURE)
+
+
 @cli.group(short_help="The built-in simulated SCM and NetScaler.")
 def sandbox() -> None:
     """The built-in simulated SCM and NetScaler."""
@@ -801,6 +980,13 @@ def sandbox() -> None:
     is_flag=True,
     help="Seed the first appliance and SCM with certificates the agent never installed (try `discover`).",
 )
+@click.option(
+    "--notify",
+    "with_notify",
+    is_flag=True,
+    help="Also start a mail catcher (SMTP) and a webhook receiver, write citrixagent.yaml for them, "
+    "and print every notification they receive.",
+)
 def sandbox_serve(
     directory: Path,
     appliances: int,
@@ -808,6 +994,7 @@ def sandbox_serve(
     latency_ms: int,
     issue_after_seconds: float | None,
     brownfield: bool,
+    with_notify: bool,
 ) -> None:
     """Start the simulated SCM (both APIs) and NetScaler(s) until interrupted (Ctrl-C)."""
     from .sandbox.world import Sandbox
@@ -820,29 +1007,59 @@ def sandbox_serve(
         latency=latency_ms / 1000,
         brownfield=brownfield,
     )
-    with world:
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(world)
+        sinks = _start_notify_sinks(world, stack) if with_notify else None
         click.echo("citrixagent sandbox running (Ctrl-C to stop)")
-        for line in world.describe():
+        for line in [*world.describe(), *(sinks.describe() if sinks else [])]:
             click.echo(line)
         if brownfield:
             click.echo(
                 f"\nBrownfield: export SANDBOX_ADC_PASSWORD=... (see {world.appliances_yaml}), then: "
                 f"citrixagent --accept-license --scm-config {world.scm_yaml} discover {world.appliances_yaml}"
             )
+        settings = f"--settings {sinks.settings_path} " if sinks else ""
         click.echo(
-            f"\nTry: citrixagent --accept-license --scm-config {world.scm_yaml} enroll "
+            f"\nTry: citrixagent --accept-license --scm-config {world.scm_yaml} {settings}enroll "
             f"{world.profile_path('lb-profile')}"
         )
+        if sinks:
+            click.echo(f"     citrixagent --settings {sinks.settings_path} notify test")
         sys.stdout.flush()
         try:
             # A wait with a timeout, in a loop: an untimed wait cannot be interrupted by Ctrl-C on Windows.
             # Ctrl-C / SIGTERM set the stop request (see _stop_on_signals).
+            shown = (0, 0)
             while not stopping.stop_requested():
                 time.sleep(0.2)
+                if sinks:
+                    shown = _print_received(sinks, shown)
         except KeyboardInterrupt:
             pass
         stopping.reset()  # Ctrl-C is how the sandbox is meant to stop: exit 0
         click.echo("stopping")
+
+
+def _start_notify_sinks(world: Any, stack: contextlib.ExitStack) -> Any:
+    from .sandbox.mailcatcher import mail_catcher_available
+    from .sandbox.notifysinks import NotifySinks
+
+    if not mail_catcher_available():
+        raise UsageError("the mail catcher needs aiosmtpd: pip install 'citrixagent[sandbox]'")
+    return stack.enter_context(NotifySinks(world))
+
+
+def _print_received(sinks: Any, shown: tuple[int, int]) -> tuple[int, int]:
+    """Print the mails and webhook payloads that arrived since the last call."""
+    mails, payloads = sinks.mail.messages, sinks.webhook.payloads
+    for mail in mails[shown[0] :]:
+        click.echo(f"\n=== mail from {mail.sender} to {', '.join(mail.recipients)}: {mail.subject}")
+        click.echo(mail.text.rstrip())
+    for payload in payloads[shown[1] :]:
+        click.echo(f"\n=== webhook {payload.get('summary', '')}")
+        click.echo(json.dumps(payload, indent=2))
+    sys.stdout.flush()
+    return len(mails), len(payloads)
 
 
 # ----------------------------------------------------------------------------------------- main

@@ -150,3 +150,34 @@ class StopRequested(CitrixAgentError):
 
     exit_code = EXIT_PENDING
 
+
+class NotifyError(CitrixAgentError):
+    """A notification channel could not deliver (SMTP or webhook refused, unreachable, TLS). Logged and
+    retried on the next run; it never changes a run's exit code."""
+
+
+def error_details(exc: BaseException) -> dict[str, object]:
+    """The remote's own code of an error, for results, notifications and the audit log ({} if none)."""
+    details: dict[str, object] = {}
+    if isinstance(exc, ScmError):
+        details = {"remote": "SCM", "code": exc.code, "description": exc.description or None}
+    elif isinstance(exc, NitroError):
+        details = {"remote": "NITRO", "code": exc.errorcode, "description": exc.nitro_message or None}
+        if exc.step:
+            details["step"] = exc.step
+    if isinstance(exc, RemoteError):
+        details.setdefault("remote", "remote")
+        details["status"] = exc.status
+        details["endpoint"] = exc.endpoint or None
+    details["error"] = type(exc).__name__
+    return {k: v for k, v in details.items() if v is not None}
+
+
+def describe_remote_code(details: dict[str, object]) -> str | None:
+    """``"SCM code -62, HTTP 400"`` from :func:`error_details`, or None without a remote code/status."""
+    parts = []
+    if details.get("code") is not None:
+        parts.append(f"{details.get('remote', 'remote')} code {details['code']}")
+    if details.get("status") is not None:
+        parts.append(f"HTTP {details['status']}")
+    return ", ".join(parts) or None

@@ -256,10 +256,14 @@ def _replace(src: str, dst: Path) -> None:
             time.sleep(0.05 * (attempt + 1))
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temp file in the same dir, fsync, replace)."""
+def atomic_write_text(path: Path, text: str, *, mode: int | None = None) -> None:
+    """Write ``text`` to ``path`` atomically (temp file in the same dir, fsync, replace).
+
+    The file is private (0600) unless ``mode`` says otherwise (POSIX; ignored on Windows)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        if mode is not None and sys.platform != "win32":
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
             handle.flush()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from ..errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_PENDING, CitrixAgentError
+from ..errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_PENDING, CitrixAgentError, error_details
 from ..nitro.deploy import InstalledState
 from ..state import ProfileState
 
@@ -125,8 +125,9 @@ class Done:
 
     @classmethod
     def failed(cls, action: Action, error: CitrixAgentError | str, exit_code: int = EXIT_FAILURE) -> Done:
-        if isinstance(error, CitrixAgentError):
-            return cls(action, "failed", str(error), exit_code=error.exit_code)
+        if isinstance(error, CitrixAgentError):  # the remote's own code travels with the row
+            details = {"error": error_details(error)}
+            return cls(action, "failed", str(error), details=details, exit_code=error.exit_code)
         return cls(action, "failed", error, exit_code=exit_code)
 
 
@@ -157,6 +158,7 @@ def build_outcome(
     if save_error is not None and result == "ok":
         result, exit_code = "failed", save_error.exit_code
         message = f"deployed, but saving the configuration failed: {save_error}"
+        done = dataclasses.replace(done, details={**done.details, "error": error_details(save_error)})
     facts = done.facts
     return Outcome(
         profile,
