@@ -267,3 +267,33 @@ def test_json_log_lines_parse_and_hold_no_secret(
     text = log_file.read_text() + res.err
     for secret in (ADC_PASSWORD, SCM_PASSWORD, SMTP_PASSWORD, WEBHOOK_TOKEN, "not-the-password"):
         assert secret not in text
+
+
+def test_pending_streak_then_declined_order_is_blocked(
+    world: Sandbox, sinks: NotifySinks, cli: Any, tmp_path: Path
+) -> None:
+    world.scm.set_defaults(issue_after_polls=10_000)
+    scm = yaml.safe_load(world.scm_yaml.read_text())
+    scm["poll"] = {"first_wait": 0, "interval": 0.01, "timeout": 0.05}
+    quick = tmp_path / "scm.yaml"
+    quick.write_text(yaml.safe_dump(scm))
+    profile = world.profile_path("lb-profile")
+    args = ("--scm-config", quick, "--settings", sinks.settings_path, "run", profile)
+    assert [cli(*args).code for _ in range(2)] == [4, 4]
+    assert sinks.mail.messages == []  # pending on 2 runs: not yet (3 in a row by default)
+    assert cli(*args).code == 4
+    (mail,) = sinks.mail.messages
+    assert "PENDING: lb-profile: SCM order" in mail.text
+    assert "still pending after 3 runs in a row" in mail.text
+    order_id = sinks.webhook.payloads[0]["problems"][0]["order_id"]
+
+    world.scm.decline(int(order_id))
+    assert cli(*args).code == 1  # SCM declined it while collecting
+    assert len(sinks.mail.messages) == 2
+    blocked = sinks.mail.messages[1].text
+    assert f"BLOCKED: lb-profile: blocked: SCM declined enroll order {order_id}" in blocked
+    assert "RESOLVED" not in blocked
+    assert f"by hand:   citrixagent --scm-config {quick} --state-dir" in blocked
+    assert f"enroll {profile}" in blocked
+    assert cli(*args).code == 1  # `run` reports it blocked again: nothing new to send
+    assert len(sinks.mail.messages) == 2
