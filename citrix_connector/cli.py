@@ -84,6 +84,8 @@ class Context:
         _setup_logging(self.verbose, self.log_file, self.log_format, self.run_id)
         reset_insecure_warnings()  # verify_tls: false is warned about once per host and run
         self.close()
+        if self.log_format == "json":
+            return  # stderr carries JSON lines only (log shippers read it): no progress lines
         # With -v the log lines say it all; a live line would be torn by them.
         self.progress = WaitRenderer(sys.stderr, live=False if self.verbose else None)
         self._progress_subscription = contextlib.ExitStack()
