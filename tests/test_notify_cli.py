@@ -297,3 +297,23 @@ def test_pending_streak_then_declined_order_is_blocked(
     assert f"enroll {profile}" in blocked
     assert cli(*args).code == 1  # `run` reports it blocked again: nothing new to send
     assert len(sinks.mail.messages) == 2
+
+
+def test_settings_from_the_environment_and_options_after_the_command(
+    world: Sandbox, sinks: NotifySinks, cli: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CITRIXAGENT_SETTINGS", str(sinks.settings_path))
+    log_file = tmp_path / "run.log"
+    res = cli(
+        "run",
+        broken_profile(world),
+        "--scm-config",
+        world.scm_yaml,
+        "--log-format",
+        "json",
+        "--log-file",
+        log_file,
+    )
+    assert res.code == 1
+    assert len(sinks.mail.messages) == 1
+    assert all(json.loads(line)["run_id"] for line in log_file.read_text().splitlines())
