@@ -194,22 +194,7 @@ def _load_scm(ctx: Context, *, required: bool) -> ScmConfig | None:
             )
         else:
             return None
-    scm = load_scm_config(path)
-    scrubber.add(s.reveal() for s in (scm.password, scm.client_secret) if s is not None)
-    return scm
-
-
-def _load_settings(ctx: Context) -> Settings | None:
-    """citrixagent.yaml: --settings / $CITRIXAGENT_SETTINGS, else ./citrixagent.yaml if present."""
-    path = ctx.settings_path
-    if path is None:
-        default = Path(DEFAULT_SETTINGS_FILE)
-        if not default.is_file():
-            return None
-        path = default
-    settings = load_settings(path)
-    scrubber.add(settings.secrets())
-    return settings
+    return load_scm_config(path)
 
 
 def _load_profiles(args: Sequence[str], scm: ScmConfig | None) -> tuple[list[Profile], list[Outcome]]:
@@ -239,7 +224,6 @@ def _load_profiles(args: Sequence[str], scm: ScmConfig | None) -> tuple[list[Pro
                     f"{path}: name: profile name '{profile.name}' is also used by {names[profile.name]}"
                 )
             names[profile.name] = path
-            scrubber.add([profile.appliance.password.reveal()])
             profiles.append(profile)
         except ConfigError as exc:
             bad.append(
@@ -339,6 +323,7 @@ def _profile_command(
     _ensure_license(ctx)
     scm = _load_scm(ctx, required=scm_required)
     profiles, bad = _load_profiles(profile_args, scm)
+    _scrub_secrets_of(scm, profiles)
     agent = _make_agent(ctx, scm, **agent_kwargs)
     outcomes: list[Outcome] = list(bad)
     if profiles and confirm is not None:
@@ -357,6 +342,25 @@ def _profile_command(
     if finish is not None:
         finish(outcomes)
     _finish(ctx, outcomes)
+
+
+def _scrub_secrets_of(scm: ScmConfig | None, profiles: Sequence[Profile]) -> None:
+    """The loaded secrets never leave the agent: the JSON log and notifications scrub them."""
+    secrets = [s for s in (scm.password, scm.client_secret) if s is not None] if scm is not None else []
+    scrubber.add(s.reveal() for s in [*secrets, *(p.appliance.password for p in profiles)])
+
+
+def _load_settings(ctx: Context) -> Settings | None:
+    """citrixagent.yaml: --settings / $CITRIXAGENT_SETTINGS, else ./citrixagent.yaml if present."""
+    path = ctx.settings_path
+    if path is None:
+        default = Path(DEFAULT_SETTINGS_FILE)
+        if not default.is_file():
+            return None
+        path = default
+    settings = load_settings(path)
+    scrubber.add(settings.secrets())
+    return settings
 
 
 # ----------------------------------------------------------------------------------------- commands
