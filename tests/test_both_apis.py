@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import CliResult, scm_yaml_for
 
 from citrix_connector.crypto import normalize_serial
 from citrix_connector.sandbox.world import Sandbox
 from citrix_connector.state import StateStore
-from tests.conftest import CliResult, scm_yaml_for
 
 Cli = Callable[..., CliResult]
 

@@ -624,14 +624,15 @@ def test_a_certificate_not_issued_yet_is_never_written(sim, nitro):
 
 
 def test_single_url_on_secondary_is_refused(sim, bundle):
-    sim.set_ha("Secondary", peer="10.1.1.1")
+    sim.set_ha("Secondary", peer="127.0.0.2")
     with pytest.raises(ApplianceStateError, match="HA secondary node; point appliance.url at the primary"):
         open_appliance([sim.url], username=USER, password=PASSWORD, verify=bundle, timeout=10, partition=None)
 
 
 def test_primary_found_from_two_nodes(tls_material, bundle):
-    secondary = new_sim(tls_material).start()
-    primary = new_sim(tls_material).start()
+    secondary, primary = new_sim(tls_material), new_sim(tls_material)
+    secondary.start()
+    primary.start()
     try:
         secondary.set_ha("Secondary", peer="127.0.0.1")
         primary.set_ha("Primary", peer="127.0.0.1")
@@ -703,7 +704,8 @@ def test_partition_isolation(sim, bundle, ca):
     )
     try:
         result = deploy(client, make_plan(ca, vservers=[Vs("vs_p1", "lb", False)]))
-        assert client.get_certkey("www").serial == result.serial
+        installed = client.get_certkey("www")
+        assert installed is not None and installed.serial == result.serial
     finally:
         client.close()
     default = connect(sim, bundle)
@@ -849,6 +851,7 @@ def test_read_installed(sim, nitro, ca):
     assert state.link == ca_certkey_name(ca.intermediate)
     assert "www.example.com" in state.names and "example.com" in state.names
     assert state.not_after is not None
+    assert isinstance(plan.leaf, x509.Certificate)
     assert abs(state.not_after - plan.leaf.not_valid_after_utc) < timedelta(seconds=2)
 
 

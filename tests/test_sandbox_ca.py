@@ -23,7 +23,7 @@ def _ext(cert: x509.Certificate, cls):
 
 
 def _cn(name: x509.Name) -> str:
-    return name.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    return str(name.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
 
 
 def test_root_and_intermediate_structure(local_ca: LocalCA):
@@ -39,8 +39,9 @@ def test_root_and_intermediate_structure(local_ca: LocalCA):
         assert bc.critical and bc.value.ca and bc.value.path_length == pathlen
         ku = _ext(cert, x509.KeyUsage)
         assert ku.critical and ku.value.key_cert_sign and ku.value.crl_sign
-        assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey)
-        assert cert.public_key().curve.name == "secp256r1"
+        public_key = cert.public_key()
+        assert isinstance(public_key, ec.EllipticCurvePublicKey)
+        assert public_key.curve.name == "secp256r1"
     root_ski = _ext(root, x509.SubjectKeyIdentifier).value.digest
     assert _ext(inter, x509.AuthorityKeyIdentifier).value.key_identifier == root_ski
     assert _ext(inter, x509.SubjectKeyIdentifier).value.digest != root_ski

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from scm_fixtures import *  # noqa: F403
@@ -25,14 +26,14 @@ from citrix_connector.scm.admin import AdminScmClient, admin_base_url
 
 def _client(sim, sim_tls, sleeps: Sleeps | None = None, clock=None, **overrides) -> AdminScmClient:
     config = admin_config(sim, sim_tls.ca_file, **overrides)
-    kwargs = {"sleep": sleeps or Sleeps()}
+    kwargs: dict[str, Any] = {"sleep": sleeps or Sleeps()}
     if clock is not None:
         kwargs["clock"] = clock
     return AdminScmClient(config, **kwargs)
 
 
 def _request(key, cn="www.example.com", sans=("www.example.com", "example.com"), **kw) -> EnrollRequest:
-    values = {"org_id": 1234, "cert_type": 567, "term": 365}
+    values: dict[str, Any] = {"org_id": 1234, "cert_type": 567, "term": 365}
     values.update(kw)
     return EnrollRequest(csr_pem=csr_pem(key, cn), common_name=cn, sans=tuple(sans), **values)
 

@@ -6,6 +6,7 @@ import base64
 import logging
 import re
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 import requests
@@ -45,7 +46,7 @@ class _Clock:
 
 def _client(sim, sim_tls, clock=None, sleeps: Sleeps | None = None, **overrides) -> EnrollmentScmClient:
     config = enrollment_config(sim, sim_tls.ca_file, **overrides)
-    kwargs = {"sleep": sleeps or Sleeps()}
+    kwargs: dict[str, Any] = {"sleep": sleeps or Sleeps()}
     if clock is not None:
         kwargs["clock"] = clock
     return EnrollmentScmClient(config, **kwargs)

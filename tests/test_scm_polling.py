@@ -78,6 +78,9 @@ class ScriptedClient:
     def revoke(self, order_id: str, *, reason_code: int, reason: str) -> None:
         raise NotImplementedError
 
+    def find_orders(self, *, common_name: str, limit: int = 200) -> list[str]:
+        raise NotImplementedError
+
     def close(self) -> None:
         pass
 

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from conftest import AgentKit, CliResult, scm_yaml_for
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -34,7 +35,6 @@ from citrix_connector.sandbox.httpserver import SimServer
 from citrix_connector.sandbox.netscaler import NetScalerSimulator
 from citrix_connector.sandbox.world import Sandbox
 from citrix_connector.state import StateStore
-from tests.conftest import AgentKit, CliResult, scm_yaml_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -692,7 +692,7 @@ def test_save_is_retried_while_the_appliance_says_a_save_is_running(kit: AgentKi
     assert [o.result for o in outcomes] == ["ok", "ok"], [o.message for o in outcomes]
     assert saves(ns) == 3 and saves(ns, succeeded=True) == 1
     assert ns.state()["saved"]
-    assert all(kit.store.load(p.name).deployed.saved for p in profiles)  # type: ignore[union-attr]
+    assert all((kit.store.load(p.name).deployed or pytest.fail("not deployed")).saved for p in profiles)
 
 
 # ------------------------------------------------------------------------------ `sandbox serve` profiles

@@ -70,7 +70,8 @@ def serve() -> Iterator[object]:
 
     def start(cert_key: tuple[bytes, bytes], **kwargs: object) -> TlsServer:
         server = TlsServer(*cert_key, **kwargs)  # type: ignore[arg-type]
-        servers.append(server.start())
+        server.start()
+        servers.append(server)
         return server
 
     yield start

@@ -74,7 +74,7 @@ def self_signed(name: str = "127.0.0.1") -> tuple[bytes, bytes]:
         .not_valid_before(now - timedelta(days=1))
         .not_valid_after(now + timedelta(days=30))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName("appliance.test")]), critical=False)
-        .sign(key, hashes.SHA256())  # type: ignore[arg-type]
+        .sign(key, hashes.SHA256())
     )
     return cert_to_pem(cert).encode("ascii"), private_key_to_pem(key)
 
