@@ -48,7 +48,7 @@ def bundle(tmp_path: Path, ca: LocalCA) -> Path:
 @pytest.fixture
 def server(ca: LocalCA) -> Iterator[TlsServer]:
     with TlsServer(*leaf(ca)) as srv:
-        yield srv  # type: ignore[misc]
+        yield srv
 
 
 @pytest.fixture

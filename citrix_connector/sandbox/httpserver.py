@@ -32,8 +32,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
+
+_S = TypeVar("_S", bound="SimServer")
 
 __all__ = ["Fault", "RecordedRequest", "Request", "Response", "SimServer", "utc_now"]
 
@@ -279,7 +281,7 @@ class SimServer:
             context.load_verify_locations(cadata=client_ca_pem.decode("ascii"))
         return context
 
-    def start(self) -> SimServer:
+    def start(self: _S) -> _S:
         if self._server is not None:
             return self
         self._server = _HttpServer(self, (self.host, self.port), self._context)
@@ -303,7 +305,7 @@ class SimServer:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> SimServer:
+    def __enter__(self: _S) -> _S:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
