@@ -168,16 +168,7 @@ def _check(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        non_none = [a for a in args if a is not type(None)]
-        errors: list[str] = []
-        for arg in non_none:
-            try:
-                return _check(value, arg, where)
-            except _Invalid as exc:
-                errors.append(str(exc))
-        raise _Invalid(errors[0] if errors else f"{where}: unexpected null")
+        return _check_union(value, args, where)
     if origin is Literal:
         if not all(isinstance(a, str) for a in args) or not isinstance(value, str):
             raise _Invalid(f"{where}: expected a string, got {type(value).__name__}")
@@ -195,19 +186,36 @@ def _check(value: Any, hint: Any, where: str) -> Any:
         return value
     if isinstance(hint, type) and hasattr(hint, "__dataclass_fields__"):
         return _from_dict(hint, value, where)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise _Invalid(f"{where}: expected true or false, got {type(value).__name__}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _Invalid(f"{where}: expected an integer, got {type(value).__name__}")
-        return value
-    if hint is str:
-        if not isinstance(value, str):
-            raise _Invalid(f"{where}: expected a string, got {type(value).__name__}")
-        return value
-    raise _Invalid(f"{where}: unsupported type {hint!r}")  # pragma: no cover - programming error
+    return _check_scalar(value, hint, where)
+
+
+def _check_union(value: Any, args: tuple[Any, ...], where: str) -> Any:
+    if value is None and type(None) in args:
+        return None
+    errors: list[str] = []
+    for arg in (a for a in args if a is not type(None)):
+        try:
+            return _check(value, arg, where)
+        except _Invalid as exc:
+            errors.append(str(exc))
+    raise _Invalid(errors[0] if errors else f"{where}: unexpected null")
+
+
+#: JSON scalar type -> (is this value one, what the message calls it)
+_SCALARS: dict[type, tuple[typing.Callable[[Any], bool], str]] = {
+    bool: (lambda v: isinstance(v, bool), "true or false"),
+    int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    str: (lambda v: isinstance(v, str), "a string"),
+}
+
+
+def _check_scalar(value: Any, hint: Any, where: str) -> Any:
+    if hint not in _SCALARS:
+        raise _Invalid(f"{where}: unsupported type {hint!r}")  # pragma: no cover - programming error
+    accepts, expected = _SCALARS[hint]
+    if not accepts(value):
+        raise _Invalid(f"{where}: expected {expected}, got {type(value).__name__}")
+    return value
 
 
 def _from_dict(cls: type[_T], data: Any, where: str) -> _T:
