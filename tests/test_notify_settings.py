@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,21 @@ def test_json_schema_is_generated_from_the_models() -> None:
         notify["properties"]
     )
     assert schema["$defs"]["EmailChannel"]["properties"]["security"]["enum"] == ["starttls", "tls"]
+
+
+def test_the_committed_schema_is_what_the_models_generate() -> None:
+    from citrix_connector.notify.settings import SCHEMA_FILE, settings_schema_text
+
+    committed = (REPO / "schemas" / SCHEMA_FILE).read_text(encoding="utf-8")
+    assert committed == settings_schema_text(), "regenerate schemas/settings.schema.json"
+
+
+def test_the_example_file_passes_an_editor_style_schema_check() -> None:
+    import jsonschema
+    import yaml
+
+    schema = json.loads((REPO / "schemas" / "settings.schema.json").read_text(encoding="utf-8"))
+    example = yaml.safe_load((REPO / "example_citrixagent.yaml").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator(schema).validate(example)
+    bad: dict[str, object] = {"notify": {"emial": {}}}
+    assert not jsonschema.Draft202012Validator(schema).is_valid(bad)

@@ -35,6 +35,7 @@ __all__ = [
     "WebhookChannel",
     "load_settings",
     "settings_json_schema",
+    "settings_schema_text",
 ]
 
 DEFAULT_EXPIRY_DAYS = (30, 14, 7, 1)
@@ -243,12 +244,24 @@ class Settings(_Model):
         return found
 
 
+SCHEMA_FILE = "settings.schema.json"  # the committed copy under schemas/
+
+
 def settings_json_schema() -> dict[str, Any]:
     """The JSON Schema of ``citrixagent.yaml``, generated from the models."""
-    schema = Settings.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "citrixagent settings (citrixagent.yaml)"
-    return schema
+    schema = Settings.model_json_schema(mode="validation")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **{k: v for k, v in schema.items() if k != "title"},
+        "title": "citrixagent settings (citrixagent.yaml)",
+    }
+
+
+def settings_schema_text() -> str:
+    """The schema as ``schemas/settings.schema.json`` holds it (sorted keys, 2-space indent)."""
+    import json
+
+    return json.dumps(settings_json_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 # ------------------------------------------------------------------------------------------ loading
