@@ -197,10 +197,35 @@ def write_profiles(
     directory.mkdir(parents=True, exist_ok=True)
     taken: set[str] = {n.lower() for n in (existing_names or {})}
     out: list[WrittenProfile] = []
+    # One SCM order renewed from two profiles would become two renewals (two billable certificates):
+    # a certificate on several certkeys gets one profile, the others are reported.
+    order_profile: dict[str, str] = {
+        e.scm.ssl_id: e.managed_by for e in inventory.certkeys if e.managed_by and e.scm is not None
+    }
     for entry in inventory.certkeys:
         if entry.is_ca or not entry.served_by or entry.managed_by or entry.target not in by_name:
             continue
+        ssl_id = entry.scm.ssl_id if entry.scm is not None else None
+        if ssl_id is not None and ssl_id in order_profile:
+            first = order_profile[ssl_id]
+            natural = _NAME_BAD.sub("-", entry.certkey).strip("-") or "certkey"
+            out.append(
+                WrittenProfile(
+                    directory / f"{natural}.yaml",
+                    first,
+                    entry.where,
+                    False,
+                    [
+                        f"the same certificate (SCM sslId {ssl_id}) as profile {first}: not written, since "
+                        "two profiles renewing one SCM order would place two renewals; manage this "
+                        "certkey by hand or give it a profile of its own order"
+                    ],
+                )
+            )
+            continue
         name = _profile_name(entry, taken)
+        if ssl_id is not None:
+            order_profile[ssl_id] = name
         text, notes = profile_for(
             entry, by_name[entry.target], name=name, defaults=defaults, discovered_at=inventory.discovered_at
         )
