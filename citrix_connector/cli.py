@@ -719,6 +719,8 @@ def discover(
     _ensure_license(ctx)
     scm = _load_scm(ctx, required=False)
     targets, loaded = load_targets(list(sources), partitions=partitions)
+    _scrub_secrets_of(scm, loaded)
+    scrubber.add(t.password.reveal() for t in targets)  # the appliances file's passwords too
     inventory = run_discovery(
         targets,
         scm=scm,
