@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from click.core import ParameterSource
@@ -23,24 +23,24 @@ from click.core import ParameterSource
 from . import __version__, stopping
 from .auditlog import JsonFormatter, RunFilter, log_outcomes, new_run_id
 from .completion import register as register_powershell_completion
-from .config import (
-    Profile,
-    ScmConfig,
-    check_profile_against_scm,
-    expand_profile_paths,
-    load_profile,
-    load_scm_config,
-)
 from .errors import EXIT_CONFIG, EXIT_FAILURE, CitrixAgentError, ConfigError, UsageError
-from .http import reset_insecure_warnings
-from .lifecycle import EXIT_ATTENTION, Agent, Outcome, worst_exit_code
 from .logfile import ExpectedErrorFormatter, PrivateRotatingFileHandler
 from .notify.settings import DEFAULT_SETTINGS_FILE, SETTINGS_ENV, Settings, load_settings
 from .private_files import make_private_dir
 from .progress import WaitRenderer, subscribed
 from .redaction import scrubber
-from .scm.base import REVOCATION_REASONS
+from .revocation import REVOCATION_REASONS
 from .state import StateStore, default_state_dir
+
+# Light imports only at the top: ``--help`` and ``--version`` must not pay for requests, cryptography,
+# YAML or the lifecycle (tests/test_fleet.py checks it). Commands import what they use when they run.
+if TYPE_CHECKING:
+    from .config import Profile, ScmConfig
+    from .lifecycle import Agent, Outcome
+
+#: Exit code of `status` when some profile needs attention (the lifecycle's; repeated here so that the
+#: CLI need not import the lifecycle to name it).
+EXIT_ATTENTION = 5
 
 log = logging.getLogger("citrixagent")
 register_powershell_completion()
@@ -82,7 +82,9 @@ class Context:
     def setup_output(self) -> None:
         """Logging to stderr (and the log file), and progress of SCM waits on stderr."""
         _setup_logging(self.verbose, self.log_file, self.log_format, self.run_id)
-        reset_insecure_warnings()  # verify_tls: false is warned about once per host and run
+        http = sys.modules.get("citrix_connector.http")  # not imported yet: nothing was warned about
+        if http is not None:
+            http.reset_insecure_warnings()  # verify_tls: false is warned about once per host and run
         self.close()
         if self.log_format == "json":
             return  # stderr carries JSON lines only (log shippers read it): no progress lines
@@ -183,6 +185,8 @@ def _ensure_license(ctx: Context) -> None:
 
 
 def _load_scm(ctx: Context, *, required: bool) -> ScmConfig | None:
+    from .config import load_scm_config
+
     path = ctx.scm_config_path
     if path is None:
         default = Path("scm.yaml")
@@ -198,6 +202,9 @@ def _load_scm(ctx: Context, *, required: bool) -> ScmConfig | None:
 
 
 def _load_profiles(args: Sequence[str], scm: ScmConfig | None) -> tuple[list[Profile], list[Outcome]]:
+    from .config import check_profile_against_scm, expand_profile_paths, load_profile
+    from .lifecycle import Outcome
+
     """Valid profiles, and a failed outcome (exit 2) for each invalid one."""
     if not args:
         raise UsageError("no profile given: name profile files or a directory of profiles")
@@ -296,6 +303,8 @@ def _print_outcomes(ctx: Context, outcomes: Sequence[Outcome]) -> None:
 
 
 def _finish(ctx: Context, outcomes: Sequence[Outcome]) -> NoReturn:
+    from .lifecycle import worst_exit_code
+
     click_ctx = click.get_current_context(silent=True)
     log_outcomes(click_ctx.info_name if click_ctx and click_ctx.info_name else "-", outcomes)
     _print_outcomes(ctx, outcomes)
@@ -303,8 +312,20 @@ def _finish(ctx: Context, outcomes: Sequence[Outcome]) -> NoReturn:
 
 
 def _make_agent(ctx: Context, scm: ScmConfig | None, **kwargs: Any) -> Agent:
+    from .lifecycle import Agent
+
     # Every wait of the run (SCM issuance, retry back-off) ends early when a signal asks to stop.
     return Agent(scm, ctx.store, sleep=stopping.sleep, **kwargs)
+
+
+def _agent(command: str) -> Callable[[Agent, list[Profile]], list[Outcome]]:
+    """``Agent.<command>``, named without importing the lifecycle before a command runs."""
+
+    def run(agent: Agent, profiles: list[Profile]) -> list[Outcome]:
+        result: list[Outcome] = getattr(agent, command)(profiles)
+        return result
+
+    return run
 
 
 def _profile_command(
@@ -366,6 +387,15 @@ def _load_settings(ctx: Context) -> Settings | None:
 # ----------------------------------------------------------------------------------------- commands
 
 dry_run_option = click.option("--dry-run", is_flag=True, help="Print the plan; order nothing, write nothing.")
+#: Kept in step with lifecycle.runner.MAX_WORKERS (the CLI does not import the lifecycle to show help).
+MAX_WORKERS = 256
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(1, MAX_WORKERS),
+    default=None,
+    help=f"Appliances worked on at once (default: one per appliance, at most {MAX_WORKERS}; the "
+    "threads wait on the network, they do not compute).",
+)
 profiles_argument = click.argument("profiles", nargs=-1, type=click.Path())
 #: enroll/renew/replace/revoke/run need at least one profile file or directory.
 required_profiles_argument = click.argument("profiles", nargs=-1, required=True, type=click.Path())
@@ -522,7 +552,7 @@ def cli(
 @click.pass_obj
 def enroll(ctx: Context, profiles: tuple[str, ...], dry_run: bool, force: bool) -> None:
     """Enroll a certificate for each PROFILE and install it (resumes a pending order)."""
-    _profile_command(ctx, profiles, Agent.enroll, dry_run=dry_run, force=force)
+    _profile_command(ctx, profiles, _agent("enroll"), dry_run=dry_run, force=force)
 
 
 @cli.command(short_help="Renew at SCM and install (new order id).")
@@ -531,7 +561,7 @@ def enroll(ctx: Context, profiles: tuple[str, ...], dry_run: bool, force: bool) 
 @click.pass_obj
 def renew(ctx: Context, profiles: tuple[str, ...], dry_run: bool) -> None:
     """Renew each PROFILE's certificate at SCM (new order id, new key unless reuse_key) and install it."""
-    _profile_command(ctx, profiles, Agent.renew, dry_run=dry_run)
+    _profile_command(ctx, profiles, _agent("renew"), dry_run=dry_run)
 
 
 @cli.command(short_help="Replace (new key, same SCM order) and install.")
@@ -540,7 +570,7 @@ def renew(ctx: Context, profiles: tuple[str, ...], dry_run: bool) -> None:
 @click.pass_obj
 def replace(ctx: Context, profiles: tuple[str, ...], dry_run: bool) -> None:
     """Replace each PROFILE's certificate (new key and CSR, same SCM order) and install it."""
-    _profile_command(ctx, profiles, Agent.replace, dry_run=dry_run)
+    _profile_command(ctx, profiles, _agent("replace"), dry_run=dry_run)
 
 
 @cli.command(short_help="Revoke the current certificate at SCM.")
@@ -567,6 +597,7 @@ def revoke(ctx: Context, profiles: tuple[str, ...], reason: str, yes: bool) -> N
 
 @cli.command(short_help="What is installed, pending and due, per profile.")
 @profiles_argument
+@workers_option
 @click.pass_obj
 @click.option(
     "--format",
@@ -579,7 +610,12 @@ def revoke(ctx: Context, profiles: tuple[str, ...], reason: str, yes: bool) -> N
 @click.option("--warning-days", type=click.IntRange(0, 3650), default=14, show_default=True)
 @click.option("--critical-days", type=click.IntRange(0, 3650), default=7, show_default=True)
 def status(
-    ctx: Context, profiles: tuple[str, ...], output_format: str, warning_days: int, critical_days: int
+    ctx: Context,
+    profiles: tuple[str, ...],
+    workers: int | None,
+    output_format: str,
+    warning_days: int,
+    critical_days: int,
 ) -> None:
     """One row per profile: installed certificate, SCM order, pending work, what `run` would do next.
 
@@ -587,16 +623,16 @@ def status(
     Exit 0 when nothing needs attention, 5 when some profile needs work
     (with --format nagios: the Nagios plugin exit codes instead)."""
     if output_format == "nagios":
-        _nagios_status(ctx, profiles, warning_days, critical_days)
+        _nagios_status(ctx, profiles, warning_days, critical_days, workers)
     if not profiles:
         profiles = tuple(str(p) for p in ctx.store.recorded_sources())
         if not profiles:
             raise UsageError(f"no profile given, and the state directory {ctx.state_dir} knows none yet")
-    _profile_command(ctx, profiles, Agent.status, scm_required=False, lock=False)
+    _profile_command(ctx, profiles, _agent("status"), scm_required=False, lock=False, workers=workers)
 
 
 def _nagios_status(
-    ctx: Context, profiles: tuple[str, ...], warning_days: int, critical_days: int
+    ctx: Context, profiles: tuple[str, ...], warning_days: int, critical_days: int, workers: int | None
 ) -> NoReturn:
     from .nagios import UNKNOWN, nagios_check
     from .notify.memory import load_memory
@@ -616,7 +652,9 @@ def _nagios_status(
             profiles = tuple(str(p) for p in ctx.store.recorded_sources())
             if not profiles:
                 raise UsageError(f"no profile given, and the state directory {ctx.state_dir} knows none yet")
-        _profile_command(ctx, profiles, Agent.status, scm_required=False, lock=False, finish=finish)
+        _profile_command(
+            ctx, profiles, _agent("status"), scm_required=False, lock=False, finish=finish, workers=workers
+        )
     except CitrixAgentError as exc:  # the plugin convention: anything that stops the check is UNKNOWN
         click.echo(" ".join(f"CITRIXAGENT UNKNOWN - {exc}".split()))
         sys.exit(UNKNOWN)
@@ -625,15 +663,9 @@ def _nagios_status(
 @cli.command(short_help="Scheduled entry point: the one right thing per profile.")
 @required_profiles_argument
 @dry_run_option
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 32),
-    default=4,
-    show_default=True,
-    help="Appliances processed concurrently.",
-)
+@workers_option
 @click.pass_obj
-def run(ctx: Context, profiles: tuple[str, ...], dry_run: bool, workers: int) -> None:
+def run(ctx: Context, profiles: tuple[str, ...], dry_run: bool, workers: int | None) -> None:
     """The scheduled entry point: for each profile do the one right thing (enroll, collect, renew,
     replace, redeploy, or nothing). PROFILES may be files or directories of *.yaml.
 
@@ -645,6 +677,7 @@ def run(ctx: Context, profiles: tuple[str, ...], dry_run: bool, workers: int) ->
     def after(outcomes: list[Outcome], loaded: list[Profile]) -> None:
         if dry_run:
             return
+        from .lifecycle import worst_exit_code
         from .monitoring import RunInfo, after_run, command_builder
 
         default_scm = Path("scm.yaml")
@@ -661,7 +694,7 @@ def run(ctx: Context, profiles: tuple[str, ...], dry_run: bool, workers: int) ->
             now=datetime.now(timezone.utc),
         )
 
-    _profile_command(ctx, profiles, Agent.run, after=after, dry_run=dry_run, workers=workers)
+    _profile_command(ctx, profiles, _agent("run"), after=after, dry_run=dry_run, workers=workers)
 
 
 @cli.command(short_help="Inventory the certificates on appliances and in SCM (read-only).")
@@ -762,6 +795,8 @@ def discover(
 @click.pass_obj
 def validate(ctx: Context, profiles: tuple[str, ...]) -> None:
     """Check profiles (and scm.yaml) without any network call."""
+    from .config import check_profile_against_scm, expand_profile_paths, load_profile
+
     problems: list[str] = []
     scm: ScmConfig | None = None
     try:
@@ -958,10 +993,10 @@ def sandbox() -> None:
 )
 @click.option(
     "--appliances",
-    type=click.IntRange(1, 16),
+    type=click.IntRange(1, 256),
     default=1,
     show_default=True,
-    help="How many simulated NetScalers to start (one profile set each).",
+    help="How many simulated NetScalers to start in this process (one profile set each).",
 )
 @click.option(
     "--issue-after-polls",

@@ -292,7 +292,7 @@ def test_status_rows_and_exit_codes(kit: Any, cli: Any) -> None:
     assert row["order_id"] == current.order_id
     assert row["days_left"] in (364, 365)
     assert row["expires"] == current.not_after[:10]
-    assert row["details"]["scm_status"] == "Issued"
+    assert "scm_status" not in row["details"]  # settled: SCM is asked only about orders in flight
     assert row["details"]["next"] == "nothing"
     assert row["details"]["pending"] is None
     assert same_serial(row["details"]["installed_serial"], current.serial)

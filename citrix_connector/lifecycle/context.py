@@ -13,8 +13,9 @@ from typing import Any
 
 from ..config import ApplianceConfig, Profile, ScmConfig
 from ..errors import CitrixAgentError, UsageError
+from ..nitro.checks import ApplianceView
 from ..nitro.client import NitroClient
-from ..nitro.deploy import InstalledState, open_appliance, read_installed
+from ..nitro.deploy import InstalledState, open_appliance
 from ..scm import ScmClient
 from ..state import ProfileState, StateStore
 
@@ -26,14 +27,30 @@ def utc_now() -> datetime:
 
 
 class ApplianceSession:
-    """The one NITRO session a run holds for an appliance (opened on first use)."""
+    """The one NITRO session a run holds for an appliance (opened on first use).
+
+    What is installed is answered from one bulk read of every certkey and binding of the partition
+    (:class:`~citrix_connector.nitro.checks.ApplianceView`, two requests whatever the number of
+    profiles), read on first use and again only after something was written to the appliance."""
 
     def __init__(self, config: ApplianceConfig, opener: Callable[[ApplianceConfig], NitroClient]) -> None:
         self.config = config
         self._opener = opener
         self._client: NitroClient | None = None
-        self.changed = False  # something was written that needs a config save
+        self._changed = False
+        self._view: ApplianceView | None = None
         self.unsaved_profiles: list[tuple[Profile, ProfileState]] = []
+
+    @property
+    def changed(self) -> bool:
+        """Something was written that needs a config save."""
+        return self._changed
+
+    @changed.setter
+    def changed(self, value: bool) -> None:
+        if value:
+            self._view = None  # a write may have changed any certkey or binding: read again when asked
+        self._changed = value
 
     @property
     def label(self) -> str:
@@ -48,7 +65,17 @@ class ApplianceSession:
 
     def installed(self, profile: Profile) -> InstalledState | None:
         """What the appliance holds under the profile's certkey, bound to which of its vservers."""
-        return read_installed(self.nitro, profile.certificate.certkey_name, profile.vservers)
+        return self.view().installed(profile.certificate.certkey_name, profile.vservers)
+
+    def view(self) -> ApplianceView:
+        """Every certkey and binding of the partition (read once, and again after a write)."""
+        if self._view is None:
+            self._view = ApplianceView.read(self.nitro)
+        return self._view
+
+    def forget_view(self) -> None:
+        """The next question reads the appliance again (after a write not flagged as ``changed``)."""
+        self._view = None
 
     def close(self) -> None:
         if self._client is not None:

@@ -153,6 +153,7 @@ def deploy_current(
     )
     if not ctx.dry_run:
         preflight(session.nitro, plan.vservers)
+        session.forget_view()  # deploy writes (even when it fails half-way): the next question reads again
     result = deploy(session.nitro, plan, dry_run=ctx.dry_run)
     if ctx.dry_run:
         return Done(

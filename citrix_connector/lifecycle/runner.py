@@ -26,6 +26,10 @@ from .outcome import Action, Deferred, Done, OrderKind, Outcome, RowFacts, Step,
 log = logging.getLogger("citrixagent")
 
 Work = Callable[[Profile, ApplianceSession], Step]
+
+#: Most appliances worked on at once. The worker threads wait on sockets (NITRO and SCM round trips),
+#: they do not compute, so the default is one per appliance up to this cap.
+MAX_WORKERS = 256
 S = TypeVar("S", Done, Step)
 
 
@@ -42,7 +46,7 @@ class Agent:
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
-        workers: int = 4,
+        workers: int | None = None,
         dry_run: bool = False,
         force: bool = False,
     ) -> None:
@@ -60,7 +64,8 @@ class Agent:
         self.nitro_opener: Callable[[ApplianceConfig], NitroClient] = nitro_opener or (
             lambda config: default_nitro_opener(config, sleep=sleep)
         )
-        self.workers = max(1, workers)
+        # None: one worker per appliance, up to MAX_WORKERS
+        self.workers = None if workers is None else max(1, min(workers, MAX_WORKERS))
 
     # -- public commands -------------------------------------------------------------------------
     def enroll(self, profiles: Sequence[Profile]) -> list[Outcome]:
@@ -251,7 +256,8 @@ class Agent:
             if len(groups) == 1:
                 results = [run_group(next(iter(groups.values())))]
             else:
-                with ThreadPoolExecutor(max_workers=min(self.workers, len(groups))) as pool:
+                size = min(self.workers or MAX_WORKERS, len(groups))
+                with ThreadPoolExecutor(max_workers=size) as pool:
                     results = list(pool.map(run_group, groups.values()))
         finally:
             self.ctx.close_scm_clients()

@@ -23,7 +23,9 @@ def status(ctx: Context, profile: Profile, session: ApplianceSession) -> Done:
         installed = session.installed(profile)
     except CitrixAgentError as exc:
         details["appliance_error"] = str(exc)
-    order_id = state.pending.order_id if state.pending else state.current.order_id if state.current else None
+    # SCM is asked only about an order in flight (placed, not collected yet): an issued certificate's
+    # facts are in the journal and on the appliance, so status of a settled fleet asks SCM nothing.
+    order_id = state.pending.order_id if state.pending else None
     if order_id and ctx.scm_config is not None:
         try:
             scm_status = ctx.scm.status(order_id)

@@ -18,16 +18,11 @@ from typing import Literal, Protocol
 
 from cryptography import x509
 
+from ..revocation import REVOCATION_REASONS as REVOCATION_REASONS  # re-exported: where SCM clients look
+
 OrderState = Literal["pending", "issued", "declined", "revoked", "expired", "replaced", "unknown"]
 
-# RFC 5280 reason codes SCM accepts (2 is refused by SCM).
-REVOCATION_REASONS: Mapping[str, int] = {
-    "unspecified": 0,
-    "key-compromise": 1,
-    "affiliation-changed": 3,
-    "superseded": 4,
-    "cessation-of-operation": 5,
-}
+# RFC 5280 reason codes SCM accepts (2 is refused by SCM): REVOCATION_REASONS, in revocation.py.
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,131 @@
+"""Fleet speed: request counts per appliance whatever the number of profiles (from the sandbox's
+request logs), and a CLI that imports nothing heavy before a command needs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from citrix_connector.lifecycle import Agent
+from citrix_connector.sandbox.world import Sandbox
+from citrix_connector.state import StateStore
+
+PROFILES = 30
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Any:
+    with Sandbox(tmp_path / "sandbox", issue_after_polls=0) as world:
+        ns = world.netscaler
+        paths = []
+        for i in range(PROFILES):
+            vs = f"vs_fleet{i:02d}"
+            ns.add_vserver(vs, "lb")
+            data = world.profile_dict(
+                f"fleet{i:02d}",
+                [(vs, "lb", False)],
+                f"fleet{i:02d}.example.com",
+                certificate={"key_type": "ECDSA"},
+            )
+            paths.append(world.write_profile(f"fleet{i:02d}", data))
+        yield world, paths
+
+
+def _nitro_requests(world: Sandbox, since: int) -> list[str]:
+    return [f"{r.method} {r.path}" for r in world.netscaler.requests[since:]]
+
+
+def _scm_requests(world: Sandbox) -> int:
+    return len(world.scm.requests) + len(world.enrollment.requests)
+
+
+def test_status_and_idle_run_read_each_appliance_in_bulk(fleet: Any, cli: Any, state_dir: Path) -> None:
+    from citrix_connector.config import load_profile, load_scm_config
+
+    world, paths = fleet
+    agent = Agent(load_scm_config(world.scm_yaml), StateStore(state_dir), sleep=lambda _s: None)
+    enrolled = agent.run([load_profile(p) for p in paths])
+    assert {o.result for o in enrolled} == {"ok"}, [o.message for o in enrolled]
+
+    # idle run: one login, the HA node check, two bulk reads, one logout; SCM not asked at all
+    seen, scm_seen = len(world.netscaler.requests), _scm_requests(world)
+    res = cli("--json", "--scm-config", world.scm_yaml, "run", *paths)
+    assert res.code == 0, res.output
+    assert {r["action"] for r in json.loads(res.out)} == {"nothing"}
+    idle = _nitro_requests(world, seen)
+    assert len(idle) <= 6, idle
+    assert sum("/config/sslcertkey" in p and p.startswith("GET") for p in idle) == 1, idle
+    assert sum("sslvserver_sslcertkey_binding" in p for p in idle) == 1, idle
+    assert _scm_requests(world) == scm_seen
+
+    # status of the settled fleet: the same reads, and SCM only for orders in flight (none here)
+    seen = len(world.netscaler.requests)
+    res = cli("--json", "--scm-config", world.scm_yaml, "status", *paths)
+    assert res.code == 0, res.output
+    rows = json.loads(res.out)
+    assert len(rows) == PROFILES and {r["result"] for r in rows} == {"ok"}
+    assert all(r["serial"] and r["details"]["next"] == "nothing" for r in rows)
+    assert len(_nitro_requests(world, seen)) <= 6, _nitro_requests(world, seen)
+    assert _scm_requests(world) == scm_seen
+
+
+def test_status_asks_scm_about_orders_in_flight_only(tmp_path: Path) -> None:
+    with Sandbox(tmp_path / "sandbox", issue_after_polls=50) as world:
+        from citrix_connector.config import load_profile, load_scm_config
+
+        store = StateStore(tmp_path / "state")
+        agent = Agent(load_scm_config(world.scm_yaml), store, sleep=lambda _s: None, monotonic=_clock())
+        profile = load_profile(world.profile_path("lb-profile"))
+        agent.run([profile])  # placed, still being processed: pending
+        assert store.load(profile.name).pending is not None
+        seen = len(world.scm.requests)
+        [row] = agent.status([profile])
+        asked = [r.path for r in world.scm.requests[seen:]]
+        assert len(asked) >= 1, asked
+        assert row.details["scm_status"]
+
+
+def _clock() -> Any:
+    now = [0.0]
+
+    def monotonic() -> float:
+        now[0] += 1000.0  # every poll deadline has passed: the order stays pending
+        return now[0]
+
+    return monotonic
+
+
+def test_cli_import_is_light() -> None:
+    code = (
+        "import sys, citrix_connector.cli; "
+        "heavy = [m for m in ('requests', 'cryptography', 'citrix_connector.lifecycle', 'urllib3', 'yaml')"
+        " if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["run", "--help"], ["status", "--help"]])
+def test_help_and_version_import_nothing_heavy(args: list[str]) -> None:
+    code = (
+        "import sys\nfrom citrix_connector.cli import main\n"
+        f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+        "print([m for m in ('requests', 'cryptography', 'citrix_connector.lifecycle') if m in sys.modules],"
+        " file=sys.stderr)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stderr.strip().splitlines()[-1] == "[]", res.stderr
+
+
+def test_workers_cap_is_the_same_in_cli_and_lifecycle() -> None:
+    from citrix_connector import cli
+    from citrix_connector.lifecycle import runner
+
+    assert cli.MAX_WORKERS == runner.MAX_WORKERS >= 256
+    assert runner.Agent(None, StateStore(Path("unused")), workers=10_000).workers == runner.MAX_WORKERS
+    assert runner.Agent(None, StateStore(Path("unused"))).workers is None  # one per appliance
