@@ -24,7 +24,6 @@ from . import __version__, stopping
 from .auditlog import JsonFormatter, RunFilter, log_outcomes, new_run_id
 from .completion import register as register_powershell_completion
 from .errors import EXIT_CONFIG, EXIT_FAILURE, CitrixAgentError, ConfigError, UsageError
-from .logfile import ExpectedErrorFormatter, PrivateRotatingFileHandler
 from .notify.settings import DEFAULT_SETTINGS_FILE, SETTINGS_ENV, Settings, load_settings
 from .private_files import make_private_dir
 from .progress import WaitRenderer, subscribed
@@ -106,6 +105,8 @@ class Context:
 
 
 def _setup_logging(verbose: int, log_file: Path | None, log_format: str = "text", run_id: str = "-") -> None:
+    from .logfile import ExpectedErrorFormatter, PrivateRotatingFileHandler
+
     json_format = log_format == "json"
     root = logging.getLogger("citrixagent")
     root.setLevel(logging.DEBUG)

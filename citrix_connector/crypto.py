@@ -15,6 +15,7 @@ import ipaddress
 import os
 import re
 import sys
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -129,13 +130,49 @@ def private_key_to_pem(key: PrivateKey) -> bytes:
     )
 
 
+#: Keys this process made or loaded from its own state directory, by the SHA-256 of their PEM: each
+#: key is parsed (and an RSA key's costly consistency check run) at most once per run.
+_OWN_KEYS: dict[bytes, PrivateKey] = {}
+_OWN_KEYS_LOCK = threading.Lock()
+
+
+def remember_own_key(pem: bytes, key: PrivateKey) -> None:
+    """Keep a key the agent just generated (and wrote as ``pem``): later loads of it cost nothing."""
+    with _OWN_KEYS_LOCK:
+        _OWN_KEYS[hashlib.sha256(pem).digest()] = key
+
+
+def load_own_key(pem: bytes) -> PrivateKey:
+    """Load a key the agent generated itself and stored in its private state directory.
+
+    The RSA consistency check (``unsafe_skip_rsa_key_validation``) is skipped: it guards against
+    malformed keys from elsewhere, and costs ~30 ms per 2048-bit key; this key came out of
+    ``generate_private_key``. The key is kept for the rest of the run."""
+    digest = hashlib.sha256(pem).digest()
+    with _OWN_KEYS_LOCK:
+        known = _OWN_KEYS.get(digest)
+    if known is not None:
+        return known
+    key = _load_private_key(pem, own=True)
+    with _OWN_KEYS_LOCK:
+        _OWN_KEYS[digest] = key
+    return key
+
+
 def load_private_key(pem: bytes) -> PrivateKey:
-    """Load an unencrypted PEM (or DER) RSA/EC private key; CryptoError otherwise."""
+    """Load an unencrypted PEM (or DER) RSA/EC private key; CryptoError otherwise. A key the agent
+    made or loaded from its state dir this run (:func:`load_own_key`) is answered without parsing."""
+    with _OWN_KEYS_LOCK:
+        known = _OWN_KEYS.get(hashlib.sha256(pem).digest())
+    return known if known is not None else _load_private_key(pem, own=False)
+
+
+def _load_private_key(pem: bytes, *, own: bool) -> PrivateKey:
     try:
         if b"-----BEGIN" in pem:
-            key = serialization.load_pem_private_key(pem, password=None)
+            key = serialization.load_pem_private_key(pem, password=None, unsafe_skip_rsa_key_validation=own)
         else:
-            key = serialization.load_der_private_key(pem, password=None)
+            key = serialization.load_der_private_key(pem, password=None, unsafe_skip_rsa_key_validation=own)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         # never include the key bytes in the message
         raise CryptoError(f"cannot load private key: {type(exc).__name__}") from None

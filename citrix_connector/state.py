@@ -27,7 +27,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
-import filelock
 import platformdirs
 
 from .errors import LockHeldError, StateDirError, StateError
@@ -407,6 +406,8 @@ class StateStore:
             os.close(open_private(path, os.O_RDWR))
         except OSError as exc:
             raise StateDirError(f"cannot create lock file {path}: {exc.strerror or exc}") from exc
+        import filelock  # here: `citrixagent --help` never needs it (a dozen modules to import)
+
         file_lock = filelock.FileLock(str(path), timeout=0, mode=FILE_MODE)
         try:
             file_lock.acquire()

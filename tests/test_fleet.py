@@ -129,3 +129,20 @@ def test_workers_cap_is_the_same_in_cli_and_lifecycle() -> None:
     assert cli.MAX_WORKERS == runner.MAX_WORKERS >= 256
     assert runner.Agent(None, StateStore(Path("unused")), workers=10_000).workers == runner.MAX_WORKERS
     assert runner.Agent(None, StateStore(Path("unused"))).workers is None  # one per appliance
+
+
+def test_a_key_the_agent_made_is_parsed_at_most_once_per_run() -> None:
+    from citrix_connector import crypto
+
+    spec = crypto.KeySpec("RSA", size=2048)
+    made = crypto.generate_private_key(spec)
+    pem = crypto.private_key_to_pem(made)
+    assert crypto.load_private_key(pem) is not made  # not ours yet: parsed (and validated)
+    crypto.remember_own_key(pem, made)
+    assert crypto.load_private_key(pem) is made and crypto.load_own_key(pem) is made
+    other = crypto.private_key_to_pem(crypto.generate_private_key(spec))
+    first = crypto.load_own_key(other)  # from the state dir: parsed once, without the RSA check
+    assert crypto.load_private_key(other) is first
+    assert crypto.key_spec_of(first) == spec
+    with pytest.raises(crypto.CryptoError):
+        crypto.load_own_key(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")

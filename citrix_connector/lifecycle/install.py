@@ -139,6 +139,8 @@ def deploy_current(
     appliance_keyfile: str | None = None
     if current.key_location == "local":
         key_pem = read_local_key(profile, current.key_ref)
+        if Path(current.key_ref).is_relative_to(ctx.store.root / "keys"):
+            crypto.load_own_key(key_pem)  # ours, from the state dir: the plan's check loads it for free
     else:
         appliance_keyfile = current.key_ref
     cert = profile.certificate

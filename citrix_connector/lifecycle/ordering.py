@@ -76,7 +76,9 @@ def order(
         key = crypto.generate_private_key(cert.key)
         # a random suffix: two orders in the same second (or under a fixed clock) never collide
         key_path = ctx.store.new_key_path(profile.name, f"{stamp}-{kind}-{secrets.token_hex(4)}")
-        crypto.write_private_key_file(key_path, crypto.private_key_to_pem(key))
+        key_pem = crypto.private_key_to_pem(key)
+        crypto.write_private_key_file(key_path, key_pem)
+        crypto.remember_own_key(key_pem, key)  # collect/deploy of this run use it without parsing again
         key_ref = str(key_path)
         csr_pem = crypto.csr_to_pem(
             crypto.build_csr(key, cert.common_name, cert.subject_alt_names, cert.subject)
