@@ -14,10 +14,12 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import CitrixAgentError, describe_remote_code
-from .lifecycle import Outcome
+
+if TYPE_CHECKING:  # the CLI imports this module before any command runs: keep the lifecycle out
+    from .lifecycle import Outcome
 
 __all__ = ["AUDIT_FIELDS", "JsonFormatter", "RunFilter", "log_outcomes", "new_run_id"]
 

@@ -24,7 +24,7 @@ from . import __version__, stopping
 from .auditlog import JsonFormatter, RunFilter, log_outcomes, new_run_id
 from .completion import register as register_powershell_completion
 from .errors import EXIT_CONFIG, EXIT_FAILURE, CitrixAgentError, ConfigError, UsageError
-from .notify.settings import DEFAULT_SETTINGS_FILE, SETTINGS_ENV, Settings, load_settings
+from .notify.names import DEFAULT_SETTINGS_FILE, SETTINGS_ENV
 from .private_files import make_private_dir
 from .progress import WaitRenderer, subscribed
 from .redaction import scrubber
@@ -36,6 +36,7 @@ from .state import StateStore, default_state_dir
 if TYPE_CHECKING:
     from .config import Profile, ScmConfig
     from .lifecycle import Agent, Outcome
+    from .notify.settings import Settings
 
 #: Exit code of `status` when some profile needs attention (the lifecycle's; repeated here so that the
 #: CLI need not import the lifecycle to name it).
@@ -373,6 +374,8 @@ def _scrub_secrets_of(scm: ScmConfig | None, profiles: Sequence[Profile]) -> Non
 
 
 def _load_settings(ctx: Context) -> Settings | None:
+    from .notify.settings import load_settings
+
     """citrixagent.yaml: --settings / $CITRIXAGENT_SETTINGS, else ./citrixagent.yaml if present."""
     path = ctx.settings_path
     if path is None:

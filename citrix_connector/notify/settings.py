@@ -26,6 +26,8 @@ from pydantic import (
 )
 
 from ..config import Secret
+from .names import DEFAULT_SETTINGS_FILE as DEFAULT_SETTINGS_FILE
+from .names import SETTINGS_ENV as SETTINGS_ENV
 
 __all__ = [
     "DEFAULT_EXPIRY_DAYS",
@@ -266,8 +268,7 @@ def settings_schema_text() -> str:
 
 # ------------------------------------------------------------------------------------------ loading
 
-SETTINGS_ENV = "CITRIXAGENT_SETTINGS"
-DEFAULT_SETTINGS_FILE = "citrixagent.yaml"
+# SETTINGS_ENV and DEFAULT_SETTINGS_FILE live in names.py (the CLI reads them before any import of this)
 
 
 def _loc_text(loc: tuple[str | int, ...]) -> str:
