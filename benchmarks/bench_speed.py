@@ -116,6 +116,12 @@ def main() -> None:
     p.add_argument("--deploy-profiles-per-appliance", type=int, default=10)
     p.add_argument("--issue-after-seconds", type=float, default=2.0)
     p.add_argument("--deploy-rounds", type=int, default=1)
+    p.add_argument(
+        "--deploy-key",
+        choices=["RSA", "ECDSA"],
+        default="RSA",
+        help="key of the deployed profiles (RSA-2048 key generation alone costs ~40 ms CPU a key)",
+    )
     p.add_argument("--write", action="store_true", help="append the figures to benchmarks/RESULTS.md")
     a = p.parse_args()
     out: list[str] = []
@@ -219,6 +225,7 @@ def main() -> None:
         dfleet = Fleet(
             root / "deploy", a.deploy_appliances, a.deploy_profiles_per_appliance, a.latency_ms, 0,
             issue_after_seconds=a.issue_after_seconds,
+            key={"key_type": "RSA", "key_size": 2048} if a.deploy_key == "RSA" else {"key_type": "ECDSA"},
         )  # fmt: skip
         with dfleet:
             dn = dfleet.profile_count
@@ -247,7 +254,8 @@ def main() -> None:
             say()
             say(
                 f"fleet deploy: {a.deploy_appliances} appliances x {a.deploy_profiles_per_appliance} = {dn} "
-                f"profiles, fresh state dir (every profile ordered, issued {a.issue_after_seconds} s after "
+                f"profiles ({a.deploy_key} keys), fresh state dir (every profile ordered, issued "
+                f"{a.issue_after_seconds} s after "
                 f"its order, installed in place), {a.deploy_rounds} round(s)"
             )
             say("")
