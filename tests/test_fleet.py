@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from citrix_connector.errors import CryptoError
 from citrix_connector.lifecycle import Agent
 from citrix_connector.sandbox.world import Sandbox
 from citrix_connector.state import StateStore
@@ -144,5 +145,5 @@ def test_a_key_the_agent_made_is_parsed_at_most_once_per_run() -> None:
     first = crypto.load_own_key(other)  # from the state dir: parsed once, without the RSA check
     assert crypto.load_private_key(other) is first
     assert crypto.key_spec_of(first) == spec
-    with pytest.raises(crypto.CryptoError):
+    with pytest.raises(CryptoError):
         crypto.load_own_key(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
