@@ -90,15 +90,75 @@ class ScmError(RemoteError):
         super().__init__(message, status=status, endpoint=endpoint)
 
 
-class ScmAuthError(ScmError):
+class ScmNotDoneError(ScmError):
+    """SCM did not carry the request out: it refused it, or the request was never sent. For an
+    order call (enroll, renew, replace, revoke) this proves the call placed or changed nothing."""
+
+
+class ScmRefusedError(ScmNotDoneError):
+    """SCM answered that it refused the request: HTTP 4xx, or "busy, come back later" (429, or 503
+    with ``Retry-After``) once the retries are used up."""
+
+
+class ScmNotSentError(ScmNotDoneError):
+    """The request never reached SCM: connection refused, host name unknown, TLS handshake failed,
+    no access token, or a check the client makes before sending failed."""
+
+
+class ScmOutcomeUnknownError(ScmError):
+    """The request was sent but no usable answer came back (connection reset or timeout after
+    sending, HTTP 5xx, a 2xx without the order id): SCM may have acted on it. An order call is never
+    re-sent blindly after this; the lifecycle keeps its write-ahead intent and the next run looks
+    for the order (order list or order status)."""
+
+
+class ScmAuthError(ScmRefusedError):
     """SCM refused the credentials (wrong login/password, bad client id/secret, token refused)."""
+
+
+class ScmNotIssuedError(ScmRefusedError):
+    """SCM refused to renew, replace or revoke an order because it is not issued.
+    ``order_id`` is the order, ``state`` its normalised state (``"pending"``, ``"replaced"``,
+    ``"revoked"``, ...; ``"unknown"`` when the status could not be read)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        order_id: str,
+        state: str,
+        code: int | None = None,
+        description: str = "",
+        status: int | None = None,
+        endpoint: str = "",
+    ) -> None:
+        self.order_id = order_id
+        self.state = state
+        super().__init__(message, code=code, description=description, status=status, endpoint=endpoint)
+
+
+class ScmNotReadyError(ScmNotIssuedError):
+    """The order is still on its way to issuance (requested, approved, applied): collect it first."""
+
+
+class ScmAlreadyReplacedError(ScmNotIssuedError):
+    """The order was already replaced (e.g. by a run whose answer was lost). ``replacement_id`` is the
+    order to collect when the API can tell it (the admin API keeps the id), else None (the REST
+    Enrollment API gives the replacement a new id it cannot look up). Set by the client after
+    construction."""
+
+    replacement_id: str | None = None
+
+
+class ScmAlreadyRevokedError(ScmNotIssuedError):
+    """SCM already revoked the order: the end state a revoke wants (e.g. a lost first answer)."""
 
 
 class ScmDeclinedError(ScmError):
     """SCM declined, rejected or revoked the order: polling again will never succeed."""
 
 
-class ScmUnsupportedError(ScmError):
+class ScmUnsupportedError(ScmNotDoneError):
     """The configured SCM API has no call for this operation (e.g. no list on the Enrollment API)."""
 
 

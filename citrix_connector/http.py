@@ -7,6 +7,14 @@ DEBUG level with secrets redacted.
 
 Clients decide what is transient beyond the generic cases (connection failures, 429, 5xx) through
 ``is_transient``, and map :class:`TransportError` to their own error types.
+
+Non-idempotent calls (an SCM order, a NITRO write: ``idempotent=False``, the default for POST) are
+never re-sent once the server may have acted on them. They are retried only when the failure
+proves the request was not carried out: the connection was never made (refused, host name not
+found, connect timeout, TLS handshake, proxy refused), or the server answered "busy" (429, or 503
+with ``Retry-After``), or ``is_transient`` says the answer means nothing was done. A reset, a read
+timeout or a 5xx after the request went out is returned / raised with ``TransportError.sent`` set,
+so the caller can say "sent, no answer" and reconcile instead of ordering twice.
 """
 
 from __future__ import annotations
@@ -36,9 +44,11 @@ __all__ = [
     "HttpClient",
     "RetryPolicy",
     "TransportError",
+    "nothing_sent",
     "redact",
     "redact_headers",
     "reset_insecure_warnings",
+    "said_not_processed",
 ]
 
 log = logging.getLogger("citrixagent.http")
@@ -94,12 +104,44 @@ class RetryPolicy:
 
 
 class TransportError(Exception):
-    """The remote could not be reached (after retries): DNS, refused, reset, timeout, TLS."""
+    """The remote could not be reached (after retries): DNS, refused, reset, timeout, TLS.
 
-    def __init__(self, message: str, *, url: str, tls: bool = False) -> None:
+    ``sent`` is True when the request may have reached the server (a reset or a read timeout after
+    it went out): the server may have acted on it. False proves it was not sent.
+    """
+
+    def __init__(self, message: str, *, url: str, tls: bool = False, sent: bool = False) -> None:
         self.url = url
         self.tls = tls
+        self.sent = sent
         super().__init__(message)
+
+
+def nothing_sent(exc: BaseException) -> bool:
+    """True when ``exc`` proves the request never reached the server: the connection was refused,
+    the host name not found, the connect timed out, the proxy refused the tunnel or the TLS
+    handshake failed. Told by exception type, never by message text (OS- and locale-dependent)."""
+    if isinstance(
+        exc,
+        (
+            requests.exceptions.ConnectTimeout,
+            requests.exceptions.SSLError,
+            requests.exceptions.ProxyError,
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+        ),
+    ):
+        return True
+    return isinstance(exc, requests.RequestException) and _is_connect_error(exc)
+
+
+def said_not_processed(response: requests.Response) -> bool:
+    """The answer says the server did not take the request on: 429 (too many requests), or 503 with
+    ``Retry-After`` (unavailable for a stated time, RFC 9110 §15.6.4). A bare 503 is not enough: a
+    proxy answers it too after the request reached the server behind it."""
+    return response.status_code == 429 or (
+        response.status_code == 503 and bool(response.headers.get("Retry-After"))
+    )
 
 
 _insecure_lock = threading.Lock()
@@ -148,21 +190,26 @@ def describe_exception(
     *,
     client_cert: bool = False,
     peer_certificate: PeerCertificate | None = None,
+    sent: bool = False,
 ) -> TransportError:
     """Turn a ``requests`` exception into a one-line :class:`TransportError`.
 
     TLS failures name their real reason (see :mod:`citrix_connector.tls_errors`); ``client_cert``
     says whether a client certificate was offered, ``peer_certificate`` fetches the server's
-    certificate unverified so the message can name its host names or dates.
+    certificate unverified so the message can name its host names or dates. ``sent``: the request
+    may have reached the server (see :func:`nothing_sent`).
     """
     host = url.split("/")[2] if "://" in url else url
+    if sent:
+        why = "in time" if isinstance(exc, requests.exceptions.Timeout) else "(connection reset)"
+        return TransportError(f"request sent to {host}, no answer {why}", url=url, sent=True)
     if isinstance(exc, requests.exceptions.SSLError):
         message = describe_tls_failure(exc, url, client_cert=client_cert, peer_certificate=peer_certificate)
         return TransportError(message, url=url, tls=True)
     if isinstance(exc, requests.exceptions.Timeout):
         return TransportError(f"{host} did not answer in time", url=url)
     if isinstance(exc, requests.exceptions.ConnectionError):
-        return TransportError(f"cannot connect to {host} (refused, reset or unreachable)", url=url)
+        return TransportError(f"cannot connect to {host} (refused or unreachable; nothing was sent)", url=url)
     return TransportError(f"request to {host} failed: {type(exc).__name__}", url=url)
 
 
@@ -217,10 +264,12 @@ class HttpClient:
     ) -> requests.Response:
         """Send one request, retrying transient failures; return the final response, whatever its status.
 
-        Non-idempotent calls (POST by default) are retried after a connection failure only when the
-        request cannot have reached the server (connect errors), and after an HTTP answer only when
-        the server says it did not process it (429/503 or ``is_transient``), so a retry never places
-        a second order.
+        ``idempotent`` (default: True for GET, HEAD, PUT, DELETE, OPTIONS) says whether the call may
+        be sent twice. A non-idempotent call is retried after a connection failure only when the
+        request cannot have reached the server (:func:`nothing_sent`), and after an HTTP answer only
+        when the server says it did not process it (:func:`said_not_processed`, or ``is_transient``,
+        which for such a call must only accept answers that prove nothing was done), so a retry
+        never places a second order. A failure after sending raises ``TransportError(sent=True)``.
         """
         url = self.url(path)
         if self.verify is False:
@@ -248,10 +297,8 @@ class HttpClient:
             except requests.RequestException as exc:
                 if is_proxy_refusal(exc):  # the proxy said no: nothing reached the server, no retry
                     raise self._describe(exc, url) from exc
-                reached = not isinstance(
-                    exc, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)
-                ) and not _is_connect_error(exc)
-                retryable = not isinstance(exc, requests.exceptions.SSLError) and (idempotent or not reached)
+                sent = not nothing_sent(exc)
+                retryable = not isinstance(exc, requests.exceptions.SSLError) and (idempotent or not sent)
                 if retryable and attempt < self.retry.attempts:
                     wait = self.retry.delay(attempt)
                     log.info(
@@ -265,16 +312,16 @@ class HttpClient:
                     )
                     self.sleep(wait)
                     continue
-                raise self._describe(exc, url) from exc
+                raise self._describe(exc, url, sent=sent) from exc
             elapsed = time.monotonic() - started
             log.debug(
                 "%s %s %s -> %d (%.0f ms)", self.name, method, url, response.status_code, elapsed * 1000
             )
-            transient = response.status_code in self.retry.retry_statuses or bool(
-                is_transient and is_transient(response)
-            )
-            if transient and not idempotent and response.status_code not in (429, 503):
-                transient = bool(is_transient and is_transient(response))
+            said_transient = bool(is_transient and is_transient(response))
+            if idempotent:
+                transient = response.status_code in self.retry.retry_statuses or said_transient
+            else:  # the server may have acted on it: only a "not done" answer is sent again
+                transient = said_not_processed(response) or said_transient
             if transient and attempt < self.retry.attempts:
                 wait = self.retry.delay(attempt, _retry_after(response))
                 log.info(
@@ -290,9 +337,9 @@ class HttpClient:
                 continue
             return response
 
-    def _describe(self, exc: requests.RequestException, url: str) -> TransportError:
+    def _describe(self, exc: requests.RequestException, url: str, *, sent: bool = False) -> TransportError:
         proxy = self.proxy.for_url(url)
-        if proxy is not None:
+        if proxy is not None and not sent:
             said = describe_proxy_failure(exc, url, proxy)
             if said is not None:
                 return TransportError(said, url=url)
@@ -300,10 +347,12 @@ class HttpClient:
         def peer() -> x509.Certificate | None:  # the way the request went: directly or via the proxy
             return fetch_peer_certificate(url, timeout=min(self.timeout, 10.0), proxy=proxy)
 
-        error = describe_exception(exc, url, client_cert=self.cert is not None, peer_certificate=peer)
+        error = describe_exception(
+            exc, url, client_cert=self.cert is not None, peer_certificate=peer, sent=sent
+        )
         if proxy is not None:
             via = f"{error} (through proxy {redact_proxy_url(proxy)})"
-            return TransportError(via, url=url, tls=error.tls)
+            return TransportError(via, url=url, tls=error.tls, sent=error.sent)
         return error
 
     def _trace_request(self, method: str, url: str, headers: Mapping[str, str] | None, body: Any) -> None:

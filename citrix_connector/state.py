@@ -88,6 +88,9 @@ class OrderRecord:
     # Only on an order intent (ProfileState.ordering): the orders SCM listed for the common name
     # just before the order was sent, so a run interrupted mid-order can find the one SCM took.
     known_orders: list[str] | None = None
+    # Stamped into the order's comments in SCM (``citrixagent:<profile>:<random>``), so a person can
+    # find an order whose answer was lost in SCM's UI.
+    tag: str | None = None
 
 
 @dataclass

@@ -59,7 +59,8 @@ def test_admin_api_enroll_interrupted_is_recovered_not_reordered(
 
     first = cli("--scm-config", scm_yaml, "run", profile)
     assert first.code == 1, first.output
-    assert "did not answer in time" in first.output
+    assert "request sent to 127.0.0.1" in first.output
+    assert "no answer in time: an order may exist in SCM; the next run looks for it" in first.output
     _wait_for(lambda: world.scm.order_count() == 1)  # SCM took it
     state = StateStore(state_dir).load("lb-profile")
     assert state.ordering is not None and state.pending is None

@@ -405,14 +405,30 @@ def _recording_agent(kit: Any) -> tuple[Any, list[float]]:
 
 @pytest.mark.parametrize("code", [-195, -140])
 def test_scm_transient_codes_are_retried(kit: Any, code: int) -> None:
+    # a 4xx refusal saying "temporarily unavailable" proves nothing was ordered: sent again
     route = r"/enroll$" if kit.api == "admin" else r"/api/v1/certificates$"
-    kit.sim.inject_transient(route, code=code, times=2, method="POST")
+    kit.sim.inject_transient(route, code=code, times=2, method="POST", status=400)
     agent, slept = _recording_agent(kit)
     out = only(agent.run([kit.profile()]))
     assert out.result == "ok", out
     assert kit.sim.order_count() == 1
     assert sum(1 for s in slept if s >= 1) >= 2  # backed off twice
     assert max(slept) <= 30
+
+
+@pytest.mark.parametrize("code", [-195, -140])
+def test_scm_transient_codes_in_a_5xx_order_answer_are_not_resent(kit: Any, code: int) -> None:
+    # a 5xx may come after SCM took the order: the intent stays and the next run looks for it
+    route = r"/enroll$" if kit.api == "admin" else r"/api/v1/certificates$"
+    kit.sim.inject_transient(route, code=code, times=1, method="POST")
+    agent, _ = _recording_agent(kit)
+    first = only(agent.run([kit.profile()]))
+    assert first.result == "failed" and "an order may exist in SCM" in first.message, first
+    assert len([r for r in kit.sim.requests if r.method == "POST" and re.search(route, r.path)]) == 1
+    assert kit.store.load("lb-profile").ordering is not None
+    second = only(kit.agent().run([kit.profile()]))
+    assert second.result == "ok", second
+    assert kit.sim.order_count() == 1  # the 5xx answer came before SCM took it: one order in the end
 
 
 def test_429_and_503_with_retry_after_and_connection_reset_are_retried(kit: Any) -> None:

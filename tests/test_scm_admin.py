@@ -19,7 +19,7 @@ from scm_fixtures import (
 
 from citrix_connector.config import Secret
 from citrix_connector.crypto import normalize_serial, split_leaf_and_chain
-from citrix_connector.errors import ScmAuthError, ScmDeclinedError, ScmError
+from citrix_connector.errors import ScmAuthError, ScmDeclinedError, ScmError, ScmOutcomeUnknownError
 from citrix_connector.scm import EnrollRequest, make_scm_client
 from citrix_connector.scm.admin import AdminScmClient, admin_base_url
 
@@ -398,14 +398,37 @@ def test_make_scm_client_picks_admin(admin_sim, sim_tls) -> None:
 # ---------------------------------------------------------------------------------- transients
 
 
-@pytest.mark.parametrize(("code", "status"), [(-195, 503), (-140, 500), (-2, 400)])
-def test_transient_scm_codes_are_retried_even_on_enroll(admin_sim, sim_tls, keys, code, status) -> None:
+@pytest.mark.parametrize(("code", "status"), [(-195, 400), (-140, 400), (-2, 400)])
+def test_transient_scm_codes_refusing_an_enroll_are_retried(admin_sim, sim_tls, keys, code, status) -> None:
     sleeps = Sleeps()
     client = _client(admin_sim, sim_tls, sleeps)
     admin_sim.inject_transient(r"/ssl/v1/enroll", code=code, status=status, times=2)
     order_id = client.enroll(_request(keys["RSA 2048"]))
     assert admin_sim.order_count() == 1 and order_id
     assert [r.status for r in _api(admin_sim, "POST", "/enroll")] == [status, status, 200]
+    assert len(sleeps.calls) == 2
+
+
+@pytest.mark.parametrize(("code", "status"), [(-195, 503), (-140, 500), (-2, 500)])
+def test_transient_scm_codes_on_a_5xx_enroll_are_not_resent(admin_sim, sim_tls, keys, code, status) -> None:
+    # a 5xx may come after SCM took the order: "temporarily unavailable" in it proves nothing
+    sleeps = Sleeps()
+    client = _client(admin_sim, sim_tls, sleeps)
+    admin_sim.inject_transient(r"/ssl/v1/enroll", code=code, status=status, times=2)
+    expected = rf"answer HTTP {status}, code {code} .*an order may exist"
+    with pytest.raises(ScmOutcomeUnknownError, match=expected):
+        client.enroll(_request(keys["RSA 2048"]))
+    assert [r.status for r in _api(admin_sim, "POST", "/enroll")] == [status]
+    assert sleeps.calls == []
+
+
+@pytest.mark.parametrize("code", [-195, -140])
+def test_transient_scm_codes_on_a_5xx_collect_are_retried(admin_sim, sim_tls, keys, code) -> None:
+    sleeps = Sleeps()
+    client = _client(admin_sim, sim_tls, sleeps)
+    order_id = client.enroll(_request(keys["RSA 2048"]))
+    admin_sim.inject_transient(r"/ssl/v1/collect/", code=code, times=2)
+    assert not client.collect(order_id).ready
     assert len(sleeps.calls) == 2
 
 
@@ -417,6 +440,9 @@ def test_plain_500_on_enroll_is_not_retried(admin_sim, sim_tls, keys) -> None:
         body="<html><body>Internal error</body></html>",
         headers={"Content-Type": "text/html"},
     )
-    with pytest.raises(ScmError, match=r"^SCM refused enroll \(HTTP 500\): Internal Server Error \["):
+    with pytest.raises(
+        ScmOutcomeUnknownError,
+        match=r"^SCM enroll: request sent, answer HTTP 500 \(Internal Server Error\): an order may exist",
+    ):
         client.enroll(_request(keys["RSA 2048"]))
     assert len(_api(admin_sim, "POST", "/enroll")) == 1  # may have reached SCM: never blindly re-posted

@@ -8,6 +8,8 @@ must never leak.
 from __future__ import annotations
 
 import logging
+import re
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,11 +31,26 @@ from citrix_connector.crypto import split_leaf_and_chain
 from citrix_connector.errors import (
     CitrixAgentError,
     PendingError,
+    ScmAlreadyReplacedError,
+    ScmAlreadyRevokedError,
     ScmAuthError,
     ScmDeclinedError,
     ScmError,
+    ScmNotDoneError,
+    ScmNotReadyError,
+    ScmNotSentError,
+    ScmOutcomeUnknownError,
+    ScmRefusedError,
+    ScmUnsupportedError,
 )
-from citrix_connector.scm import EnrollRequest, ScmClient, make_scm_client, wait_for_certificate
+from citrix_connector.scm import (
+    EnrollRequest,
+    ScmCapabilities,
+    ScmClient,
+    capabilities_of,
+    make_scm_client,
+    wait_for_certificate,
+)
 
 
 @dataclass
@@ -51,6 +68,9 @@ class Backend:
     decline: Callable[[str], None]
     order_count: Callable[[], int]
     request_kwargs: dict[str, Any]
+    capabilities: ScmCapabilities  # what this API is documented to do
+    order_routes: dict[str, tuple[str, str]]  # op -> (method, path regex) of the order calls
+    summaries: Callable[[], list[dict[str, Any]]]  # the simulator's order list (/_sim/orders)
 
     def client(self, sleeps: Sleeps | None = None, **overrides: Any) -> ScmClient:
         return make_scm_client(self.config(**overrides), sleep=sleeps or Sleeps())
@@ -77,6 +97,20 @@ def _admin_backend(sim, sim_tls) -> Backend:
         decline=lambda order_id: sim.decline(int(order_id)),
         order_count=sim.order_count,
         request_kwargs={"org_id": 1234, "cert_type": 567, "term": 365},
+        capabilities=ScmCapabilities(
+            can_list_orders=True,
+            renew_needs_profile_id=False,
+            replace_keeps_id=True,
+            enroll_from_profile=True,
+            renew_takes_tag=False,
+        ),
+        order_routes={
+            "enroll": ("POST", r"^/api/ssl/v1/enroll$"),
+            "renew": ("POST", r"^/api/ssl/v1/renewById/\d+$"),
+            "replace": ("POST", r"^/api/ssl/v1/replace/\d+$"),
+            "revoke": ("POST", r"^/api/ssl/v1/revoke/\d+$"),
+        },
+        summaries=lambda: [sim._summary(o) for o in sim.orders.values()],
     )
 
 
@@ -98,6 +132,20 @@ def _enrollment_backend(sim, sim_tls) -> Backend:
         decline=sim.decline,
         order_count=sim.order_count,
         request_kwargs={},
+        capabilities=ScmCapabilities(
+            can_list_orders=False,
+            renew_needs_profile_id=True,
+            replace_keeps_id=False,
+            enroll_from_profile=False,
+            renew_takes_tag=True,
+        ),
+        order_routes={
+            "enroll": ("POST", r"^/api/v1/certificates$"),
+            "renew": ("POST", r"^/api/v1/certificates/[^/]+/renew$"),
+            "replace": ("POST", r"^/api/v1/certificates/[^/]+/replace$"),
+            "revoke": ("DELETE", r"^/api/v1/certificates/[^/]+$"),
+        },
+        summaries=lambda: [sim._summary(o) for o in sim.orders.values()],
     )
 
 
@@ -335,3 +383,176 @@ def test_revoke_reason_code_checked_locally(backend: Backend) -> None:
     client = backend.client()
     with pytest.raises(ScmError, match="reason code 2"):
         client.revoke("1001", reason_code=2, reason="CA compromise")
+
+
+# ------------------------------------------------------------------ capabilities & specific errors
+
+
+def _issued(backend: Backend, client: ScmClient, keys, key: str = "RSA 2048") -> str:
+    order_id = client.enroll(backend.request(keys[key]))
+    _collect_until_issued(client, order_id)
+    return order_id
+
+
+def _sent(backend: Backend, op: str) -> list[Any]:
+    method, route = backend.order_routes[op]
+    return [r for r in backend.sim.requests if r.method == method and re.search(route, r.path)]
+
+
+def test_capabilities_say_what_the_api_does(backend: Backend, keys) -> None:
+    client = backend.client()
+    assert client.capabilities == backend.capabilities
+    assert capabilities_of(backend.config()) == backend.capabilities
+    order_id = _issued(backend, client, keys)
+    if client.capabilities.can_list_orders:
+        assert order_id in client.find_orders(common_name="www.example.com")
+    else:
+        with pytest.raises(ScmUnsupportedError):
+            client.find_orders(common_name="www.example.com")
+    replaced = client.replace(
+        order_id, csr_pem=csr_pem(keys["ECDSA P-256"]), common_name="www.example.com", sans=[], reason="r"
+    )
+    assert (replaced == order_id) is client.capabilities.replace_keeps_id
+
+
+def test_renew_without_a_profile_id_where_the_api_needs_one(backend: Backend, keys) -> None:
+    client = backend.client(profile_id=None)
+    order_id = _issued(backend, client, keys)
+    if not client.capabilities.renew_needs_profile_id:
+        assert client.renew(order_id, csr_pem=csr_pem(keys["RSA 2048"])) != order_id
+        return
+    with pytest.raises(ScmNotSentError, match="profile_id"):
+        client.renew(order_id, csr_pem=csr_pem(keys["RSA 2048"]))
+    assert _sent(backend, "renew") == []
+
+
+def test_refusal_proves_nothing_was_done(backend: Backend, keys) -> None:
+    method, route = backend.order_routes["enroll"]
+    backend.sim.add_fault(route, method=method, status=400, json_body={"code": -36, "description": "bad"})
+    with pytest.raises(ScmRefusedError) as info:
+        backend.client().enroll(backend.request(keys["RSA 2048"]))
+    assert isinstance(info.value, ScmNotDoneError) and info.value.code == -36
+
+
+def test_revoke_twice_is_already_revoked(backend: Backend, keys) -> None:
+    client = backend.client()
+    order_id = _issued(backend, client, keys)
+    client.revoke(order_id, reason_code=4, reason="superseded")
+    with pytest.raises(ScmAlreadyRevokedError) as info:
+        client.revoke(order_id, reason_code=4, reason="superseded")
+    assert info.value.order_id == order_id and info.value.state == "revoked"
+    assert isinstance(info.value, ScmNotDoneError)
+
+
+def test_renew_or_revoke_of_a_pending_order_is_not_ready(backend: Backend, keys) -> None:
+    client = backend.client()
+    order_id = client.enroll(backend.request(keys["RSA 2048"]))
+    with pytest.raises(ScmNotReadyError, match=f"order {order_id} is not issued yet"):
+        client.renew(order_id, csr_pem=csr_pem(keys["RSA 2048"]))
+    with pytest.raises(ScmNotReadyError) as info:
+        client.revoke(order_id, reason_code=0, reason="x")
+    assert info.value.state == "pending"
+
+
+def test_replace_of_a_replaced_order(backend: Backend, keys) -> None:
+    """A replace whose answer was lost, sent again: the admin API re-issues under the same id (the
+    order is pending again), the Enrollment API left the old id "Replaced" (-130)."""
+    client = backend.client()
+    order_id = _issued(backend, client, keys)
+    first = client.replace(
+        order_id, csr_pem=csr_pem(keys["ECDSA P-256"]), common_name="www.example.com", sans=[], reason="r"
+    )
+    again = dict(csr_pem=csr_pem(keys["ECDSA P-384"]), common_name="www.example.com", sans=[], reason="r")
+    if backend.capabilities.replace_keeps_id:
+        with pytest.raises(ScmNotReadyError) as pending:
+            client.replace(order_id, **again)
+        assert pending.value.code == -130 and first == order_id
+        return
+    with pytest.raises(ScmAlreadyReplacedError) as info:
+        client.replace(order_id, **again)
+    err = info.value
+    assert err.code == -130 and err.status == 400 and "Replaced" in str(err)
+    assert (err.order_id, err.state, err.replacement_id) == (order_id, "replaced", None)
+    assert "cannot name the replacement" in str(err)
+    assert backend.order_count() == 2  # the original and the first replacement only
+    assert client.status(first).state == "pending"  # the replacement is what a later run collects
+
+
+def test_orders_carry_the_tag(backend: Backend, keys) -> None:
+    client = backend.client()
+    request = backend.request(keys["RSA 2048"])
+    tagged_request = EnrollRequest(
+        **{**request.__dict__, "comments": "web farm", "tag": "citrixagent:p:1a2b"}
+    )
+    order_id = client.enroll(tagged_request)
+    _collect_until_issued(client, order_id)
+    renewed = client.renew(order_id, csr_pem=csr_pem(keys["RSA 2048"]), tag="citrixagent:p:3c4d")
+    comments = {str(o.get("sslId", o.get("certId"))): o["comments"] for o in backend.summaries()}
+    assert comments[order_id] == "web farm [citrixagent:p:1a2b]"
+    if backend.capabilities.renew_takes_tag:
+        assert "[citrixagent:p:3c4d]" in comments[renewed]
+
+
+# --------------------------------------------------- no second order: answers lost after the effect
+
+_LOST = {
+    "500": dict(status=500),
+    "502": dict(status=502),
+    "reset": dict(reset=True),
+}
+
+
+def _do(op: str, backend: Backend, client: ScmClient, order_id: str, keys) -> Any:
+    if op == "enroll":
+        return client.enroll(backend.request(keys["RSA 2048"]))
+    if op == "renew":
+        return client.renew(order_id, csr_pem=csr_pem(keys["RSA 3072"]))
+    if op == "replace":
+        return client.replace(
+            order_id, csr_pem=csr_pem(keys["ECDSA P-256"]), common_name="www.example.com", sans=[], reason="r"
+        )
+    return client.revoke(order_id, reason_code=4, reason="superseded")
+
+
+@pytest.mark.parametrize("lost", list(_LOST))
+@pytest.mark.parametrize("op", ["enroll", "renew", "replace", "revoke"])
+def test_an_order_call_is_sent_once_when_its_answer_is_lost(
+    backend: Backend, keys, op: str, lost: str
+) -> None:
+    sleeps = Sleeps()
+    client = backend.client(sleeps)
+    order_id = "" if op == "enroll" else _issued(backend, client, keys)
+    before = backend.order_count()
+    method, route = backend.order_routes[op]
+    backend.sim.lose_answer(route, method=method, **_LOST[lost])
+    with pytest.raises(ScmOutcomeUnknownError) as info:
+        _do(op, backend, client, order_id, keys)
+    message = str(info.value)
+    assert "\n" not in message and not isinstance(info.value, ScmNotDoneError)
+    if lost == "reset":
+        assert "no answer (connection reset)" in message and "request sent" in message
+    else:
+        assert f"request sent, answer HTTP {lost}" in message and info.value.status == int(lost)
+    assert ("may exist in SCM" if op in ("enroll", "renew") else "SCM may have") in message
+    assert len(_sent(backend, op)) == 1, "sent exactly once: SCM had already acted on it"
+    assert sleeps.calls == []
+    # ...and SCM did act on it
+    if op in ("enroll", "renew") or not backend.capabilities.replace_keeps_id and op == "replace":
+        assert backend.order_count() == before + 1
+    else:
+        assert backend.order_count() == before
+        state = client.status(order_id).state
+        assert state == ("revoked" if op == "revoke" else "pending")
+
+
+def test_connection_refused_is_not_sent_and_says_so(backend: Backend, keys) -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sleeps = Sleeps()
+    client = backend.client(sleeps, url=f"https://127.0.0.1:{port}", token_url=None)
+    with pytest.raises(ScmNotSentError) as info:
+        client.enroll(backend.request(keys["RSA 2048"]))
+    message = str(info.value)
+    assert "nothing was sent" in message and "may exist" not in message
+    assert len(sleeps.calls) == 3  # nothing was sent: a refused connection may be tried again

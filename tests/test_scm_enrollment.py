@@ -264,7 +264,7 @@ def test_no_www_authenticate_falls_back_to_the_well_known_url(enrollment_sim, si
     client = _client(enrollment_sim, sim_tls, token_url=None)
     response = requests.Response()
     response.status_code = 401
-    assert client.on_unauthorized(response) is True
+    assert client.auth.on_unauthorized(response) is True
     assert client.tokens.token_url is None  # -> WELL_KNOWN_TOKEN_URL when fetching
     assert WELL_KNOWN_TOKEN_URL.startswith("https://auth.sso.sectigo.com/")
 
@@ -274,7 +274,7 @@ def test_plain_http_authorization_uri_is_ignored(enrollment_sim, sim_tls) -> Non
     response = requests.Response()
     response.status_code = 401
     response.headers["WWW-Authenticate"] = 'Bearer authorization_uri="http://127.0.0.1:1/token"'
-    client.on_unauthorized(response)
+    client.auth.on_unauthorized(response)
     assert client.tokens.token_url is None
 
 
@@ -283,7 +283,7 @@ def test_configured_token_url_is_not_overridden(enrollment_sim, sim_tls, keys) -
     response = requests.Response()
     response.status_code = 401
     response.headers["WWW-Authenticate"] = 'Bearer authorization_uri="https://elsewhere.example/token"'
-    client.on_unauthorized(response)
+    client.auth.on_unauthorized(response)
     assert client.tokens.token_url == enrollment_sim.token_url
 
 

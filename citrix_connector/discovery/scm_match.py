@@ -68,7 +68,7 @@ def _pages(
     position = 0
     while True:
         query = {**params, "size": str(PAGE_SIZE), "position": str(position)}
-        response = client.call("certificate list", "GET", "/ssl/v1", params=query)
+        response = client.get("certificate list", "/ssl/v1", params=query)
         listing.requests += 1
         items = _json_list(response, "GET /ssl/v1")
         for item in items:
@@ -102,7 +102,7 @@ def _int(value: Any) -> int | None:
 
 def details(client: AdminScmClient, ssl_id: str, listing: ScmListing) -> ScmMatch:
     """``GET /ssl/v1/{sslId}``: organization, certificate profile, term and status."""
-    response = client.call("certificate details", "GET", f"/ssl/v1/{int(ssl_id)}")
+    response = client.get("certificate details", f"/ssl/v1/{int(ssl_id)}")
     listing.requests += 1
     try:
         body = response.json()

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from .. import crypto
 from ..config import Profile
-from ..errors import ScmError, ScmUnsupportedError, UsageError
+from ..errors import ScmError, ScmNotDoneError, ScmOutcomeUnknownError, ScmUnsupportedError, UsageError
 from ..nitro.deploy import make_csr_on_appliance, make_key_on_appliance, preflight
-from ..scm import EnrollRequest
+from ..scm import EnrollRequest, capabilities_of
 from ..state import OrderRecord, ProfileState
 from .context import ApplianceSession, Context
 from .install import read_local_key
@@ -51,7 +51,7 @@ def order(
     if (
         kind == "renew"
         and ctx.scm_config is not None
-        and ctx.scm_config.api == "enrollment"
+        and capabilities_of(ctx.scm_config).renew_needs_profile_id
         and profile.sectigo.profile_id is None
         and ctx.scm_config.profile_id is None
     ):
@@ -95,6 +95,8 @@ def order(
         session.changed = True
 
     previous = state.current.order_id if state.current is not None else None
+    # stamped into the order's comments: a person finds an order whose answer was lost in SCM's UI
+    tag = f"citrixagent:{profile.name}:{secrets.token_hex(4)}"
     # Write-ahead: the intent is journalled before the order is sent, so a run that dies while
     # SCM takes the order finds that order on the next run instead of placing a second one.
     intent = OrderRecord(
@@ -110,18 +112,28 @@ def order(
         key_desc=cert.key.describe(),
         previous_order_id=previous,
         known_orders=known_orders,
+        tag=tag,
     )
     state.ordering = intent
     ctx.store.save(state)
     try:
-        order_id = _send_order(ctx, profile, kind, csr_pem, previous)
-    except ScmError as exc:
-        # SCM answered 4xx, refusing it: no order exists (a 2xx it answered oddly did place one)
-        if exc.status is not None and 400 <= exc.status < 500:
-            state.ordering = None
-            ctx.store.save(state)
-            if cert.key_location == "local" and not reuse:
-                Path(key_ref).unlink(missing_ok=True)  # a private key for nothing: do not keep it
+        order_id = _send_order(ctx, profile, kind, csr_pem, previous, tag)
+    except ScmNotDoneError:
+        # SCM refused it (4xx) or it was never sent: no order exists. Any other failure (sent, no
+        # usable answer) keeps the intent: the order may exist and the next run looks for it.
+        state.ordering = None
+        ctx.store.save(state)
+        if cert.key_location == "local" and not reuse:
+            Path(key_ref).unlink(missing_ok=True)  # a private key for nothing: do not keep it
+        raise
+    except ScmOutcomeUnknownError:
+        log.warning(
+            "%s: the %s order may have reached SCM without an answer; it carries %r in its %s",
+            profile.name,
+            kind,
+            tag,
+            ctx.scm.capabilities.tag_field,
+        )
         raise
     # The order id goes to the journal before anything else: a crash from here on resumes it.
     intent.order_id = order_id
@@ -135,7 +147,9 @@ def order(
     return Deferred(kind, why)
 
 
-def _send_order(ctx: Context, profile: Profile, kind: OrderKind, csr_pem: str, previous: str | None) -> str:
+def _send_order(
+    ctx: Context, profile: Profile, kind: OrderKind, csr_pem: str, previous: str | None, tag: str | None
+) -> str:
     cert = profile.certificate
     sectigo = profile.sectigo
     if kind == "enroll":
@@ -150,6 +164,7 @@ def _send_order(ctx: Context, profile: Profile, kind: OrderKind, csr_pem: str, p
                 comments=sectigo.comments,
                 external_requester=sectigo.external_requester,
                 custom_fields=dict(sectigo.custom_fields),
+                tag=tag,
             )
         )
     assert previous is not None
@@ -161,6 +176,7 @@ def _send_order(ctx: Context, profile: Profile, kind: OrderKind, csr_pem: str, p
             profile_id=sectigo.profile_id,
             term=sectigo.term,
             custom_fields=dict(sectigo.custom_fields),
+            tag=tag,
         )
     return ctx.scm.replace(
         previous,
@@ -168,6 +184,7 @@ def _send_order(ctx: Context, profile: Profile, kind: OrderKind, csr_pem: str, p
         common_name=cert.common_name,
         sans=cert.subject_alt_names,
         reason="certificate profile changed (names or key type); replaced by citrixagent",
+        tag=tag,
     )
 
 
@@ -204,8 +221,8 @@ def recover_interrupted_order(ctx: Context, profile: Profile, state: ProfileStat
             f"{intent.api} configuration so the order can be found"
         )
     adopted: str | None = None
-    if intent.kind == "replace" and intent.api == "admin" and intent.previous_order_id:
-        # the admin API replaces in place: the order went back to pending, or carries a new serial
+    if intent.kind == "replace" and ctx.scm.capabilities.replace_keeps_id and intent.previous_order_id:
+        # replaced in place (admin API): the order went back to pending, or carries a new serial
         found = ctx.scm.status(intent.previous_order_id)
         before = state.current.serial if state.current is not None else ""
         if found.state == "pending" or (found.state == "issued" and found.serial and found.serial != before):
@@ -228,12 +245,13 @@ def recover_interrupted_order(ctx: Context, profile: Profile, state: ProfileStat
         log.warning(
             "%s: a previous run was interrupted while placing a %s order through the SCM %s API, "
             "which cannot list orders; if SCM received it, an extra order for %s placed around %s "
-            "exists: check it in SCM",
+            "exists: check it in SCM%s",
             profile.name,
             intent.kind,
             intent.api,
             intent.common_name,
             intent.placed_at,
+            f" (its {ctx.scm.capabilities.tag_field} hold {intent.tag!r})" if intent.tag else "",
         )
     state.ordering = None
     if adopted is not None:

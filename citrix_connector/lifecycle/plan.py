@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..config import Profile
 from ..nitro.deploy import DeployPlan, deploy
+from ..scm import capabilities_of
 from ..state import OrderRecord, ProfileState
 from .context import ApplianceSession, Context
 from .outcome import Done, OrderKind, RowFacts
@@ -40,7 +41,7 @@ def plan_order(
         s = profile.sectigo
         detail = (
             f"org {s.org_id}, type {s.cert_type}, term {s.term}"
-            if api == "admin"
+            if ctx.scm_config is not None and capabilities_of(ctx.scm_config).enroll_from_profile
             else "REST account's profile and term"
         )
         plan.append(f"order a new certificate from SCM ({api} API: {detail})")

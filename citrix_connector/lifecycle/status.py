@@ -7,7 +7,7 @@ import dataclasses
 from typing import Any
 
 from ..config import Profile
-from ..errors import EXIT_OK, CitrixAgentError, ScmError, UsageError
+from ..errors import EXIT_OK, CitrixAgentError, ScmAlreadyRevokedError, UsageError
 from ..nitro.deploy import InstalledState
 from .context import ApplianceSession, Context
 from .decide import decide
@@ -82,9 +82,7 @@ def revoke(ctx: Context, profile: Profile, session: ApplianceSession, reason: st
             reason_code=reason_code,
             reason=f"{reason} (revoked by citrixagent for profile {profile.name})",
         )
-    except ScmError as exc:
-        if exc.code != -159:  # "already revoked": the end state we want (e.g. a lost first answer)
-            raise
+    except ScmAlreadyRevokedError:  # the end state we want (e.g. a lost first answer)
         already = True
     state.revoked.append(
         {"order_id": current.order_id, "serial": current.serial, "reason": reason, "at": iso(ctx.clock())}

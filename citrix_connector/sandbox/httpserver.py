@@ -6,7 +6,8 @@ gives every simulator the same test facilities:
 * real TLS on 127.0.0.1 (optionally asking for client certificates),
 * a request log (:attr:`SimServer.requests`) for assertions,
 * fault injection (:meth:`SimServer.add_fault`): a forced status/body, added latency, a reset
-  connection, "the first K calls pass, then N fail",
+  connection, "the first K calls pass, then N fail"; with ``after_effect`` the request is carried
+  out first and only its answer is replaced (a 500/502 or a reset after the order took effect),
 * an injectable clock (:attr:`SimServer.clock`),
 * a control API over HTTP under ``/_sim/`` so a separate process (``citrixagent sandbox serve``)
   can be driven the same way: ``GET /_sim/requests``, ``POST /_sim/faults``,
@@ -138,7 +139,8 @@ class Fault:
     The first ``after`` matching requests pass untouched; the next ``times`` (``None`` = all) get the
     fault: ``latency`` seconds of delay, then either a reset connection (``reset``) or the given
     ``status``/``body``/``headers``. With ``status == 0`` and not ``reset``, only the latency applies
-    and the request is then handled normally.
+    and the request is then handled normally. With ``after_effect`` the request is handled normally
+    first (it takes effect) and then answered with the fault's status/body or a reset instead.
     """
 
     path: re.Pattern[str]
@@ -151,6 +153,7 @@ class Fault:
     latency: float = 0.0
     reset: bool = False
     hold_answer: float = 0.0  # handle the request normally, then hold the answer back this long
+    after_effect: bool = False  # handle the request normally, then answer with the fault instead
     seen: int = 0
     hits: int = 0
 
@@ -340,8 +343,10 @@ class SimServer:
         latency: float = 0.0,
         reset: bool = False,
         hold_answer: float = 0.0,
+        after_effect: bool = False,
     ) -> Fault:
-        """Inject a fault for requests whose decoded path matches the regex ``path``."""
+        """Inject a fault for requests whose decoded path matches the regex ``path`` (see
+        :class:`Fault`; ``after_effect``: carry the request out, then fail its answer)."""
         hdrs = dict(headers or {})
         if json_body is not None:
             data = json.dumps(json_body).encode("utf-8")
@@ -359,6 +364,7 @@ class SimServer:
             latency=latency,
             reset=reset,
             hold_answer=hold_answer,
+            after_effect=after_effect,
         )
         with self.lock:
             self._faults.append(fault)
@@ -386,15 +392,14 @@ class SimServer:
             time.sleep(delay)
         response: Response | None
         with self.lock:
+            if fault is not None and fault.after_effect:
+                self._handle_safely(request)  # it takes effect; the answer is lost
             if fault is not None and fault.reset:
                 response = None
             elif fault is not None and fault.status:
                 response = Response(fault.status, fault.body, dict(fault.headers))
             else:
-                try:
-                    response = self.handle(request)
-                except Exception as exc:  # a simulator bug must show up as a 500, not a hang
-                    response = Response.json(500, {"simulator_error": repr(exc)})
+                response = self._handle_safely(request)
             self._requests.append(
                 RecordedRequest(
                     method=request.method,
@@ -409,6 +414,12 @@ class SimServer:
         if fault is not None and fault.hold_answer:
             time.sleep(fault.hold_answer)  # outside the lock: the request already took effect
         return response
+
+    def _handle_safely(self, request: Request) -> Response:
+        try:
+            return self.handle(request)
+        except Exception as exc:  # a simulator bug must show up as a 500, not a hang
+            return Response.json(500, {"simulator_error": repr(exc)})
 
     def _control(self, request: Request) -> Response:
         route = request.path[len("/_sim") :]
@@ -434,6 +445,7 @@ class SimServer:
                 latency=float(spec.get("latency", 0.0)),
                 reset=bool(spec.get("reset", False)),
                 hold_answer=float(spec.get("hold_answer", 0.0)),
+                after_effect=bool(spec.get("after_effect", False)),
             )
             return Response.empty(204)
         return self.handle_control(route, request)

@@ -481,6 +481,8 @@ class ScmSimulator(ScmSimBase[int, ScmOrder]):
             "mode": o.mode,
             "polls": o.polls,
             "serialNumber": colon_serial(o.cert.serial_number) if o.cert else "",
+            "comments": o.comments,
+            "externalRequester": o.external_requester,
         }
 
     # ------------------------------------------------------------------ request handling

@@ -558,6 +558,31 @@ class ScmSimBase(SimServer, Generic[IdT, OrderT]):
             after=after,
         )
 
+    def lose_answer(
+        self,
+        route_regex: str,
+        *,
+        status: int = 500,
+        reset: bool = False,
+        method: str | None = "POST",
+        times: int | None = 1,
+        after: int = 0,
+    ) -> Fault:
+        """Carry the next matching request out (the order takes effect), then answer it with HTTP
+        ``status`` and an HTML error page -- as a failing front end does -- or, with ``reset``, drop
+        the connection without an answer."""
+        return self.add_fault(
+            route_regex,
+            method=method,
+            status=0 if reset else status,
+            body="" if reset else f"<html><body><h1>{status} Error</h1></body></html>",
+            headers=None if reset else {"Content-Type": "text/html"},
+            times=times,
+            after=after,
+            reset=reset,
+            after_effect=True,
+        )
+
     def _reset_common(self) -> None:
         """No orders, ids from ``first_id`` again, no OAuth clients, real clock, no faults, empty log."""
         self._orders.clear()

@@ -355,6 +355,12 @@ class EnrollmentSimulator(ScmSimBase[str, EnrollmentOrder]):
             "polls": o.polls,
             "profileId": o.profile_id,
             "commonName": csr_names(o.csr)[0],
+            # where an admin finds an order in SCM's UI (the agent stamps its tag into comments)
+            "comments": o.comments,
+            "externalRequester": o.external_requester,
+            "replaces": o.replaces,
+            "replacedBy": o.replaced_by,
+            "renewalOf": o.renewal_of,
         }
 
     # ------------------------------------------------------------------ request handling

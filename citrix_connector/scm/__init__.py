@@ -8,7 +8,15 @@ from collections.abc import Callable
 
 from ..config import ScmConfig
 from .admin import AdminScmClient
-from .base import REVOCATION_REASONS, CollectResult, EnrollRequest, OrderState, OrderStatus, ScmClient
+from .base import (
+    REVOCATION_REASONS,
+    CollectResult,
+    EnrollRequest,
+    OrderState,
+    OrderStatus,
+    ScmCapabilities,
+    ScmClient,
+)
 from .enrollment import EnrollmentScmClient
 from .polling import wait_for_certificate
 
@@ -20,7 +28,9 @@ __all__ = [
     "EnrollmentScmClient",
     "OrderState",
     "OrderStatus",
+    "ScmCapabilities",
     "ScmClient",
+    "capabilities_of",
     "make_scm_client",
     "wait_for_certificate",
 ]
@@ -32,4 +42,13 @@ def make_scm_client(config: ScmConfig, *, sleep: Callable[[float], None] = time.
         return AdminScmClient(config, sleep=sleep)
     if config.api == "enrollment":
         return EnrollmentScmClient(config, sleep=sleep)
+    raise ValueError(f"unknown SCM api {config.api!r}")
+
+
+def capabilities_of(config: ScmConfig) -> ScmCapabilities:
+    """What the API ``config`` configures can do, without making a client (e.g. for a dry run)."""
+    if config.api == "admin":
+        return AdminScmClient.capabilities
+    if config.api == "enrollment":
+        return EnrollmentScmClient.capabilities
     raise ValueError(f"unknown SCM api {config.api!r}")

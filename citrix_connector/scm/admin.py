@@ -12,6 +12,10 @@ Pitfalls handled (see ``reference/scm-rest-api.md`` §5): SANs are a comma-separ
 enroll but an *array* on replace; ``renewById`` needs an object body; replace/revoke answer 204 with
 an empty body; collect uses a full-chain format (``x509R``, leaf first) and only SCM's documented
 "not yet" codes (0, -183, -1400, -109 with HTTP 400) mean pending.
+
+Order calls (enroll, renew, replace, revoke) are sent once: a lost answer raises
+:class:`~citrix_connector.errors.ScmOutcomeUnknownError`, and the order list (``find_orders``) finds
+what SCM took.
 """
 
 from __future__ import annotations
@@ -25,18 +29,21 @@ import requests
 
 from ..config import ScmConfig
 from ..crypto import normalize_serial, unique_names
-from ..errors import CryptoError, ScmAuthError, ScmError
+from ..errors import CryptoError, ScmAuthError, ScmError, ScmNotSentError, ScmRefusedError
 from ..http import HttpClient, RetryPolicy
-from ._transport import (
-    OAuthTokens,
-    ScmTransport,
-    auth_failure,
-    check_reason_code,
-    endpoint_of,
-    order_id_from,
-    parse_date,
+from . import codes
+from ._answers import endpoint_of, order_id_from, parse_date
+from ._oauth import OAuthTokens
+from ._transport import ScmTransport, auth_failure, check_reason_code
+from .base import (
+    COMMENTS_LIMIT,
+    CollectResult,
+    EnrollRequest,
+    OrderState,
+    OrderStatus,
+    ScmCapabilities,
+    tagged,
 )
-from .base import CollectResult, EnrollRequest, OrderStatus
 
 __all__ = ["COLLECT_FORMAT", "NOT_READY_CODES", "AdminScmClient", "admin_base_url"]
 
@@ -45,8 +52,9 @@ log = logging.getLogger("citrixagent.scm")
 #: Full chain, leaf first (the order is re-derived from issuer/subject later anyway).
 COLLECT_FORMAT = "x509R"
 #: SCM's documented "not issued yet" codes on collect (HTTP 400).
-NOT_READY_CODES = frozenset({0, -183, -1400, -109})
+NOT_READY_CODES = codes.ADMIN_NOT_READY
 
+_REASON_LIMIT = 512  # a replace's or revoke's reason
 _DEFAULT_REPLACE_REASON = "re-issue with a new key"
 _DEFAULT_REVOKE_REASON = "unspecified"
 
@@ -62,10 +70,54 @@ def admin_base_url(url: str, *, client_cert: bool) -> str:
     return base + ("/private/api" if client_cert else "/api")
 
 
-class AdminScmClient(ScmTransport):
+class _AdminAuth:
+    """The admin API's authentication: ``login``/``password``/``customerUri`` headers, a client
+    certificate (``login`` + ``customerUri``), or an OAuth bearer token."""
+
+    def __init__(self, config: ScmConfig, tokens: OAuthTokens | None) -> None:
+        self.config = config
+        self.tokens = tokens
+
+    def headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if self.config.customer_uri:
+            headers["customerUri"] = self.config.customer_uri
+        if self.tokens is not None:
+            headers["Authorization"] = f"Bearer {self.tokens.get()}"
+            return headers
+        if self.config.username:
+            headers["login"] = self.config.username
+        if self.config.auth == "password" and self.config.password is not None:
+            headers["password"] = self.config.password.reveal()
+        return headers
+
+    def on_unauthorized(self, response: requests.Response) -> bool:
+        if self.tokens is None:
+            return False  # header credentials do not get better by sending them again
+        self.tokens.invalidate()
+        return True
+
+    def failure(self, code: int | None, description: str, status: int, endpoint: str) -> ScmAuthError:
+        if self.config.auth == "oauth":
+            who = f"the OAuth token of client id {self.config.client_id!r}"
+        elif self.config.auth == "client_cert":
+            who = f"the client certificate for login {self.config.username!r}"
+        else:
+            who = f"the credentials for login {self.config.username!r}"
+        return auth_failure(who, code, description, status, endpoint)
+
+
+class AdminScmClient:
     """:class:`~citrix_connector.scm.base.ScmClient` over SCM's admin REST API."""
 
     api_name = "admin"
+    capabilities = ScmCapabilities(
+        can_list_orders=True,
+        renew_needs_profile_id=False,
+        replace_keeps_id=True,
+        enroll_from_profile=True,
+        renew_takes_tag=False,  # renewById takes only csr and DCV settings
+    )
 
     def __init__(
         self,
@@ -85,7 +137,7 @@ class AdminScmClient(ScmTransport):
                 raise ScmError("auth: client_cert needs client_cert (and client_key) in scm.yaml")
             key = config.client_key or config.client_cert  # a combined PEM holds both
             cert = (str(config.client_cert), str(key))
-        http = HttpClient(
+        self.http = HttpClient(
             admin_base_url(config.url, client_cert=config.auth == "client_cert"),
             verify=config.verify_tls,
             timeout=config.timeout,
@@ -94,7 +146,7 @@ class AdminScmClient(ScmTransport):
             cert=cert,
             sleep=sleep,
         )
-        tokens: OAuthTokens | None = None
+        self.tokens: OAuthTokens | None = None
         secrets: list[str] = []
         if config.password is not None:
             secrets.append(config.password.reveal())
@@ -102,46 +154,24 @@ class AdminScmClient(ScmTransport):
             if not config.client_id or config.client_secret is None:
                 raise ScmError("auth: oauth needs client_id and client_secret in scm.yaml")
             secrets.append(config.client_secret.reveal())
-            tokens = OAuthTokens(
-                http,
+            self.tokens = OAuthTokens(
+                self.http,
                 client_id=config.client_id,
                 client_secret=config.client_secret,
                 token_url=config.token_url,
                 clock=clock,
             )
-        super().__init__(http, tokens=tokens, secrets=secrets)
+        self._transport = ScmTransport(self.http, _AdminAuth(config, self.tokens), secrets=secrets)
         self._types: list[Mapping[str, Any]] | None = None
 
-    # -- authentication --------------------------------------------------------------------------
-    def auth_headers(self) -> dict[str, str]:
-        headers: dict[str, str] = {}
-        if self.config.customer_uri:
-            headers["customerUri"] = self.config.customer_uri
-        if self.auth == "oauth":
-            headers.update(super().auth_headers())
-            return headers
-        if self.config.username:
-            headers["login"] = self.config.username
-        if self.auth == "password" and self.config.password is not None:
-            headers["password"] = self.config.password.reveal()
-        return headers
-
-    def auth_error(
-        self, op: str, code: int | None, description: str, status: int, endpoint: str
-    ) -> ScmAuthError:
-        if self.auth == "oauth":
-            who = f"the OAuth token of client id {self.config.client_id!r}"
-        elif self.auth == "client_cert":
-            who = f"the client certificate for login {self.config.username!r}"
-        else:
-            who = f"the credentials for login {self.config.username!r}"
-        return auth_failure(who, code, description, status, endpoint)
+    def close(self) -> None:
+        self._transport.close()
 
     # -- profiles --------------------------------------------------------------------------------
     def certificate_types(self) -> list[Mapping[str, Any]]:
         """``GET /ssl/v1/types`` (cached for the life of the client)."""
         if self._types is None:
-            response = self.call("profile lookup", "GET", "/ssl/v1/types")
+            response = self.get("profile lookup", "/ssl/v1/types")
             body = _json_any(response)
             if not isinstance(body, list):
                 raise ScmError(
@@ -167,11 +197,11 @@ class AdminScmClient(ScmTransport):
             if len(found) == 1 and isinstance(found[0].get("id"), int):
                 return int(found[0]["id"])
             if len(found) > 1:
-                raise ScmError(
+                raise ScmNotSentError(
                     f"SCM has {len(found)} certificate profiles named {text!r}; use the numeric id"
                 )
         names = ", ".join(sorted(repr(t.get("name")) for t in types)) or "none"
-        raise ScmError(f"SCM has no certificate profile named {text!r} (available: {names})")
+        raise ScmNotSentError(f"SCM has no certificate profile named {text!r} (available: {names})")
 
     def _default_term(self, type_id: int) -> int | None:
         for t in self.certificate_types():
@@ -183,9 +213,11 @@ class AdminScmClient(ScmTransport):
     # -- orders ----------------------------------------------------------------------------------
     def enroll(self, request: EnrollRequest) -> str:
         if request.org_id is None:
-            raise ScmError("enroll on the admin API needs org_id (the organization or department id)")
+            raise ScmNotSentError("enroll on the admin API needs org_id (the organization or department id)")
         if request.cert_type is None:
-            raise ScmError("enroll on the admin API needs cert_type (the certificate profile id or name)")
+            raise ScmNotSentError(
+                "enroll on the admin API needs cert_type (the certificate profile id or name)"
+            )
         type_id = self.resolve_profile(request.cert_type)
         term = request.term if request.term is not None else self._default_term(type_id)
         body: dict[str, Any] = {"orgId": request.org_id, "csr": request.csr_pem, "certType": type_id}
@@ -194,27 +226,28 @@ class AdminScmClient(ScmTransport):
         sans = unique_names(request.sans)
         if sans:
             body["subjAltNames"] = ",".join(sans)  # a string here; an array is refused with -1002
-        if request.comments:
-            body["comments"] = request.comments
+        comments = tagged(request.comments, request.tag, COMMENTS_LIMIT)
+        if comments:
+            body["comments"] = comments
         if request.external_requester:
             body["externalRequester"] = request.external_requester
         if request.custom_fields:
             body["customFields"] = [{"name": k, "value": v} for k, v in request.custom_fields.items()]
-        response = self.call("enroll", "POST", "/ssl/v1/enroll", json_body=body)
+        response = self._post("enroll", "/ssl/v1/enroll", body)
         return self._new_id("enroll", response)
 
     def collect(self, order_id: str) -> CollectResult:
         path = f"/ssl/v1/collect/{_id(order_id)}"
-        response = self.call(
-            "collect", "GET", path, params={"format": COLLECT_FORMAT}, accept="*/*", ok=lambda r: True
+        response = self.get(
+            "collect", path, params={"format": COLLECT_FORMAT}, accept="*/*", ok=lambda r: True
         )
-        return self.collect_result(
+        return self._transport.collect_result(
             order_id, response, not_ready_status=400, not_ready_codes=NOT_READY_CODES
         )
 
     def status(self, order_id: str) -> OrderStatus:
-        response = self.call("status", "GET", f"/ssl/v1/{_id(order_id)}")
-        body, raw_status, state = self.order_state(order_id, "status", response)
+        response = self.get("status", f"/ssl/v1/{_id(order_id)}")
+        body, raw_status, state = self._transport.order_state(order_id, "status", response)
         serial: str | None = None
         raw_serial = body.get("serialNumber")
         if (
@@ -243,29 +276,40 @@ class AdminScmClient(ScmTransport):
         profile_id: int | None = None,
         term: int | None = None,
         custom_fields: Mapping[str, str] | None = None,
+        tag: str | None = None,
     ) -> str:
-        # renewById takes only csr (and DCV settings); SANs, profile, term and custom fields come
-        # from the original
+        # renewById takes only csr (and DCV settings); SANs, profile, term, custom fields and
+        # comments come from the original (the new order is found by listing, not by a tag)
         body: dict[str, Any] = {} if csr_pem is None else {"csr": csr_pem}
-        response = self.call("renew", "POST", f"/ssl/v1/renewById/{_id(order_id)}", json_body=body)
+        response = self._order_call("renew", order_id, f"/ssl/v1/renewById/{_id(order_id)}", body)
         return self._new_id("renew", response)
 
     def replace(
-        self, order_id: str, *, csr_pem: str, common_name: str, sans: Sequence[str], reason: str
+        self,
+        order_id: str,
+        *,
+        csr_pem: str,
+        common_name: str,
+        sans: Sequence[str],
+        reason: str,
+        tag: str | None = None,
     ) -> str:
         body: dict[str, Any] = {
             "csr": csr_pem,
-            "reason": (reason or "").strip()[:512] or _DEFAULT_REPLACE_REASON,
+            "reason": tagged(reason, tag, _REASON_LIMIT) or _DEFAULT_REPLACE_REASON,
             "commonName": common_name,
             "subjectAlternativeNames": unique_names(sans),  # an array here, unlike enroll
         }
-        self.call("replace", "POST", f"/ssl/v1/replace/{_id(order_id)}", json_body=body)
+        self._order_call("replace", order_id, f"/ssl/v1/replace/{_id(order_id)}", body)
         return str(order_id)  # SCM keeps the same sslId and re-issues under it
 
     def revoke(self, order_id: str, *, reason_code: int, reason: str) -> None:
         check_reason_code(reason_code)
-        body = {"reasonCode": reason_code, "reason": (reason or "").strip()[:512] or _DEFAULT_REVOKE_REASON}
-        self.call("revoke", "POST", f"/ssl/v1/revoke/{_id(order_id)}", json_body=body)
+        body = {
+            "reasonCode": reason_code,
+            "reason": (reason or "").strip()[:_REASON_LIMIT] or _DEFAULT_REVOKE_REASON,
+        }
+        self._order_call("revoke", order_id, f"/ssl/v1/revoke/{_id(order_id)}", body)
 
     def find_orders(self, *, common_name: str, limit: int = 200) -> list[str]:
         """Order ids whose common name is ``common_name`` (``GET /ssl/v1?commonName=``), in SCM's order."""
@@ -274,7 +318,7 @@ class AdminScmClient(ScmTransport):
         while len(ids) < limit:
             size = min(200, limit - len(ids))
             params = {"commonName": common_name, "size": str(size), "position": str(position)}
-            response = self.call("list", "GET", "/ssl/v1", params=params)
+            response = self.get("list", "/ssl/v1", params=params)
             body = _json_any(response)
             if not isinstance(body, list):
                 raise ScmError("SCM answered the certificate list without a JSON list [GET /ssl/v1]")
@@ -289,8 +333,30 @@ class AdminScmClient(ScmTransport):
         return ids
 
     # -- helpers ---------------------------------------------------------------------------------
+    def get(self, op: str, path: str, **kwargs: Any) -> requests.Response:
+        """A read (``GET``, retried on transient failures) through the transport, for callers that
+        read more than :class:`~citrix_connector.scm.base.ScmClient` offers (e.g. discovery)."""
+        return self._transport.call(op, "GET", path, idempotent=True, **kwargs)
+
+    def _order_call(self, op: str, order_id: str, path: str, body: Any) -> requests.Response:
+        """An order call: sent once (never re-sent after SCM may have acted on it); a "not issued"
+        refusal made specific (already revoked, already replaced, still pending)."""
+        try:
+            return self._transport.call(op, "POST", path, idempotent=False, json_body=body)
+        except ScmRefusedError as exc:
+            raise self._transport.not_issued(
+                op, str(order_id), exc, self._state_of, replace_keeps_id=self.capabilities.replace_keeps_id
+            ) from None
+
+    def _post(self, op: str, path: str, body: Any) -> requests.Response:
+        return self._transport.call(op, "POST", path, idempotent=False, json_body=body)
+
+    def _state_of(self, order_id: str) -> tuple[OrderState, str]:
+        found = self.status(order_id)
+        return found.state, found.status
+
     def _new_id(self, op: str, response: requests.Response) -> str:
-        return self.new_order_id(op, response, ("sslId", "id"), "an sslId")
+        return self._transport.new_order_id(op, response, ("sslId", "id"), "an sslId")
 
 
 def _json_any(response: requests.Response) -> Any:
@@ -304,5 +370,5 @@ def _id(order_id: str) -> str:
     """The order id as a URL path segment; admin ids are integers."""
     text = str(order_id).strip()
     if not text.isdigit():
-        raise ScmError(f"{order_id!r} is not an admin-API order id (sslId must be a number)")
+        raise ScmNotSentError(f"{order_id!r} is not an admin-API order id (sslId must be a number)")
     return text
