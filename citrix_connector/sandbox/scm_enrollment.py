@@ -42,108 +42,40 @@ import binascii
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.serialization import pkcs7
 
 from citrix_connector.crypto import csr_names, load_csr
 from citrix_connector.errors import CryptoError
 
+from . import scm_enrollment_routes as api
 from .ca import LocalCA
 from .httpserver import BadJson, Request, Response
+from .scm_base import ScmSimBase
 from .scm_common import (
     NOT_FOUND_TEXT,
     PENDING_STATES,
     TOKEN_PATH,
     ApiError,
-    ScmSimBase,
-    cert_order,
-    check_common_knob,
     check_key_type,
     csr_text,
     fail,
-    is_int,
-    json_object,
     original_request,
     parse_error,
-    pem_of,
-    reason_code_of,
-    required_text,
     spring_error,
 )
 from .scm_common import UNSET as _UNSET
+from .scm_enrollment_model import (
+    ALLOWED_KEYS,
+    B64_STRICT,
+    EnrollmentAccount,
+    EnrollmentOrder,
+    check_knob,
+)
 
 __all__ = ["EnrollmentAccount", "EnrollmentOrder", "EnrollmentSimulator"]
-
-MODES = ("auto", "needs_approval", "declined", "revoke_after_issue", "dcv_pending")
-DOWNLOAD_ORDERS = {"leaf-first": "LIR", "root-first": "RIL", "leaf-only": "L"}
-PENDING_TEXT: dict[int, str] = {
-    -103: "Certificate has not been collected yet.",
-    -109: "Certificate is not available now, please try again later.",
-    -1400: "The request is being processed by Sectigo.",
-    -183: "Certificate is not collectable.",
-}
-ALLOWED_KEYS: dict[str, tuple[str, ...]] = {"RSA": ("2048", "3072", "4096"), "EC": ("P-256", "P-384")}
-_BOOLEAN_KNOBS = (
-    "strict_csr",
-    "require_product_id",
-    "crlf",
-    "pkcs7",
-    "renew_requires_custom_fields",
-    "legacy_list",
-)
-_B64_STRICT = re.compile(r"[A-Za-z0-9+/]+={0,2}")
-
-
-@dataclass
-class EnrollmentAccount:
-    """A REST account: credentials plus the organization-side settings fixed on it."""
-
-    client_id: str
-    client_secret: str
-    profile_ids: tuple[int, ...] = (2001,)
-    term: int = 365
-    auto_approve: bool = True
-
-
-@dataclass
-class EnrollmentOrder:
-    """One certificate record behind the Enrollment API."""
-
-    cert_id: str
-    client_id: str
-    profile_id: int
-    term: int
-    csr: x509.CertificateSigningRequest
-    extra_sans: list[str]
-    requested_at: datetime
-    pending_since: datetime
-    status: str = "Applied"
-    mode: str = "auto"
-    awaiting_approval: bool = False
-    awaiting_dcv: bool = False
-    issue_after_polls: int | None = 2
-    issue_after_seconds: float | None = None
-    polls: int = 0
-    comments: str = ""
-    external_requester: str = ""
-    custom_fields: dict[str, str] = field(default_factory=dict)
-    not_after: datetime | None = None  # forced notAfter (replace keeps the original's)
-    renewal_of: str | None = None
-    replaces: str | None = None
-    replaced_by: str | None = None
-    renewed_by: list[str] = field(default_factory=list)
-    cert: x509.Certificate | None = None
-    chain: list[x509.Certificate] = field(default_factory=list)
-    issued_at: datetime | None = None
-    revoked_at: datetime | None = None
-    reason_code: int | None = None
-    revoke_message: str = ""
-    downloads: int = 0
 
 
 class EnrollmentSimulator(ScmSimBase[str, EnrollmentOrder]):
@@ -269,7 +201,7 @@ class EnrollmentSimulator(ScmSimBase[str, EnrollmentOrder]):
         values = {k: v for k, v in locals().items() if k not in ("self", "cert_id") and v is not _UNSET}
         with self.lock:
             order = self._order(cert_id)
-            checked = {k: _check_knob(k, v) for k, v in values.items()}
+            checked = {k: check_knob(k, v) for k, v in values.items()}
             for key in ("issue_after_polls", "issue_after_seconds"):
                 if key in checked:
                     setattr(order, key, checked[key])
@@ -313,7 +245,7 @@ class EnrollmentSimulator(ScmSimBase[str, EnrollmentOrder]):
         for key, value in values.items():
             if key not in self._KNOBS:
                 raise ValueError(f"unknown knob {key!r}")
-            checked[key] = _check_knob(key, value)
+            checked[key] = check_knob(key, value)
         for key, value in checked.items():
             setattr(self, key, value)
 
@@ -378,14 +310,14 @@ class EnrollmentSimulator(ScmSimBase[str, EnrollmentOrder]):
             return self._unauthorized()
         cert_id, action = m.group(1), m.group(2)
         routes: dict[tuple[str | None, str], Any] = {
-            (None, "POST"): lambda: self._enroll(req, account),
-            (None, "GET"): lambda: self._list(req, account),
-            ("", "GET"): lambda: self._download(account, str(cert_id)),
-            ("", "DELETE"): lambda: self._revoke(req, account, str(cert_id)),
-            ("status", "GET"): lambda: self._status(account, str(cert_id)),
-            ("dcv-recheck", "POST"): lambda: self._dcv_recheck(account, str(cert_id)),
-            ("renew", "POST"): lambda: self._renew(req, account, str(cert_id)),
-            ("replace", "POST"): lambda: self._replace(req, account, str(cert_id)),
+            (None, "POST"): lambda: api.enroll(self, req, account),
+            (None, "GET"): lambda: api.list_certificates(self, req, account),
+            ("", "GET"): lambda: api.download(self, account, str(cert_id)),
+            ("", "DELETE"): lambda: api.revoke(self, req, account, str(cert_id)),
+            ("status", "GET"): lambda: api.status(self, account, str(cert_id)),
+            ("dcv-recheck", "POST"): lambda: api.dcv_recheck(self, account, str(cert_id)),
+            ("renew", "POST"): lambda: api.renew(self, req, account, str(cert_id)),
+            ("replace", "POST"): lambda: api.replace(self, req, account, str(cert_id)),
         }
         key_path: str | None = None if cert_id is None else (action or "")
         handler = routes.get((key_path, req.method))
@@ -433,7 +365,7 @@ class EnrollmentSimulator(ScmSimBase[str, EnrollmentOrder]):
     def _parse_csr(self, value: Any) -> x509.CertificateSigningRequest:
         value = csr_text(value, blank_is_missing=False)
         if self.strict_csr:
-            if not _B64_STRICT.fullmatch(value):
+            if not B64_STRICT.fullmatch(value):
                 raise fail(400, -10, "Error while decoding CSR.")
             try:
                 der = base64.b64decode(value, validate=True)
@@ -554,198 +486,3 @@ class EnrollmentSimulator(ScmSimBase[str, EnrollmentOrder]):
         remaining = (order.not_after - now).total_seconds()
         days = max(1, math.ceil(remaining / 86400))
         return days, order.not_after - timedelta(days=days)
-
-    # ------------------------------------------------------------------ routes
-    def _enroll(self, req: Request, account: EnrollmentAccount) -> Response:
-        body = json_object(req)
-        sans = self._sans(body)
-        comments = self._text(body, "comments", 1024)
-        external = self._text(body, "externalRequester", 512)
-        product = body.get("productId")
-        profile_id = account.profile_ids[0]
-        if product is None:
-            if self.require_product_id:
-                raise fail(400, -7, "productId is required but missing.")
-        else:
-            if is_int(product) or isinstance(product, str) and product.strip().isdigit():
-                profile_id = int(product)
-            else:
-                raise parse_error()
-            if profile_id not in account.profile_ids:
-                raise fail(400, -39, "The certificate profile id is invalid!")
-        csr = self._parse_csr(body.get("csr"))
-        fields = self._custom_fields(body)
-        order = self._new_order(
-            account,
-            profile_id=profile_id,
-            term=account.term,
-            csr=csr,
-            extra_sans=sans or [],
-            comments=comments,
-            external_requester=external,
-            custom_fields=fields,
-        )
-        return self._id_response(order.cert_id)
-
-    def _list(self, req: Request, account: EnrollmentAccount) -> Response:
-        if not self.legacy_list:
-            return spring_error(405, req.path, "Request method 'GET' is not supported", self.clock())
-        try:
-            size = min(int(req.query.get("size", "200")), 200)
-            position = int(req.query.get("position", "0"))
-        except ValueError:
-            raise fail(400, -1601, "Field 'size/position' has invalid value.") from None
-        mine = [o for o in self._orders.values() if o.client_id == account.client_id]
-        page = mine[max(position, 0) : max(position, 0) + max(size, 0)]
-        body = [{"certId": o.cert_id, "status": o.status} for o in page]
-        return Response.json(200, body, {"X-Total-Count": str(len(mine))})
-
-    def _download(self, account: EnrollmentAccount, cert_id: str) -> Response:
-        order = self._find(account, cert_id)
-        self._collectable(order, declined_code=-1112)
-        if order.cert is None:
-            codes = self.pending_codes
-            code = codes[(max(order.polls, 1) - 1) % len(codes)]
-            raise fail(404, code, PENDING_TEXT.get(code, "Certificate is not available now."))
-        order.downloads += 1
-        certs = cert_order(order.cert, order.chain, DOWNLOAD_ORDERS[self.download_order])
-        if self.pkcs7:
-            data = pkcs7.serialize_certificates(certs, serialization.Encoding.PEM)
-            if self.crlf:
-                data = data.replace(b"\n", b"\r\n")
-        else:
-            data = pem_of(certs, crlf=self.crlf)
-        return Response(
-            200,
-            data,
-            {
-                "Content-Type": "application/x-pem-file",
-                "Content-Disposition": f'attachment; filename="{order.cert_id}.pem"',
-            },
-        )
-
-    def _status(self, account: EnrollmentAccount, cert_id: str) -> Response:
-        order = self._find(account, cert_id)
-        self._advance(order, poll=False)
-        if order.awaiting_dcv:
-            dcv: dict[str, Any] = {"status": "NOT_VALIDATED", "method": "CNAME"}
-        elif order.status == "Declined":
-            dcv = {}
-        else:
-            dcv = {"status": "VALIDATED"}
-        return Response.json(200, {"status": order.status, "dcvInfo": dcv})
-
-    def _dcv_recheck(self, account: EnrollmentAccount, cert_id: str) -> Response:
-        order = self._find(account, cert_id)
-        if order.awaiting_dcv:
-            order.awaiting_dcv = False
-            order.pending_since = self.clock()
-            order.polls = 0
-        return Response.empty(202)
-
-    def _renew(self, req: Request, account: EnrollmentAccount, cert_id: str) -> Response:
-        original = self._find(account, cert_id)
-        body = json_object(req, allow_empty=True)
-        profile_raw = body.get("profileId")
-        if profile_raw is None:
-            if len(account.profile_ids) > 1:
-                raise fail(400, -39, "The certificate profile id is invalid!")
-            profile_id = original.profile_id
-        else:
-            if not (is_int(profile_raw) or (isinstance(profile_raw, str) and profile_raw.strip().isdigit())):
-                raise parse_error()
-            profile_id = int(profile_raw)
-            if profile_id not in account.profile_ids:
-                raise fail(400, -39, "The certificate profile id is invalid!")
-        fields = self._custom_fields(body, required=self.renew_requires_custom_fields)
-        sans = self._sans(body)
-        term_raw = body.get("term")
-        term = account.term
-        if term_raw is not None:
-            if not is_int(term_raw) or term_raw < 1:
-                raise fail(400, -1601, "Field 'term' has invalid value.")
-            term = int(term_raw)
-        comments = self._text(body, "comments", 1024)
-        external = self._text(body, "externalRequester", 512)
-        for key in ("email", "dcvMode", "dcvEmail"):
-            self._text(body, key, 512)
-        csr = self._parse_csr(body["csr"]) if body.get("csr") is not None else original.csr
-        self._advance(original, poll=False)
-        if original.status != "Issued":
-            raise fail(400, -130, f"SSL state is not 'ISSUED': {original.status}")
-        new = self._new_order(
-            account,
-            profile_id=profile_id,
-            term=term,
-            csr=csr,
-            extra_sans=sans if sans is not None else original.extra_sans,
-            comments=comments or original.comments,
-            external_requester=external or original.external_requester,
-            custom_fields=fields or original.custom_fields,
-        )
-        new.renewal_of = original.cert_id
-        original.renewed_by.append(new.cert_id)
-        return self._id_response(new.cert_id)
-
-    def _replace(self, req: Request, account: EnrollmentAccount, cert_id: str) -> Response:
-        original = self._find(account, cert_id)
-        body = json_object(req)
-        sans = self._sans(body)
-        comments = self._text(body, "comments", 1024)
-        csr = self._parse_csr(body.get("csr"))
-        self._advance(original, poll=False)
-        if original.status != "Issued" or original.cert is None:
-            raise fail(400, -130, f"SSL state is not 'ISSUED': {original.status}")
-        new = self._new_order(
-            account,
-            profile_id=original.profile_id,
-            term=original.term,
-            csr=csr,
-            extra_sans=sans if sans is not None else original.extra_sans,
-            comments=comments or original.comments,
-            external_requester=original.external_requester,
-            custom_fields=original.custom_fields,
-        )
-        new.not_after = original.cert.not_valid_after_utc
-        new.replaces = original.cert_id
-        original.replaced_by = new.cert_id
-        original.status = "Replaced"
-        return self._id_response(new.cert_id)
-
-    def _revoke(self, req: Request, account: EnrollmentAccount, cert_id: str) -> Response:
-        order = self._find(account, cert_id)
-        body = json_object(req, allow_empty=True)
-        message = required_text(body, "message", 512)
-        code = reason_code_of(body.get("reasonCode", 0))
-        self._advance(order, poll=False)
-        if order.status == "Revoked":
-            raise fail(400, -159, "Your certificate already revoked")
-        if order.status not in ("Issued", "Replaced"):
-            raise fail(400, -102, "Only issued certificates could be revoked.")
-        self._do_revoke(order, code, message)
-        return Response.empty(200)
-
-
-def _check_knob(key: str, value: Any) -> Any:
-    """Validate one knob value; ValueError with a readable message."""
-    if key == "www_authenticate":
-        if value not in ("quoted", "unquoted", None):
-            raise ValueError("www_authenticate must be 'quoted', 'unquoted' or None")
-        return value
-    if key == "pending_codes":
-        if not isinstance(value, (list, tuple)) or not value or not all(is_int(v) for v in value):
-            raise ValueError("pending_codes must be a non-empty list of ints")
-        return list(value)
-    if key == "download_order":
-        if value not in DOWNLOAD_ORDERS:
-            raise ValueError(f"download_order must be one of {sorted(DOWNLOAD_ORDERS)}")
-        return value
-    if key == "cert_id_style":
-        if value not in ("string", "number", "id_key"):
-            raise ValueError("cert_id_style must be 'string', 'number' or 'id_key'")
-        return value
-    if key == "mandatory_custom_fields":
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
-            raise ValueError("mandatory_custom_fields must be a list of names")
-        return list(value)
-    return check_common_knob(key, value, modes=MODES, booleans=_BOOLEAN_KNOBS)
