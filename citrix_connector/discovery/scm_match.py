@@ -154,7 +154,7 @@ def find_by_serial(client: AdminScmClient, serial: str) -> ScmMatch | None:
     wanted = normalize_serial(serial)
     colon = wanted if len(wanted) % 2 == 0 else "0" + wanted
     colon = ":".join(colon[i : i + 2] for i in range(0, len(colon), 2))
-    response = client.call("certificate list", "GET", "/ssl/v1", params={"serialNumber": colon, "size": "10"})
+    response = client.get("certificate list", "/ssl/v1", params={"serialNumber": colon, "size": "10"})
     for item in _json_list(response, "GET /ssl/v1"):
         ssl_id = item.get("sslId", item.get("id"))
         if ssl_id is not None and _serial(item.get("serialNumber")) == wanted:

@@ -22,6 +22,7 @@ from .. import crypto
 from ..config import Profile
 from ..errors import CitrixAgentError, CryptoError, StateError
 from ..nitro.deploy import InstalledState
+from ..scm import capabilities_of
 from ..scm.admin import AdminScmClient
 from ..state import DeploymentRecord, IssuedRecord, ProfileState
 from .context import ApplianceSession, Context
@@ -110,7 +111,7 @@ def _read_certificate(session: ApplianceSession, installed: InstalledState, cert
 def _scm_order(ctx: Context, serial: str) -> tuple[str, str]:
     """(order id, SCM status) of the SCM certificate with this serial; ("", "") when none is found
     or the API cannot list certificates."""
-    if ctx.scm_config is None or ctx.scm_config.api != "admin":
+    if ctx.scm_config is None or not capabilities_of(ctx.scm_config).can_list_orders:
         return "", ""
     from ..discovery.scm_match import find_by_serial  # discovery's SCM matching, one serial
 
