@@ -116,16 +116,13 @@ class _EnrollmentAuth:
         self.tokens = tokens
         # Without a configured token URL, the first request goes out without a token to learn it.
         self._discovering = config.token_url is None
-        self._sent_without_token = False
 
     def headers(self) -> dict[str, str]:
         if self._discovering:
             # only the first request: a 401 names the token server, the retry carries a token;
             # if no token was needed after all, nothing was lost
             self._discovering = False
-            self._sent_without_token = True
             return {}
-        self._sent_without_token = False
         return {"Authorization": f"Bearer {self.tokens.get()}"}
 
     def on_unauthorized(self, response: requests.Response) -> bool:
