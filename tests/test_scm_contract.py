@@ -7,6 +7,7 @@ must never leak.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import socket
@@ -462,14 +463,19 @@ def test_replace_of_a_replaced_order(backend: Backend, keys) -> None:
     first = client.replace(
         order_id, csr_pem=csr_pem(keys["ECDSA P-256"]), common_name="www.example.com", sans=[], reason="r"
     )
-    again = dict(csr_pem=csr_pem(keys["ECDSA P-384"]), common_name="www.example.com", sans=[], reason="r")
+
+    def again() -> str:
+        return client.replace(
+            order_id, csr_pem=csr_pem(keys["ECDSA P-384"]), common_name="www.example.com", sans=[], reason="r"
+        )
+
     if backend.capabilities.replace_keeps_id:
         with pytest.raises(ScmNotReadyError) as pending:
-            client.replace(order_id, **again)
+            again()
         assert pending.value.code == -130 and first == order_id
         return
     with pytest.raises(ScmAlreadyReplacedError) as info:
-        client.replace(order_id, **again)
+        again()
     err = info.value
     assert err.code == -130 and err.status == 400 and "Replaced" in str(err)
     assert (err.order_id, err.state, err.replacement_id) == (order_id, "replaced", None)
@@ -481,9 +487,7 @@ def test_replace_of_a_replaced_order(backend: Backend, keys) -> None:
 def test_orders_carry_the_tag(backend: Backend, keys) -> None:
     client = backend.client()
     request = backend.request(keys["RSA 2048"])
-    tagged_request = EnrollRequest(
-        **{**request.__dict__, "comments": "web farm", "tag": "citrixagent:p:1a2b"}
-    )
+    tagged_request = dataclasses.replace(request, comments="web farm", tag="citrixagent:p:1a2b")
     order_id = client.enroll(tagged_request)
     _collect_until_issued(client, order_id)
     renewed = client.renew(order_id, csr_pem=csr_pem(keys["RSA 2048"]), tag="citrixagent:p:3c4d")
@@ -495,10 +499,10 @@ def test_orders_carry_the_tag(backend: Backend, keys) -> None:
 
 # --------------------------------------------------- no second order: answers lost after the effect
 
-_LOST = {
-    "500": dict(status=500),
-    "502": dict(status=502),
-    "reset": dict(reset=True),
+_LOST: dict[str, dict[str, Any]] = {
+    "500": {"status": 500},
+    "502": {"status": 502},
+    "reset": {"reset": True},
 }
 
 

@@ -9,7 +9,7 @@ from cryptography import x509
 
 from citrix_connector.config import PollSettings
 from citrix_connector.errors import PendingError, ScmAuthError, ScmDeclinedError
-from citrix_connector.scm.base import CollectResult, EnrollRequest, OrderState, OrderStatus
+from citrix_connector.scm.base import CollectResult, EnrollRequest, OrderState, OrderStatus, ScmCapabilities
 from citrix_connector.scm.polling import wait_for_certificate
 
 
@@ -31,6 +31,13 @@ class ScriptedClient:
     """An ScmClient whose collect/status answers follow a script."""
 
     api_name = "fake"
+    capabilities = ScmCapabilities(
+        can_list_orders=False,
+        renew_needs_profile_id=False,
+        replace_keeps_id=True,
+        enroll_from_profile=False,
+        renew_takes_tag=False,
+    )
 
     def __init__(
         self,
@@ -67,11 +74,19 @@ class ScriptedClient:
         profile_id: int | None = None,
         term: int | None = None,
         custom_fields: Mapping[str, str] | None = None,
+        tag: str | None = None,
     ) -> str:
         raise NotImplementedError
 
     def replace(
-        self, order_id: str, *, csr_pem: str, common_name: str, sans: Sequence[str], reason: str
+        self,
+        order_id: str,
+        *,
+        csr_pem: str,
+        common_name: str,
+        sans: Sequence[str],
+        reason: str,
+        tag: str | None = None,
     ) -> str:
         raise NotImplementedError
 
