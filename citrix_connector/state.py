@@ -138,6 +138,10 @@ class ProfileState:
     # The last order SCM declined or revoked before it could be collected ({order_id, kind, at,
     # message}); `run` does not re-order while it is set, an explicit enroll/renew/replace does.
     declined: dict[str, Any] | None = None
+    # An order an interrupted run was placing that SCM did not take, or whose id this SCM API cannot
+    # tell: `run` places this kind of order again ("enroll" when the order to renew or replace is
+    # gone); cleared once an order is journalled.
+    reorder: Literal["enroll", "renew", "replace"] | None = None
     # Appliance files of superseded deployments (full paths), removed after the next saved deployment
     # unless a certkey still refers to them.
     stale_files: list[str] = field(default_factory=list)

@@ -86,9 +86,18 @@ def decide_plain(
             last = state.revoked[-1]
             return Decision("enroll", f"the last certificate (order {last.get('order_id')}) was revoked")
         return Decision("enroll", "no certificate enrolled yet")
+    if state.reorder == "enroll":
+        return Decision(
+            "enroll", f"SCM order {current.order_id} was replaced by an order that cannot be found"
+        )
     changed = _profile_change(profile, state)
     if changed is not None:
         return changed
+    if state.reorder is not None:
+        return Decision(
+            state.reorder,
+            f"a previous run was interrupted placing a {state.reorder} order SCM did not confirm",
+        )
     due = _renewal_due(profile, state, now)
     if due is not None:
         return due

@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import logging
 import secrets
-from pathlib import Path
 
 from .. import crypto
 from ..config import Profile
-from ..errors import ScmError, ScmNotDoneError, ScmOutcomeUnknownError, ScmUnsupportedError, UsageError
+from ..errors import (
+    ScmAlreadyReplacedError,
+    ScmError,
+    ScmNotDoneError,
+    ScmOutcomeUnknownError,
+    ScmUnsupportedError,
+    UsageError,
+)
 from ..nitro.deploy import make_csr_on_appliance, make_key_on_appliance, preflight
 from ..scm import EnrollRequest, capabilities_of
 from ..state import OrderRecord, ProfileState
@@ -23,6 +29,7 @@ from .context import ApplianceSession, Context
 from .install import read_local_key
 from .outcome import Deferred, OrderKind, Step, iso
 from .plan import plan_order
+from .recovery import discard_key, recover_interrupted_order
 
 log = logging.getLogger("citrixagent")
 
@@ -64,6 +71,12 @@ def order(
     preflight(session.nitro, profile.vservers)
     if ctx.dry_run:
         return plan_order(ctx, profile, state, session, kind)
+    if (
+        kind != "enroll"
+        and state.current is not None
+        and _replaced_already(ctx, profile, state.current.order_id)
+    ):
+        kind = "enroll"
 
     reuse = kind == "renew" and profile.renewal.reuse_key and state.current is not None
     known_orders = _listed_orders(ctx, cert.common_name)  # before a key exists: nothing to clean up
@@ -118,13 +131,23 @@ def order(
     ctx.store.save(state)
     try:
         order_id = _send_order(ctx, profile, kind, csr_pem, previous, tag)
+    except ScmAlreadyReplacedError as exc:
+        # replaced meanwhile (a run whose answer was lost, or by hand): nothing was ordered now
+        state.ordering = None
+        discard_key(profile, state, intent)
+        if exc.replacement_id is not None:
+            ctx.store.save(state)
+            raise
+        state.reorder = "enroll"
+        ctx.store.save(state)
+        log.warning("%s: %s; ordering a new certificate instead", profile.name, exc)
+        return order(ctx, profile, state, session, "enroll", why=why)
     except ScmNotDoneError:
         # SCM refused it (4xx) or it was never sent: no order exists. Any other failure (sent, no
         # usable answer) keeps the intent: the order may exist and the next run looks for it.
         state.ordering = None
+        discard_key(profile, state, intent)  # a private key for nothing: do not keep it
         ctx.store.save(state)
-        if cert.key_location == "local" and not reuse:
-            Path(key_ref).unlink(missing_ok=True)  # a private key for nothing: do not keep it
         raise
     except ScmOutcomeUnknownError:
         log.warning(
@@ -141,6 +164,7 @@ def order(
     state.pending = intent
     state.ordering = None
     state.declined = None
+    state.reorder = None
     state.add_event("ordered", kind=kind, order_id=order_id, api=ctx.scm.api_name)
     ctx.store.save(state)
     log.info("%s: %s order %s placed at SCM", profile.name, kind, order_id)
@@ -204,70 +228,22 @@ def _listed_orders(ctx: Context, common_name: str) -> list[str] | None:
         return None
 
 
-def recover_interrupted_order(ctx: Context, profile: Profile, state: ProfileState) -> None:
-    """A previous run died while SCM was taking an order: adopt that order if SCM has it."""
-    intent = state.ordering
-    if intent is None or ctx.dry_run:
-        return
-    if state.pending is not None:  # cannot happen through this code; keep the known order
-        state.ordering = None
-        ctx.store.save(state)
-        return
-    api = ctx.scm.api_name
-    if intent.api != api:
-        raise UsageError(
-            f"{profile.name}: a run was interrupted while placing an order through the SCM {intent.api} "
-            f"API, but scm.yaml now configures the {api} API; run once with the "
-            f"{intent.api} configuration so the order can be found"
-        )
-    adopted: str | None = None
-    if intent.kind == "replace" and ctx.scm.capabilities.replace_keeps_id and intent.previous_order_id:
-        # replaced in place (admin API): the order went back to pending, or carries a new serial
-        found = ctx.scm.status(intent.previous_order_id)
-        before = state.current.serial if state.current is not None else ""
-        if found.state == "pending" or (found.state == "issued" and found.serial and found.serial != before):
-            adopted = intent.previous_order_id
-    elif intent.known_orders is not None:
-        listed = ctx.scm.find_orders(common_name=intent.common_name)
-        new = [i for i in listed if i not in intent.known_orders]
-        if new:
-            adopted = max(new, key=lambda i: (len(i), i))  # the newest id
-            others = [i for i in new if i != adopted]
-            if others:
-                log.warning(
-                    "%s: SCM also lists order(s) %s for %s, placed since the interrupted run: "
-                    "check them in SCM and revoke what is not needed",
-                    profile.name,
-                    ", ".join(others),
-                    intent.common_name,
-                )
-    else:
-        log.warning(
-            "%s: a previous run was interrupted while placing a %s order through the SCM %s API, "
-            "which cannot list orders; if SCM received it, an extra order for %s placed around %s "
-            "exists: check it in SCM%s",
-            profile.name,
-            intent.kind,
-            intent.api,
-            intent.common_name,
-            intent.placed_at,
-            f" (its {ctx.scm.capabilities.tag_field} hold {intent.tag!r})" if intent.tag else "",
-        )
-    state.ordering = None
-    if adopted is not None:
-        intent.order_id = adopted
-        intent.known_orders = None
-        state.pending = intent
-        state.add_event("order-recovered", kind=intent.kind, order_id=adopted)
-        log.warning(
-            "%s: recovered %s order %s, which SCM received before a previous run was interrupted",
-            profile.name,
-            intent.kind,
-            adopted,
-        )
-    else:
-        state.add_event("order-not-received", kind=intent.kind)
-    ctx.store.save(state)
+def _replaced_already(ctx: Context, profile: Profile, order_id: str) -> bool:
+    """Whether SCM already replaced ``order_id`` by an order this API cannot name (then a renew or
+    replace of it is refused and a new certificate must be ordered). Read before a key is made;
+    it also authenticates before the intent is journalled, so the intent is in flight only while
+    the order call is."""
+    found = ctx.scm.status(order_id)
+    if found.state != "replaced" or ctx.scm.capabilities.replace_keeps_id:
+        return False
+    log.warning(
+        "%s: SCM order %s was already replaced by an order the %s API cannot name (a run whose answer "
+        "was lost, or by hand): ordering a new certificate instead",
+        profile.name,
+        order_id,
+        ctx.scm.api_name,
+    )
+    return True
 
 
 def _csr_for_existing_key(profile: Profile, session: ApplianceSession, key_ref: str, stamp: str) -> str:
