@@ -7,11 +7,14 @@ client's timeout, so the agent never learns the order id.
 
 from __future__ import annotations
 
+import re
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from conftest import CliResult
 
@@ -179,3 +182,159 @@ def test_an_order_scm_answered_2xx_without_an_id_is_recovered_not_reordered(
     (second,) = again.run([profile])
     assert second.result == "ok", second.message
     assert world.scm.order_count() == 1  # recovered, not ordered a second time
+
+
+# ------------------------------------------------------------------ issue 10: every order converges
+
+ORDER_ROUTES = {
+    ("admin", "enroll"): r"^/api/ssl/v1/enroll$",
+    ("admin", "renew"): r"^/api/ssl/v1/renewById/",
+    ("admin", "replace"): r"^/api/ssl/v1/replace/",
+    ("enrollment", "enroll"): r"^/api/v1/certificates$",
+    ("enrollment", "renew"): r"^/api/v1/certificates/\d+/renew$",
+    ("enrollment", "replace"): r"^/api/v1/certificates/\d+/replace$",
+}
+
+
+def _sim_of(world: Sandbox, api: str) -> Any:
+    return world.enrollment if api == "enrollment" else world.scm
+
+
+def _taken(world: Sandbox, api: str, command: str) -> int:
+    """Order calls of ``command`` SCM carried out (whatever it answered)."""
+    route = re.compile(ORDER_ROUTES[(api, command)])
+    # a lost answer is logged with the status the client got (500); a refusal (4xx) did nothing
+    return sum(
+        1
+        for r in _sim_of(world, api).requests
+        if r.method == "POST" and route.search(r.path) and r.status not in (400, 401, 403, 404)
+    )
+
+
+def _yaml_for(world: Sandbox, api: str) -> Path:
+    return world.scm_enrollment_yaml if api == "enrollment" else world.scm_yaml
+
+
+@pytest.mark.parametrize("command", ["enroll", "renew", "replace"])
+def test_a_5xx_after_scm_took_the_order_keeps_the_intent_and_the_next_run_converges(
+    world: Sandbox, cli: Cli, state_dir: Path, scm_api: str, command: str
+) -> None:
+    scm_yaml, profile = _yaml_for(world, scm_api), world.profile_path("lb-profile")
+    sim = _sim_of(world, scm_api)
+    if command != "enroll":
+        assert cli("--scm-config", scm_yaml, "enroll", profile).code == 0
+    store = StateStore(state_dir)
+    before = store.load("lb-profile").current
+    # the Enrollment client's first call is its token discovery (a 401): for enroll that is the order
+    # call itself, so lose the answer of the one after it (renew/replace read the order's status first)
+    sim.lose_answer(
+        ORDER_ROUTES[(scm_api, command)],
+        status=500,
+        after=int(scm_api == "enrollment" and command == "enroll"),
+    )
+
+    first = cli("--scm-config", scm_yaml, command, profile)
+    assert first.code == 1, first.output
+    assert "the next run looks for it" in first.output
+    assert _taken(world, scm_api, command) == 1  # sent once, never re-sent after the 500
+    intent = store.load("lb-profile").ordering
+    assert intent is not None and intent.kind == command and intent.tag
+    stamped = not (scm_api == "admin" and command == "renew")  # renewById takes no comments
+    assert (intent.tag in first.err) == stamped  # the warning names the order's tag where it has one
+
+    second = cli("--scm-config", scm_yaml, "run", profile)
+    assert second.code == 0, second.output
+    state = store.load("lb-profile")
+    assert state.ordering is None and state.pending is None and state.reorder is None
+    assert state.current is not None
+    assert world.netscaler.serving_certificate("vs_shop_https") == state.current.serial
+    if before is not None:
+        assert state.current.serial != before.serial  # what was ordered was collected
+    lost_for_good = scm_api == "enrollment"  # no order list: the order cannot be found
+    if command == "replace" and lost_for_good:
+        # SCM replaced the order: recognised by its status; the replacement cannot be named by that
+        # API, so a new certificate was ordered instead (not a replace refused with -130 forever)
+        assert "cannot name the replacement" in second.err and intent.tag in second.err
+        assert _taken(world, scm_api, "replace") == 1
+        assert _taken(world, scm_api, "enroll") == 2
+    elif lost_for_good:
+        assert "cannot list orders" in second.err and intent.tag in second.err
+        assert _taken(world, scm_api, command) == 2  # the documented extra order
+    else:
+        assert "recovered" in second.err
+        assert _taken(world, scm_api, command) == 1  # no second order
+    assert not [k for k in _key_files(state_dir) if k != state.current.key_ref and k not in _old_keys(before)]
+    third = cli("--scm-config", scm_yaml, "--json", "run", profile)
+    assert third.code == 0 and '"action": "nothing"' in third.out
+
+
+def _key_files(state_dir: Path) -> list[str]:
+    return [str(p) for p in (state_dir / "keys" / "lb-profile").glob("*.key.pem")]
+
+
+def _old_keys(before: Any) -> set[str]:
+    return {before.key_ref} if before is not None else set()
+
+
+def test_a_replace_of_changed_names_lost_on_the_enrollment_api_converges(
+    world: Sandbox, cli: Cli, state_dir: Path
+) -> None:
+    """The issue's case: names changed, `run` replaces, the answer is lost; every later run used to
+    fail with -130 "SSL state is not 'ISSUED': Replaced"."""
+    scm_yaml = world.scm_enrollment_yaml
+    assert cli("--scm-config", scm_yaml, "run", world.profile_path("lb-profile")).code == 0
+    data = yaml.safe_load(world.profile_path("lb-profile").read_text())
+    data["certificate"]["subject_alt_names"].append("m.shop.sandbox.test")
+    profile = world.write_profile("lb-profile", data)
+    world.enrollment.add_fault(
+        ORDER_ROUTES[("enrollment", "replace")], method="POST", status=0, hold_answer=1.6
+    )
+    slow = _slow_scm_yaml(world, "enrollment")
+    assert cli("--scm-config", slow, "run", profile).code == 1
+    _wait_for(lambda: any(o.status == "Replaced" for o in world.enrollment.orders.values()))
+
+    for _ in range(2):
+        res = cli("--scm-config", scm_yaml, "--json", "run", profile)
+        assert res.code == 0, res.output
+    assert '"action": "nothing"' in res.out
+    state = StateStore(state_dir).load("lb-profile")
+    assert state.current is not None and "m.shop.sandbox.test" in state.current.sans
+    assert world.netscaler.serving_certificate("vs_shop_https") == state.current.serial
+    assert not [r for r in world.enrollment.requests if r.status == 400 and "/replace" in r.path]
+
+
+def test_a_refused_connection_leaves_no_intent_and_no_key(
+    world: Sandbox, cli: Cli, state_dir: Path, scm_api: str
+) -> None:
+    data = yaml.safe_load(_yaml_for(world, scm_api).read_text())
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data["url"] = f"https://127.0.0.1:{port}"
+    data.pop("token_url", None)
+    refused = world.directory / "scm-refused.yaml"
+    refused.write_text(yaml.safe_dump(data))
+    res = cli("--scm-config", refused, "run", world.profile_path("lb-profile"))
+    assert res.code == 1, res.output
+    state = StateStore(state_dir).load("lb-profile")
+    assert state.ordering is None and state.pending is None
+    assert _key_files(state_dir) == []
+    assert "an order may exist" not in res.output
+    assert world.netscaler.count_writes() == 0
+    ok = cli("--scm-config", _yaml_for(world, scm_api), "run", world.profile_path("lb-profile"))
+    assert ok.code == 0 and "interrupted" not in ok.err
+
+
+def test_admin_api_whose_order_list_failed_says_so_not_that_it_cannot_list(
+    world: Sandbox, cli: Cli, state_dir: Path
+) -> None:
+    profile = world.profile_path("lb-profile")
+    world.scm.add_fault(
+        r"^/api/ssl/v1$", method="GET", status=403, json_body={"code": -14, "description": "no privilege"}
+    )
+    world.scm.lose_answer(ORDER_ROUTES[("admin", "enroll")], status=500)
+    assert cli("--scm-config", world.scm_yaml, "run", profile).code == 1
+    second = cli("--scm-config", world.scm_yaml, "run", profile)
+    assert second.code == 0, second.output
+    assert "cannot list orders" not in second.err
+    assert "could not be listed before it was sent" in second.err and "citrixagent:lb-profile:" in second.err

@@ -29,7 +29,7 @@ from .context import ApplianceSession, Context
 from .install import read_local_key
 from .outcome import Deferred, OrderKind, Step, iso
 from .plan import plan_order
-from .recovery import discard_key, recover_interrupted_order
+from .recovery import discard_key, recover_interrupted_order, tag_note
 
 log = logging.getLogger("citrixagent")
 
@@ -151,11 +151,10 @@ def order(
         raise
     except ScmOutcomeUnknownError:
         log.warning(
-            "%s: the %s order may have reached SCM without an answer; it carries %r in its %s",
+            "%s: the %s order may have reached SCM without an answer; the next run looks for it%s",
             profile.name,
             kind,
-            tag,
-            ctx.scm.capabilities.tag_field,
+            tag_note(ctx, kind, tag),
         )
         raise
     # The order id goes to the journal before anything else: a crash from here on resumes it.

@@ -168,8 +168,12 @@ def _listed(ctx: Context, profile: Profile, intent: OrderRecord, known: list[str
 
 
 def _tag_note(ctx: Context, intent: OrderRecord) -> str:
-    """Where the tag stamped on the order shows in SCM's UI, if the order carries one."""
+    return tag_note(ctx, intent.kind, intent.tag)
+
+
+def tag_note(ctx: Context, kind: str, tag: str | None) -> str:
+    """Where the tag stamped on an order shows in SCM's UI, if the order carries one."""
     caps = ctx.scm.capabilities
-    if not intent.tag or (intent.kind == "renew" and not caps.renew_takes_tag):
+    if not tag or (kind == "renew" and not caps.renew_takes_tag):
         return ""
-    return f" (its {caps.tag_field} hold {intent.tag!r})"
+    return f" (its {caps.tag_field} hold {tag!r})"
