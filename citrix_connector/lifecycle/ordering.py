@@ -54,20 +54,7 @@ def order(
 ) -> Step:
     """Make a key and CSR, journal the intent, place the order, journal its id; the collection is
     deferred (a dry run returns the plan instead)."""
-    cert = profile.certificate
-    if (
-        kind == "renew"
-        and ctx.scm_config is not None
-        and capabilities_of(ctx.scm_config).renew_needs_profile_id
-        and profile.sectigo.profile_id is None
-        and ctx.scm_config.profile_id is None
-    ):
-        # say so before a key is made (on the appliance, that would be a write for nothing)
-        raise UsageError(
-            f"{profile.name}: renew needs profile_id in {ctx.scm_config.source} or the profile's "
-            "sectigo.profile_id (the SCM REST Enrollment API requires the certificate profile id to "
-            "renew); or use replace"
-        )
+    _check_renew_possible(ctx, profile, kind)
     preflight(session.nitro, profile.vservers)
     if ctx.dry_run:
         return plan_order(ctx, profile, state, session, kind)
@@ -77,60 +64,14 @@ def order(
         and _replaced_already(ctx, profile, state.current.order_id)
     ):
         kind = "enroll"
-
-    reuse = kind == "renew" and profile.renewal.reuse_key and state.current is not None
-    known_orders = _listed_orders(ctx, cert.common_name)  # before a key exists: nothing to clean up
-    stamp = ctx.clock().strftime("%Y%m%d%H%M%S")
-    key_ref: str
-    if reuse and state.current is not None:
-        key_ref = state.current.key_ref
-        csr_pem = _csr_for_existing_key(profile, session, key_ref, stamp)
-    elif cert.key_location == "local":
-        key = crypto.generate_private_key(cert.key)
-        # a random suffix: two orders in the same second (or under a fixed clock) never collide
-        key_path = ctx.store.new_key_path(profile.name, f"{stamp}-{kind}-{secrets.token_hex(4)}")
-        key_pem = crypto.private_key_to_pem(key)
-        crypto.write_private_key_file(key_path, key_pem)
-        crypto.remember_own_key(key_pem, key)  # collect/deploy of this run use it without parsing again
-        key_ref = str(key_path)
-        csr_pem = crypto.csr_to_pem(
-            crypto.build_csr(key, cert.common_name, cert.subject_alt_names, cert.subject)
-        )
-    else:
-        key_ref, csr_pem = make_key_on_appliance(
-            session.nitro,
-            base=f"{cert.certkey_name}-{stamp}",
-            key=cert.key,
-            common_name=cert.common_name,
-            sans=cert.subject_alt_names,
-            subject=cert.subject,
-        )
-        session.changed = True
-
-    previous = state.current.order_id if state.current is not None else None
-    # stamped into the order's comments: a person finds an order whose answer was lost in SCM's UI
-    tag = f"citrixagent:{profile.name}:{secrets.token_hex(4)}"
+    known_orders = _listed_orders(ctx, profile.certificate.common_name)  # before a key exists
+    intent = _intent(ctx, profile, state, session, kind, known_orders)
     # Write-ahead: the intent is journalled before the order is sent, so a run that dies while
     # SCM takes the order finds that order on the next run instead of placing a second one.
-    intent = OrderRecord(
-        order_id="",
-        kind=kind,
-        api=ctx.scm.api_name,
-        placed_at=iso(ctx.clock()),
-        key_location=cert.key_location,
-        key_ref=key_ref,
-        csr_pem=csr_pem,
-        common_name=cert.common_name,
-        sans=list(cert.subject_alt_names),
-        key_desc=cert.key.describe(),
-        previous_order_id=previous,
-        known_orders=known_orders,
-        tag=tag,
-    )
     state.ordering = intent
     ctx.store.save(state)
     try:
-        order_id = _send_order(ctx, profile, kind, csr_pem, previous, tag)
+        order_id = _send_order(ctx, profile, intent)
     except ScmAlreadyReplacedError as exc:
         # replaced meanwhile (a run whose answer was lost, or by hand): nothing was ordered now
         state.ordering = None
@@ -154,7 +95,7 @@ def order(
             "%s: the %s order may have reached SCM without an answer; the next run looks for it%s",
             profile.name,
             kind,
-            tag_note(ctx, kind, tag),
+            tag_note(ctx, kind, intent.tag),
         )
         raise
     # The order id goes to the journal before anything else: a crash from here on resumes it.
@@ -170,11 +111,81 @@ def order(
     return Deferred(kind, why)
 
 
-def _send_order(
-    ctx: Context, profile: Profile, kind: OrderKind, csr_pem: str, previous: str | None, tag: str | None
-) -> str:
+def _check_renew_possible(ctx: Context, profile: Profile, kind: OrderKind) -> None:
+    """Say so before a key is made (on the appliance, that would be a write for nothing)."""
+    config = ctx.scm_config
+    if (
+        kind == "renew"
+        and config is not None
+        and capabilities_of(config).renew_needs_profile_id
+        and profile.sectigo.profile_id is None
+        and config.profile_id is None
+    ):
+        raise UsageError(
+            f"{profile.name}: renew needs profile_id in {config.source} or the profile's "
+            "sectigo.profile_id (the SCM REST Enrollment API requires the certificate profile id to "
+            "renew); or use replace"
+        )
+
+
+def _intent(
+    ctx: Context,
+    profile: Profile,
+    state: ProfileState,
+    session: ApplianceSession,
+    kind: OrderKind,
+    known_orders: list[str] | None,
+) -> OrderRecord:
+    """The key and CSR for the order (a new key unless a renewal reuses it), as the intent."""
+    cert = profile.certificate
+    stamp = ctx.clock().strftime("%Y%m%d%H%M%S")
+    current = state.current
+    if kind == "renew" and profile.renewal.reuse_key and current is not None:
+        key_ref = current.key_ref
+        csr_pem = _csr_for_existing_key(profile, session, key_ref, stamp)
+    elif cert.key_location == "local":
+        key = crypto.generate_private_key(cert.key)
+        # a random suffix: two orders in the same second (or under a fixed clock) never collide
+        key_path = ctx.store.new_key_path(profile.name, f"{stamp}-{kind}-{secrets.token_hex(4)}")
+        key_pem = crypto.private_key_to_pem(key)
+        crypto.write_private_key_file(key_path, key_pem)
+        crypto.remember_own_key(key_pem, key)  # collect/deploy of this run use it without parsing again
+        key_ref = str(key_path)
+        csr_pem = crypto.csr_to_pem(
+            crypto.build_csr(key, cert.common_name, cert.subject_alt_names, cert.subject)
+        )
+    else:
+        key_ref, csr_pem = make_key_on_appliance(
+            session.nitro,
+            base=f"{cert.certkey_name}-{stamp}",
+            key=cert.key,
+            common_name=cert.common_name,
+            sans=cert.subject_alt_names,
+            subject=cert.subject,
+        )
+        session.changed = True
+    return OrderRecord(
+        order_id="",
+        kind=kind,
+        api=ctx.scm.api_name,
+        placed_at=iso(ctx.clock()),
+        key_location=cert.key_location,
+        key_ref=key_ref,
+        csr_pem=csr_pem,
+        common_name=cert.common_name,
+        sans=list(cert.subject_alt_names),
+        key_desc=cert.key.describe(),
+        previous_order_id=current.order_id if current is not None else None,
+        known_orders=known_orders,
+        # stamped into the order's comments: a person finds an order whose answer was lost in SCM's UI
+        tag=f"citrixagent:{profile.name}:{secrets.token_hex(4)}",
+    )
+
+
+def _send_order(ctx: Context, profile: Profile, intent: OrderRecord) -> str:
     cert = profile.certificate
     sectigo = profile.sectigo
+    kind, csr_pem, previous, tag = intent.kind, intent.csr_pem, intent.previous_order_id, intent.tag
     if kind == "enroll":
         return ctx.scm.enroll(
             EnrollRequest(
