@@ -243,6 +243,8 @@ def _replaced_already(ctx: Context, profile: Profile, order_id: str) -> bool:
     replace of it is refused and a new certificate must be ordered). Read before a key is made;
     it also authenticates before the intent is journalled, so the intent is in flight only while
     the order call is."""
+    if not order_id:  # an adopted certificate without an SCM order: nothing to read
+        return False
     found = ctx.scm.status(order_id)
     if found.state != "replaced" or ctx.scm.capabilities.replace_keeps_id:
         return False
