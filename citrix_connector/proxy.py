@@ -23,6 +23,8 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 import urllib3
 
+from .tls_errors import exception_chain
+
 __all__ = [
     "PROXY_NONE",
     "ProxyChoice",
@@ -143,7 +145,7 @@ def proxy_argument(setting: ProxySettingLike | None) -> str | None:
 
 
 def _tunnel_status(exc: BaseException) -> tuple[int, str] | None:
-    for cause in _chain(exc):
+    for cause in exception_chain(exc):
         if (
             type(cause) is OSError
         ):  # http.client's own "Tunnel connection failed: 407 ..." (no type of its own)
@@ -151,20 +153,6 @@ def _tunnel_status(exc: BaseException) -> tuple[int, str] | None:
             if match:
                 return int(match.group(1)), match.group(2).strip()
     return None
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    todo: list[BaseException] = [exc]
-    while todo:
-        current = todo.pop(0)
-        if any(current is s for s in seen):
-            continue
-        seen.append(current)
-        linked = [current.__cause__, current.__context__, getattr(current, "reason", None)]
-        linked.extend(a for a in current.args if isinstance(a, BaseException))
-        todo.extend(e for e in linked if isinstance(e, BaseException))
-    return seen
 
 
 def is_proxy_refusal(exc: BaseException) -> bool:
@@ -187,7 +175,7 @@ def describe_proxy_failure(exc: BaseException, url: str, proxy_url: str) -> str 
             403: " (the proxy does not allow this destination)",
         }.get(code, "")
         return f"proxy {proxy} refused the tunnel to {target}: HTTP {code} {reason}{hint}".rstrip()
-    chain = _chain(exc)
+    chain = list(exception_chain(exc))
     refused = (
         urllib3.exceptions.NewConnectionError,
         ConnectionError,

@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-__all__ = ["describe_tls_failure", "fetch_peer_certificate", "find_ssl_error"]
+__all__ = ["describe_tls_failure", "exception_chain", "fetch_peer_certificate", "find_ssl_error"]
 
 # OpenSSL X509_V_ERR_* codes (include/openssl/x509_vfy.h)
 _UNABLE_TO_GET_ISSUER_CERT = 2
@@ -83,7 +83,7 @@ _TRUST_HINT = "set verify_tls to the CA bundle that issued it, or to false only 
 PeerCertificate = Callable[[], "x509.Certificate | None"]
 
 
-def _causes(exc: BaseException) -> Iterator[BaseException]:
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
     """``exc`` and everything it wraps: causes, contexts, urllib3's ``reason``, exception args."""
     seen: set[int] = set()
     todo = [exc]
@@ -100,7 +100,7 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 
 def find_ssl_error(exc: BaseException) -> ssl.SSLError | None:
     """The first ``ssl.SSLError`` (certificate verification errors included) in ``exc``'s chain."""
-    for cause in _causes(exc):
+    for cause in exception_chain(exc):
         if isinstance(cause, ssl.SSLError):
             return cause
     return None
@@ -232,7 +232,7 @@ def describe_tls_failure(
         return f"TLS verification failed for {host}: {_verify_reason(err, url, peer_certificate)}"
     if err is not None:
         return f"TLS handshake with {host} failed: {_ssl_reason(err, client_cert=client_cert)}"
-    if any(isinstance(c, (ConnectionResetError, ConnectionAbortedError)) for c in _causes(exc)):
+    if any(isinstance(c, (ConnectionResetError, ConnectionAbortedError)) for c in exception_chain(exc)):
         return f"TLS handshake with {host} failed: {_closed(client_cert)}"
     return f"TLS handshake with {host} failed ({type(exc).__name__})"
 
