@@ -16,6 +16,7 @@ from ..errors import CitrixAgentError, UsageError
 from ..nitro.checks import ApplianceView
 from ..nitro.client import NitroClient
 from ..nitro.deploy import InstalledState, open_appliance
+from ..proxy import proxy_argument
 from ..scm import ScmClient
 from ..state import ProfileState, StateStore
 
@@ -101,6 +102,8 @@ def default_nitro_opener(
         timeout=config.timeout,
         partition=config.partition,
         sleep=sleep,
+        # the configured proxy: (an older config without the key: the environment decides)
+        proxy=proxy_argument(getattr(config, "proxy", None)),
     )
 
 

@@ -31,6 +31,7 @@ from ..config import ScmConfig
 from ..crypto import normalize_serial, unique_names
 from ..errors import CryptoError, ScmAuthError, ScmError, ScmNotSentError, ScmRefusedError
 from ..http import HttpClient, RetryPolicy
+from ..proxy import proxy_argument
 from . import codes
 from ._answers import endpoint_of, order_id_from, parse_date
 from ._oauth import OAuthTokens
@@ -145,6 +146,8 @@ class AdminScmClient:
             name="scm",
             cert=cert,
             sleep=sleep,
+            # the configured proxy: (an older config without the key: the environment decides)
+            proxy=proxy_argument(getattr(config, "proxy", None)),
         )
         self.tokens: OAuthTokens | None = None
         secrets: list[str] = []
