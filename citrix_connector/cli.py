@@ -200,7 +200,10 @@ def _load_scm(ctx: Context, *, required: bool) -> ScmConfig | None:
             )
         else:
             return None
-    return load_scm_config(path)
+    config = load_scm_config(path)
+    for warning in config.warnings:
+        log.warning("%s", warning)
+    return config
 
 
 def _load_profiles(args: Sequence[str], scm: ScmConfig | None) -> tuple[list[Profile], list[Outcome]]:
@@ -219,15 +222,15 @@ def _load_profiles(args: Sequence[str], scm: ScmConfig | None) -> tuple[list[Pro
     for path in paths:
         try:
             profile = load_profile(path)
+            for warning in profile.warnings:
+                log.warning("%s", warning)
             if scm is not None:
-                problems = []
-                for problem in check_profile_against_scm(profile, scm):
-                    if problem.startswith("warning: "):
-                        log.warning("%s", problem[len("warning: ") :])
-                    else:
-                        problems.append(problem)
-                if problems:
-                    raise ConfigError(problems)
+                checked = check_profile_against_scm(profile, scm)
+                for problem in checked:
+                    if not problem.is_error:
+                        log.warning("%s", problem)
+                if any(p.is_error for p in checked):
+                    raise ConfigError([str(p) for p in checked if p.is_error])
             if profile.name in names:
                 raise ConfigError(
                     f"{path}: name: profile name '{profile.name}' is also used by {names[profile.name]}"
@@ -814,11 +817,11 @@ def validate(ctx: Context, profiles: tuple[str, ...]) -> None:
             try:
                 profile = load_profile(path)
                 extra = check_profile_against_scm(profile, scm) if scm is not None else []
-                errors = [p for p in extra if not p.startswith("warning: ")]
+                errors = [str(p) for p in extra if p.is_error]
                 if errors:
                     raise ConfigError(errors)
-                for warning in extra:
-                    click.echo(warning, err=True)
+                for warning in (*profile.warnings, *(p for p in extra if not p.is_error)):
+                    click.echo(f"warning: {warning}", err=True)
                 click.echo(
                     f"ok  {path} ({profile.name}: {profile.certificate.key.describe()}, "
                     f"{len(profile.vservers)} vserver(s))"
@@ -918,6 +921,15 @@ def schedule(
     if fmt in ("all", "schtasks"):
         sections.append(("REM Windows Task Scheduler (an elevated cmd.exe):", schtasks_command(spec)))
     click.echo("\n\n".join(f"{title}\n{body}" for title, body in sections))
+
+
+@cli.command(short_help="Print the JSON Schema of a profile or of scm.yaml.")
+@click.argument("kind", type=click.Choice(["profile", "scm"]))
+def schema(kind: str) -> None:
+    """Print the JSON Schema of a profile or of scm.yaml (for editors: see README)."""
+    from .config.schema import schema_text
+
+    click.echo(schema_text("profile" if kind == "profile" else "scm"), nl=False)
 
 
 @cli.command(short_help="The whole job once, on the built-in sandbox.")

@@ -16,6 +16,8 @@ Exit codes (also in ``citrixagent --help`` and the README):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
@@ -37,8 +39,10 @@ class ConfigError(CitrixAgentError):
 
     exit_code = EXIT_CONFIG
 
-    def __init__(self, problems: list[str] | str) -> None:
+    def __init__(self, problems: list[str] | str, details: Sequence[object] = ()) -> None:
         self.problems = [problems] if isinstance(problems, str) else list(problems)
+        #: the typed problems (``config.Problem``: file, line, field, message, severity) when known
+        self.details: list[object] = list(details)
         super().__init__("; ".join(self.problems))
 
 

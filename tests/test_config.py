@@ -8,12 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from citrix_connector.config import (
     ApplianceConfig,
     Profile,
     ScmConfig,
     Secret,
+    Severity,
     check_profile_against_scm,
     derive_certkey_name,
     expand_profile_paths,
@@ -631,20 +633,27 @@ def test_shipped_example_profile_loads() -> None:
     assert len(profile.vservers) >= 1
 
 
+def _schema_keys(schema: dict[str, object]) -> set[str]:
+    """Every property name anywhere in a JSON Schema."""
+    keys: set[str] = set()
+    todo: list[object] = [schema]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, dict):
+            props = item.get("properties")
+            if isinstance(props, dict):
+                keys.update(props)
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+    return keys
+
+
 def test_shipped_example_documents_every_profile_key() -> None:
     text = (REPO / "example_cert_config.yaml").read_text()
-    from citrix_connector import config as cfg
-
-    keys = (
-        cfg._PROFILE_KEYS
-        + cfg._APPLIANCE_KEYS
-        + cfg._VSERVER_KEYS
-        + cfg._CERT_KEYS
-        + cfg._SUBJECT_KEYS
-        + cfg._SECTIGO_KEYS
-        + cfg._RENEWAL_KEYS
-    )
-    for key in keys:
+    keys = _schema_keys(Profile.model_json_schema(mode="validation"))
+    assert {"appliance", "allow_http", "certkey_name", "days_before_expiry", "sni", "email"} <= keys
+    for key in sorted(keys):
         assert re.search(rf"(^|\s|#\s*|-\s*|\{{){key}:", text, re.M) or f"{key}:" in text, key
 
 
@@ -691,8 +700,11 @@ def test_check_profile_against_admin_scm(tmp_path: Path) -> None:
     bad = load_profile(write(tmp_path, text, "bad.yaml"), env=ENV)
     problems = check_profile_against_scm(bad, scm)
     assert len(problems) == 2
-    assert problems[0].startswith(f"{bad.source}:9: sectigo.cert_type: required with api: admin")
-    assert problems[1].startswith(f"{bad.source}:9: sectigo.term: required")
+    assert all(p.severity is Severity.ERROR for p in problems)
+    assert str(problems[0]).startswith(f"{bad.source}:9: sectigo.cert_type: required with api: admin")
+    assert str(problems[1]).startswith(f"{bad.source}:9: sectigo.term: required")
+    first = problems[0]
+    assert (first.file, first.line, first.field) == (str(bad.source), 9, "sectigo.cert_type")
 
 
 def test_check_profile_against_enrollment_scm(tmp_path: Path) -> None:
@@ -701,12 +713,13 @@ def test_check_profile_against_enrollment_scm(tmp_path: Path) -> None:
     profile = load_profile(write(tmp_path, text, "p.yaml"), env=ENV)
     problems = check_profile_against_scm(profile, scm)
     assert len(problems) == 1
-    assert problems[0].startswith("warning: ") and "profile_id" in problems[0]
+    assert problems[0].severity is Severity.WARNING and problems[0].field == "sectigo.profile_id"
     scm2 = _scm(tmp_path, "url: https://e.example\nclient_id: c\nclient_secret: s\nprofile_id: 3\n")
     assert check_profile_against_scm(profile, scm2) == []
     # admin-only fields are not errors with the enrollment API
     with_admin_fields = load_profile(profile_with(tmp_path), env=ENV)
-    assert all(p.startswith("warning: ") for p in check_profile_against_scm(with_admin_fields, scm2))
+    warnings = check_profile_against_scm(with_admin_fields, scm2)
+    assert warnings and all(p.severity is Severity.WARNING for p in warnings)
 
 
 # ---------------------------------------------------------------------------------- profile paths
@@ -736,7 +749,7 @@ def test_expand_profile_paths_missing(tmp_path: Path) -> None:
 
 def test_dataclasses_are_frozen(tmp_path: Path) -> None:
     profile = load_profile(profile_with(tmp_path), env=ENV)
-    with pytest.raises(AttributeError):
+    with pytest.raises(ValidationError, match="frozen"):
         profile.name = "x"  # type: ignore[misc]
     assert isinstance(profile.appliance, ApplianceConfig)
     with pytest.raises(TypeError):

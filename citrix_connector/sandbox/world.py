@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ..config.schema import SCHEMA_FILES, SchemaKind, schema_text
 from ..crypto import private_key_to_pem
 from .brownfield import BrownfieldSeed, seed_brownfield
 from .ca import LocalCA
@@ -341,26 +342,34 @@ class Sandbox:
 
     def write_profile(self, stem: str, data: dict[str, Any]) -> Path:
         path = self.profile_path(stem)
-        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        _write_private(path, _schema_header("profile") + yaml.safe_dump(data, sort_keys=False))
         return path
 
     def write_files(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.ca_bundle.write_bytes(self.tls_ca.bundle_pem())
-        header = "# Written by citrixagent's sandbox: sandbox-only credentials, not secrets.\n"
-        self.scm_yaml.write_text(header + yaml.safe_dump(self.scm_config_dict("admin"), sort_keys=False))
-        self.scm_enrollment_yaml.write_text(
-            header + yaml.safe_dump(self.scm_config_dict("enrollment"), sort_keys=False)
+        for kind in ("profile", "scm"):
+            (self.directory / SCHEMA_FILES[kind]).write_text(schema_text(kind), encoding="utf-8")
+        header = (
+            _schema_header("scm")
+            + "# Written by citrixagent's sandbox: sandbox-only credentials, not secrets.\n"
+        )
+        _write_private(self.scm_yaml, header + yaml.safe_dump(self.scm_config_dict("admin"), sort_keys=False))
+        _write_private(
+            self.scm_enrollment_yaml,
+            header + yaml.safe_dump(self.scm_config_dict("enrollment"), sort_keys=False),
         )
         self.client_cert_path.write_bytes(self.client_auth[1])
         fd = os.open(self.client_key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(self.client_auth[2])
-        self.scm_clientcert_yaml.write_text(
-            header + yaml.safe_dump(self.scm_config_dict("admin", "client_cert"), sort_keys=False)
+        _write_private(
+            self.scm_clientcert_yaml,
+            header + yaml.safe_dump(self.scm_config_dict("admin", "client_cert"), sort_keys=False),
         )
-        self.scm_oauth_yaml.write_text(
-            header + yaml.safe_dump(self.scm_config_dict("admin", "oauth"), sort_keys=False)
+        _write_private(
+            self.scm_oauth_yaml,
+            header + yaml.safe_dump(self.scm_config_dict("admin", "oauth"), sort_keys=False),
         )
         self.appliances_yaml.parent.mkdir(exist_ok=True)
         self.appliances_yaml.write_text(
@@ -399,3 +408,17 @@ class Sandbox:
             if self.profile_path(stem).exists():
                 lines.append(f"profile              {self.profile_path(stem)}")
         return lines
+
+
+def _schema_header(kind: SchemaKind) -> str:
+    """The comment that lets a YAML language server (VS Code...) validate and complete the file."""
+    return f"# yaml-language-server: $schema={SCHEMA_FILES[kind]}\n"
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file holding (sandbox) credentials readable by its owner only, from creation on."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    if os.name == "posix":
+        os.chmod(path, 0o600)

@@ -1,0 +1,88 @@
+"""Checks that need more than one file: a profile against scm.yaml, and the profile file list."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import ConfigError
+from .problems import Problem, Severity
+from .profile import Profile
+from .scm import ScmConfig
+
+
+def check_profile_against_scm(profile: Profile, scm: ScmConfig) -> list[Problem]:
+    """Problems that need both files: errors, and warnings (``severity`` says which)."""
+    problems: list[Problem] = []
+
+    def add(path: str, message: str, severity: Severity = Severity.ERROR) -> None:
+        problems.append(Problem(str(profile.source), profile.line_of(path), path, message, severity))
+
+    spec = profile.sectigo
+    admin_fields = (("org_id", spec.org_id), ("cert_type", spec.cert_type), ("term", spec.term))
+    if scm.api == "admin":
+        for key, value in admin_fields:
+            if value is None:
+                add(f"sectigo.{key}", f"required with api: admin ({scm.source})")
+        if spec.profile_id is not None:
+            add(
+                "sectigo.profile_id",
+                f"only used with api: enrollment; ignored ({scm.source})",
+                Severity.WARNING,
+            )
+    else:
+        for key, value in admin_fields:
+            if value is not None:
+                add(
+                    f"sectigo.{key}",
+                    f"ignored with api: enrollment (the REST account decides) ({scm.source})",
+                    Severity.WARNING,
+                )
+        if spec.profile_id is None and scm.profile_id is None:
+            add(
+                "sectigo.profile_id",
+                f"not set here nor in {scm.source}; renew needs a profile_id with api: enrollment",
+                Severity.WARNING,
+            )
+    return problems
+
+
+def _is_scm_file(path: Path) -> bool:
+    name = path.name.lower()
+    return fnmatch.fnmatch(name, "scm*.yaml") or fnmatch.fnmatch(name, "scm*.yml")
+
+
+def expand_profile_paths(args: Sequence[Path]) -> list[Path]:
+    """Files as given; a directory means its ``*.yaml``/``*.yml`` (sorted, not recursive) except
+    ``scm*.yaml``/``scm*.yml``. Non-existent paths -> one ConfigError naming them all."""
+    result: list[Path] = []
+    seen: set[Path] = set()
+    problems: list[str] = []
+
+    def add(path: Path) -> None:
+        try:
+            key = path.resolve()
+        except OSError:
+            key = path.absolute()
+        if key not in seen:
+            seen.add(key)
+            result.append(path)
+
+    for arg in args:
+        path = Path(arg)
+        if path.is_dir():
+            found = [
+                p
+                for p in path.iterdir()
+                if p.suffix.lower() in (".yaml", ".yml") and p.is_file() and not _is_scm_file(p)
+            ]
+            for p in sorted(found, key=lambda p: p.name):
+                add(p)
+        elif path.exists():
+            add(path)
+        else:
+            problems.append(f"{path}: no such file or directory")
+    if problems:
+        raise ConfigError(problems)
+    return result

@@ -1,0 +1,478 @@
+"""The model of a certificate profile: which certificate, from SCM, onto which NetScaler vservers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PlainValidator,
+    PrivateAttr,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
+
+from ..crypto import RSA_SIZES, KeySpec, Subject
+from . import checks
+from .fields import Bool, Choice, Float, Int, Text, VerifyTls, expect_str, text_validator
+from .problems import Loc, fail, rule_error
+from .proxy import Proxy, ProxySetting
+from .rules import StrictModel, report
+from .scm import ID_MAX
+from .values import FrozenMap, Secret
+
+VserverType = Literal["lb", "cs", "vpn", "authentication"]
+KeyLocation = Literal["local", "appliance"]
+
+#: bounds of what SCM and NetScaler accept (documented in the README)
+MAX_SANS = 250
+MAX_VSERVERS = 64
+MAX_CUSTOM_FIELDS = 50
+MAX_TERM_DAYS = 3650
+_SUPPORTED = "supported: RSA 2048/3072/4096, ECDSA P-256/P-384"
+
+# ------------------------------------------------------------------------------------- appliance
+
+
+def _urls(value: object, info: ValidationInfo) -> tuple[str, ...]:
+    allow_http = info.data.get("allow_http") is True
+    if isinstance(value, tuple):
+        if not 1 <= len(value) <= 2:
+            raise fail(f"give 1 or 2 URLs (an HA pair), got {len(value)}")
+        items = value
+    else:
+        items = (value,)
+    urls: list[str] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, str) or not item.strip():
+            got = checks.type_name(item)
+            raise _at(value, i, f"expected a URL string, got {got}")
+        problem = checks.url_problem(item.strip(), allow_http=allow_http)
+        if problem:
+            raise _at(value, i, problem)
+        url = item.strip().rstrip("/")
+        if url.lower() in (u.lower() for u in urls):
+            raise _at(value, i, f"duplicate URL {url!r}")
+        urls.append(url)
+    return tuple(urls)
+
+
+def _at(value: object, index: int, message: str) -> Exception:
+    return rule_error(((index,) if isinstance(value, tuple) else (), message))
+
+
+_URL_SCHEMA = {"type": "string", "pattern": "^[hH][tT][tT][pP][sS]?://", "maxLength": 2048}
+
+
+class ApplianceConfig(StrictModel):
+    """The NetScaler (or HA pair) to install on."""
+
+    allow_http: Bool = False
+    urls: Annotated[
+        tuple[str, ...],
+        PlainValidator(_urls),
+        WithJsonSchema(
+            {
+                "description": "the NITRO URL, or a list of two for an HA pair",
+                "anyOf": [_URL_SCHEMA, {"type": "array", "items": _URL_SCHEMA, "minItems": 1, "maxItems": 2}],
+            }
+        ),
+    ] = Field(alias="url")
+    username: Annotated[str, Text(255, header=True)]
+    password: Secret
+    verify_tls: VerifyTls = True
+    partition: (
+        Annotated[str, Text(255, check=lambda v: checks.ns_name_problem(v, "partition name"))] | None
+    ) = None
+    timeout: Annotated[float, Float(positive=True, hi=3600)] = 60.0
+    proxy: Proxy | None = None
+
+    @property
+    def url(self) -> str:
+        return self.urls[0]
+
+
+# -------------------------------------------------------------------------------------- vservers
+
+_VSERVER_TYPES: dict[str, str] = {
+    "lb": "lb",
+    "loadbalancing": "lb",
+    "load_balancing": "lb",
+    "cs": "cs",
+    "contentswitching": "cs",
+    "content_switching": "cs",
+    "vpn": "vpn",
+    "gateway": "vpn",
+    "authentication": "authentication",
+    "aaa": "authentication",
+}
+
+
+class VserverSpec(StrictModel):
+    name: Annotated[str, Text(checks.VSERVER_NAME_MAX, check=checks.vserver_name_problem)]
+    type: Annotated[VserverType, Choice(_VSERVER_TYPES)] = "lb"
+    sni: Bool = False
+
+
+def _vserver_item(value: object) -> object:
+    return {"name": value} if isinstance(value, str) else value
+
+
+Vserver = Annotated[VserverSpec, BeforeValidator(_vserver_item, json_schema_input_type=str | VserverSpec)]
+
+# ----------------------------------------------------------------------------------- certificate
+
+_KEY_TYPES = {"RSA": "RSA", "ECDSA": "ECDSA", "EC": "ECDSA", "ECC": "ECDSA"}
+_CURVES = {
+    "P256": "P-256",
+    "PRIME256V1": "P-256",
+    "SECP256R1": "P-256",
+    "P256R1": "P-256",
+    "P384": "P-384",
+    "PRIME384V1": "P-384",
+    "SECP384R1": "P-384",
+    "P384R1": "P-384",
+}
+_CURVE_BITS = {"P-256": 256, "P-384": 384}
+_KEY_SIZES = (*RSA_SIZES, *_CURVE_BITS.values())
+
+
+def _curve_key(text: str) -> str:
+    return text.replace("-", "").replace("_", "").replace(" ", "").upper()
+
+
+def _key_size(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise fail(f"expected an integer, got {checks.type_name(value)} {checks.shown(value)}")
+    if value not in _KEY_SIZES:
+        raise fail(f"unsupported key size {value} ({_SUPPORTED})")
+    return value
+
+
+class SubjectSpec(StrictModel):
+    """Subject attributes besides the CN."""
+
+    organization: Annotated[str, Text(64, optional=True)] | None = None
+    organizational_unit: Annotated[str, Text(64, optional=True)] | None = None
+    locality: Annotated[str, Text(128, optional=True)] | None = None
+    state: Annotated[str, Text(128, optional=True)] | None = None
+    country: (
+        Annotated[
+            str,
+            PlainValidator(lambda v: _country(v)),
+            WithJsonSchema({"type": "string", "pattern": "^[A-Za-z]{2}$", "description": "ISO 3166 code"}),
+        ]
+        | None
+    ) = None
+    email: Annotated[str, Text(128, optional=True, check=checks.email_problem)] | None = None
+
+
+def _country(value: object) -> str:
+    text = text_validator(optional=True)(value)
+    if not (len(text) == 2 and text.isascii() and text.isalpha()):
+        raise fail(f"must be a 2-letter country code (ISO 3166), got {checks.shown(text)}")
+    return text.upper()
+
+
+_HostName = Text(253, check=checks.host_name_problem)
+
+
+class CertificateSpec(StrictModel):
+    common_name: Annotated[str, Text(64, check=checks.host_name_problem)]
+    subject_alt_names: Annotated[tuple[Annotated[str, _HostName], ...], Field(max_length=MAX_SANS)] = ()
+    key_type: (
+        Annotated[
+            str,
+            Choice(
+                _KEY_TYPES,
+                normalise=str.upper,
+                canonical=["RSA", "ECDSA"],
+                error=lambda v: f"unsupported key algorithm {checks.shown(v)} ({_SUPPORTED})",
+            ),
+        ]
+        | None
+    ) = None
+    key_size: (
+        Annotated[
+            int, PlainValidator(_key_size), WithJsonSchema({"type": "integer", "enum": list(_KEY_SIZES)})
+        ]
+        | None
+    ) = None
+    curve: (
+        Annotated[
+            str,
+            Choice(
+                _CURVES,
+                normalise=_curve_key,
+                canonical=["P-256", "P-384"],
+                error=lambda v: f"unsupported ECDSA curve {checks.shown(v)} ({_SUPPORTED})",
+            ),
+        ]
+        | None
+    ) = None
+    key_location: Annotated[KeyLocation, Choice({"local": "local", "appliance": "appliance"})] = "local"
+    subject_fields: SubjectSpec = Field(default_factory=SubjectSpec, alias="subject")
+    #: derived from the profile name when not given
+    certkey_name: Annotated[str, Text(check=checks.certkey_name_problem)] = Field(
+        "", validate_default=True, description="default: derived from the profile name"
+    )
+    _key: KeySpec = PrivateAttr(default=KeySpec("RSA", size=2048))
+
+    @property
+    def key(self) -> KeySpec:
+        return self._key
+
+    @property
+    def subject(self) -> Subject:
+        s = self.subject_fields
+        return Subject(s.organization, s.organizational_unit, s.locality, s.state, s.country, s.email)
+
+    @model_validator(mode="after")
+    def _key_and_names(self) -> CertificateSpec:
+        self._key = self._key_spec()
+        sans = [self.common_name]
+        for name in self.subject_alt_names:
+            if name.lower() not in (s.lower() for s in sans):
+                sans.append(name)
+        object.__setattr__(self, "subject_alt_names", tuple(sans))
+        return self
+
+    def _key_spec(self) -> KeySpec:
+        """The key from key_type/key_size/curve; an error names the field at fault."""
+        size, curve = self.key_size, self.curve
+        if (self.key_type or "RSA") == "RSA":
+            if curve is not None:
+                raise rule_error((("curve",), f"a curve ({curve}) only applies to ECDSA keys, not RSA"))
+            if size is not None and size not in RSA_SIZES:
+                raise rule_error((("key_size",), f"unsupported RSA key size {size} ({_SUPPORTED})"))
+            return KeySpec("RSA", size=size or 2048)
+        by_size = {bits: name for name, bits in _CURVE_BITS.items()}
+        if size is not None and size not in by_size:
+            raise rule_error((("key_size",), f"unsupported ECDSA key size {size} ({_SUPPORTED})"))
+        if curve is not None and size is not None and _CURVE_BITS[curve] != size:
+            raise rule_error((("key_size",), f"key size {size} does not match curve {curve}"))
+        named = curve or (by_size[size] if size is not None else "P-256")
+        return KeySpec("ECDSA", curve=named)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------- sectigo
+
+
+def _cert_type(value: object) -> int | str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 1 <= value <= ID_MAX:
+            raise fail(f"must be between 1 and {ID_MAX}, got {value}")
+        return value
+    if isinstance(value, str):
+        return text_validator(256)(value)
+    raise fail(f"expected a profile id or name, got {checks.type_name(value)} {checks.shown(value)}")
+
+
+def _custom_fields(value: object) -> FrozenMap:
+    if isinstance(value, FrozenMap):
+        return value
+    pairs: list[tuple[Loc, str, object]] = []
+    if isinstance(value, dict):
+        pairs = [((key,), key, item) for key, item in value.items()]
+    elif isinstance(value, tuple):
+        for i, item in enumerate(value):
+            if not isinstance(item, dict):
+                raise rule_error(((i,), "expected a mapping with name and value"))
+            unknown = sorted(set(item) - {"name", "value"})
+            if unknown:
+                raise rule_error(((i, unknown[0]), "unknown key (known keys: name, value)"))
+            if "name" not in item or "value" not in item:
+                missing = "name" if "name" not in item else "value"
+                raise rule_error(((i, missing), "required field is missing"))
+            name = item["name"]
+            if not isinstance(name, str):
+                raise rule_error(((i, "name"), "field names must be non-empty strings"))
+            pairs.append(((i, "value"), name, item["value"]))
+    else:
+        raise fail("expected a mapping (name: value) or a list of {name, value}")
+    if len(pairs) > MAX_CUSTOM_FIELDS:
+        raise fail(f"at most {MAX_CUSTOM_FIELDS} custom fields, got {len(pairs)}")
+    result: dict[str, str] = {}
+    for loc, name, item in pairs:
+        name = name.strip()
+        if not name or len(name) > 128:
+            raise rule_error((loc, "field names must be non-empty strings of at most 128 characters"))
+        if not isinstance(item, str):
+            got = checks.type_name(item)
+            raise rule_error((loc, f"expected a string, got {got} (put it in quotes)"))
+        if name in result:
+            raise rule_error((loc, "duplicate custom field"))
+        if len(item) > 256:
+            raise rule_error((loc, "value longer than 256 characters"))
+        result[name] = item
+    return FrozenMap(result)
+
+
+_FIELD_ITEM = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "value": {"type": "string", "maxLength": 256}},
+    "required": ["name", "value"],
+    "additionalProperties": False,
+}
+
+
+class SectigoSpec(StrictModel):
+    org_id: Annotated[int, Int(1, ID_MAX)] | None = None
+    cert_type: (
+        Annotated[
+            int | str,
+            PlainValidator(_cert_type),
+            WithJsonSchema(
+                {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "minLength": 1}]}
+            ),
+        ]
+        | None
+    ) = None
+    term: Annotated[int, Int(1, MAX_TERM_DAYS)] | None = None
+    comments: Annotated[str, Text(1024, optional=True)] | None = None
+    external_requester: Annotated[str, Text(256, optional=True)] | None = None
+    custom_fields: Annotated[
+        FrozenMap,
+        PlainValidator(_custom_fields),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "object", "additionalProperties": {"type": "string", "maxLength": 256}},
+                    {"type": "array", "items": _FIELD_ITEM, "maxItems": MAX_CUSTOM_FIELDS},
+                ]
+            }
+        ),
+    ] = Field(default_factory=FrozenMap)
+    profile_id: Annotated[int, Int(1, ID_MAX)] | None = None
+
+
+class RenewalSpec(StrictModel):
+    days_before_expiry: Annotated[int, Int(1, 365)] = 30
+    percent_of_lifetime: Annotated[float, Float(lo=1, hi=99)] | None = None
+    reuse_key: Bool = False
+
+
+# --------------------------------------------------------------------------------------- profile
+
+
+class Profile(StrictModel):
+    """One certificate profile. ``name`` defaults to the file name without its extension."""
+
+    name: Annotated[str, Text(check=checks.profile_name_problem)] = Field(
+        "", validate_default=True, description="default: the file name without .yaml/.yml"
+    )
+    source: SkipJsonSchema[Path] = Path("profile.yaml")
+    appliance: ApplianceConfig
+    vservers: Annotated[tuple[Vserver, ...], Field(min_length=1, max_length=MAX_VSERVERS)]
+    certificate: CertificateSpec
+    sectigo: SectigoSpec = Field(default_factory=SectigoSpec)
+    renewal: RenewalSpec = Field(default_factory=RenewalSpec)
+    _key_lines: dict[Loc, int] = PrivateAttr(default_factory=dict)
+    _lines: dict[str, int] | None = PrivateAttr(default=None)
+    _warnings: tuple[object, ...] = PrivateAttr(default=())
+
+    @property
+    def lines(self) -> dict[str, int]:
+        """Line numbers of the profile's keys by dotted path (``"sectigo"``, ``"name"``...)."""
+        if self._lines is None:
+            from .problems import format_loc
+
+            self._lines = {format_loc(loc): line for loc, line in self._key_lines.items()}
+        return self._lines
+
+    def line_of(self, path: str) -> int:
+        """Best line for ``path``: the field's own, else its closest recorded parent's, else 1."""
+        lines = self.lines
+        while path:
+            if path in lines:
+                return lines[path]
+            path = path.rpartition(".")[0]
+        return 1
+
+    @property
+    def warnings(self) -> tuple[object, ...]:
+        """Warnings found while loading (``config.Problem`` with severity warning)."""
+        return self._warnings
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_and_cross_checks(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        problems: list[tuple[Loc, str]] = []
+        source = data.get("source")
+        stem = source.stem if isinstance(source, Path) else ""
+        name = data.get("name")
+        if name is None and stem:
+            problem = checks.profile_name_problem(stem)
+            if problem:
+                problems.append((("name",), f"the file name gives {problem}; set 'name:' in the file"))
+            data["name"] = stem
+        base = name.strip() if isinstance(name, str) and name.strip() else stem
+        certificate = data.get("certificate")
+        if isinstance(certificate, dict):
+            if certificate.get("certkey_name") is None and base:
+                data["certificate"] = certificate = {
+                    **certificate,
+                    "certkey_name": checks.derive_certkey_name(base),
+                }
+            problems += _appliance_key_subject(certificate)
+        problems += _duplicate_vservers(data.get("vservers"))
+        report(info, problems)
+        return data
+
+
+def _appliance_key_subject(certificate: dict[str, Any]) -> list[tuple[Loc, str]]:
+    location = certificate.get("key_location")
+    if not (isinstance(location, str) and location.strip().lower() == "appliance"):
+        return []
+    subject = certificate.get("subject")
+    subject = subject if isinstance(subject, dict) else {}
+    return [
+        (
+            ("certificate", "subject", key),
+            "required when key_location is appliance (NetScaler's CSR command needs it)",
+        )
+        for key in ("country", "state", "organization")
+        if subject.get(key) is None
+    ]
+
+
+def _duplicate_vservers(vservers: object) -> list[tuple[Loc, str]]:
+    if not isinstance(vservers, tuple):
+        return []
+    seen: dict[str, int] = {}
+    problems: list[tuple[Loc, str]] = []
+    for i, item in enumerate(vservers):
+        name = item.get("name") if isinstance(item, dict) else item
+        if not isinstance(name, str) or not name.strip():
+            continue
+        name = name.strip()
+        loc: Loc = ("vservers", i, "name") if isinstance(item, dict) else ("vservers", i)
+        if name in seen:
+            problems.append((loc, f"duplicate vserver {name!r} (also vservers[{seen[name]}])"))
+        else:
+            seen[name] = i
+    return problems
+
+
+__all__ = [
+    "ApplianceConfig",
+    "CertificateSpec",
+    "KeyLocation",
+    "Profile",
+    "ProxySetting",
+    "RenewalSpec",
+    "SectigoSpec",
+    "SubjectSpec",
+    "VserverSpec",
+    "VserverType",
+    "expect_str",
+    "field_validator",
+]
