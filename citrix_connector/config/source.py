@@ -64,10 +64,22 @@ _Resolver.add_implicit_resolver(
     _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
 
-_RESOLVER = _Resolver()
+_IMPLICIT = _Resolver.yaml_implicit_resolvers
+_ScalarEvent = yaml.ScalarEvent
+
+
+def _resolve_plain(value: str) -> str:
+    """The tag of a plain (unquoted) scalar, as PyYAML's resolver finds it (YAML 1.2 booleans)."""
+    for tag, regexp in _IMPLICIT.get(value[0] if value else "", ()):
+        if regexp.match(value):
+            return str(tag)
+    return _STR_TAG
+
+
 _CONSTRUCTOR = SafeConstructor()
-_Parser: type = getattr(yaml, "CParser", None) or yaml.Loader  # CParser: libyaml's C parser
-HAVE_LIBYAML = _Parser is not yaml.Loader
+#: libyaml's C parser when PyYAML was built with it (only its event stream is used)
+_Parser: type = getattr(yaml, "CBaseLoader", None) or yaml.BaseLoader
+HAVE_LIBYAML = _Parser is not yaml.BaseLoader
 
 # characters YAML does not allow in a stream (c-printable), plus lone surrogates
 _FORBIDDEN_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
@@ -217,70 +229,89 @@ class _Builder:
         stack: list[_Frame] = []
         root: object = None
         documents = 0
+        value_lines = self.doc.value_lines
         try:
             while True:
                 event = parser.get_event()
-                if event is None or isinstance(event, yaml.StreamEndEvent):
+                cls = type(event)
+                if cls is _ScalarEvent:  # the common case first
+                    line = event.start_mark.line + 1
+                    self.nodes += 1
+                    if self.nodes > MAX_NODES:
+                        self.fail(line, f"more than {MAX_NODES} YAML nodes")
+                    top = stack[-1] if stack else None
+                    if top is not None and top.is_map and top.pending is _NO_KEY:
+                        key = self._scalar(event, True, top.loc, line)
+                        top.pending = self._key(top, key, line)
+                        continue
+                    loc = self._child_loc(top)
+                    value = self._scalar(event, False, loc, line)
+                    if event.anchor is not None:
+                        self.anchors[event.anchor] = (value, 1)
+                    if top is None:
+                        root = value
+                    else:
+                        if loc not in value_lines:
+                            value_lines[loc] = line
+                        self._add(top, value, line)
+                    continue
+                if event is None or cls is yaml.StreamEndEvent:
                     break
                 line = event.start_mark.line + 1 if event.start_mark is not None else 1
-                if isinstance(event, yaml.DocumentStartEvent):
+                if cls is yaml.DocumentStartEvent:
                     documents += 1
                     if documents > 1:
                         self.fail(line, "more than one YAML document in the file")
                     continue
-                if isinstance(event, (yaml.StreamStartEvent, yaml.DocumentEndEvent)):
+                if cls is yaml.StreamStartEvent or cls is yaml.DocumentEndEvent:
                     continue
-                if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                if cls is yaml.MappingEndEvent or cls is yaml.SequenceEndEvent:
                     frame = stack.pop()
                     value = self._finish(frame)
                     if stack:
-                        self._add(stack[-1], value, line, frame.loc)
+                        self._add(stack[-1], value, line)
                     else:
                         root = value
                     continue
                 self.nodes += 1
                 if self.nodes > MAX_NODES:
                     self.fail(line, f"more than {MAX_NODES} YAML nodes")
-                loc = self._child_loc(stack, line)
-                if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                top = stack[-1] if stack else None
+                is_key = top is not None and top.is_map and top.pending is _NO_KEY
+                loc = top.loc if is_key and top is not None else self._child_loc(top)
+                if cls is yaml.MappingStartEvent or cls is yaml.SequenceStartEvent:
                     if len(stack) >= MAX_DEPTH:
                         self.fail(line, f"nested deeper than {MAX_DEPTH} levels")
-                    is_map = isinstance(event, yaml.MappingStartEvent)
+                    is_map = cls is yaml.MappingStartEvent
                     frame = _Frame(loc, is_map, event.anchor)
                     if event.tag not in (None, "!", _MAP_TAG if is_map else _SEQ_TAG):
-                        self._error(stack, loc, f"unsupported YAML tag {event.tag!r}", line)
+                        self._error(loc, f"unsupported YAML tag {event.tag!r}", line)
                         frame.tagged = True
-                    self._record_line(stack, loc, line)
+                    if not is_key:
+                        value_lines.setdefault(loc, line)
                     stack.append(frame)
                     continue
-                if isinstance(event, yaml.AliasEvent):
+                if cls is yaml.AliasEvent:
                     if event.anchor is None or event.anchor not in self.anchors:
                         self.fail(line, f"unknown alias *{event.anchor}")
                     value, size = self.anchors[event.anchor]
                     self.nodes += size
                     if self.nodes > MAX_NODES:
                         self.fail(line, f"more than {MAX_NODES} YAML nodes after expanding aliases")
-                    if stack:
-                        self._record_line(stack, loc, line)
-                        self._add(stack[-1], value, line, loc)
-                    else:
+                    if top is None:
                         root = value
-                    continue
-                if isinstance(event, yaml.ScalarEvent):
-                    value = self._scalar(event, stack, loc, line)
-                    if event.anchor is not None:
-                        self.anchors[event.anchor] = (value, 1)
-                    if stack:
-                        self._record_line(stack, loc, line)
-                        self._add(stack[-1], value, line, loc)
                     else:
-                        root = value
+                        if not is_key:
+                            value_lines.setdefault(loc, line)
+                        self._add(top, value, line)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             what = " ".join(p for p in (exc.context, exc.problem) if p) or "syntax error"
             self.fail(mark.line + 1 if mark is not None else 1, f"invalid YAML: {what}")
         except yaml.YAMLError as exc:
             self.fail(1, f"invalid YAML: {exc}")
+        finally:
+            parser.dispose()
         if documents == 0:
             self.fail(1, "the file is empty")
         return root
@@ -288,47 +319,37 @@ class _Builder:
     # ------------------------------------------------------------------------------- structure
 
     @staticmethod
-    def _child_loc(stack: list[_Frame], line: int) -> Loc:
-        if not stack:
+    def _child_loc(top: _Frame | None) -> Loc:
+        """The location of the next value node under ``top`` (not of a key)."""
+        if top is None:
             return ()
-        top = stack[-1]
         if not top.is_map:
             return (*top.loc, len(top.items))
-        if top.pending is _NO_KEY:
-            return top.loc  # this node is a key
-        if isinstance(top.pending, str):
-            return (*top.loc, top.pending)
-        return (*top.loc, "<<" if top.pending is _MergeKey else "\x00")  # merged or dropped value
+        pending = top.pending
+        if type(pending) is str:
+            return (*top.loc, pending)
+        return (*top.loc, "<<" if pending is _MergeKey else "\x00")  # merged or dropped value
 
-    def _record_line(self, stack: list[_Frame], loc: Loc, line: int) -> None:
-        top = stack[-1] if stack else None
-        if top is not None and top.is_map and top.pending is _NO_KEY:
-            return  # a key: recorded by _add
-        self.doc.value_lines.setdefault(loc, line)
-
-    def _error(self, _stack: object, loc: Loc, message: str, line: int) -> None:
+    def _error(self, loc: Loc, message: str, line: int) -> None:
         self.doc.problems.append(Problem(self.doc.file, line, format_loc(loc), message))
         self.doc.reported.add(loc)
 
-    def _add(self, frame: _Frame, value: object, line: int, loc: Loc) -> None:
+    def _add(self, frame: _Frame, value: object, line: int) -> None:
         if not frame.is_map:
             frame.items.append(value)
             return
-        if frame.pending is _NO_KEY:  # value is a key
+        if frame.pending is _NO_KEY:  # value is a key (a mapping or list as a key)
             frame.pending = self._key(frame, value, line)
             return
         key = frame.pending
         frame.pending = _NO_KEY
-        if key is _SKIP:
-            return
-        if key is _MergeKey:
+        if type(key) is str:
+            if value is None:
+                self.doc.nulls.add((*frame.loc, key))
+            else:
+                frame.keys[key] = value
+        elif key is _MergeKey:
             frame.merges.append((value, line))
-            return
-        assert isinstance(key, str)
-        if value is None:
-            self.doc.nulls.add((*frame.loc, key))
-            return
-        frame.keys[key] = value
 
     def _key(self, frame: _Frame, key: object, line: int) -> object:
         where = frame.loc
@@ -377,7 +398,7 @@ class _Builder:
         else:
             value = tuple(frame.items)
         if len(value) > MAX_ENTRIES:
-            self._error([], frame.loc, f"more than {MAX_ENTRIES} entries", self.doc.line(frame.loc))
+            self._error(frame.loc, f"more than {MAX_ENTRIES} entries", self.doc.line(frame.loc))
         if frame.anchor is not None:
             self.anchors[frame.anchor] = (value, self._size(value))
         return value
@@ -399,31 +420,35 @@ class _Builder:
 
     # ---------------------------------------------------------------------------------- scalars
 
-    def _scalar(self, event: yaml.ScalarEvent, stack: list[_Frame], loc: Loc, line: int) -> object:
+    def _scalar(self, event: yaml.ScalarEvent, is_key: bool, loc: Loc, line: int) -> object:
         value: str = event.value
-        is_key = bool(stack) and stack[-1].is_map and stack[-1].pending is _NO_KEY
         tag = event.tag
         if tag is None or tag == "!":
-            tag = _RESOLVER.resolve(ScalarNode, value, event.implicit)  # type: ignore[no-untyped-call]
+            if not event.implicit[0]:  # quoted: a string
+                if len(value) > MAX_SCALAR_CHARS:
+                    self._error(loc, f"value longer than {MAX_SCALAR_CHARS} characters", line)
+                    return _SKIP if is_key else ""
+                return value if is_key else self._substitute(value, loc, line)
+            tag = _resolve_plain(value)
         if len(value) > MAX_SCALAR_CHARS:
-            self._error(stack, loc, f"value longer than {MAX_SCALAR_CHARS} characters", line)
+            self._error(loc, f"value longer than {MAX_SCALAR_CHARS} characters", line)
             return _SKIP if is_key else ""
+        if tag == _STR_TAG:
+            return value if is_key else self._substitute(value, loc, line)
         if tag == _MERGE_TAG and is_key:
             return _MergeKey
         if tag not in _SCALAR_TAGS:
-            self._error(stack, loc, f"unsupported YAML tag {tag!r}", line)
+            self._error(loc, f"unsupported YAML tag {tag!r}", line)
             return _SKIP if is_key else value
-        if tag == _STR_TAG:
-            if is_key:
-                return value
-            return self._substitute(value, loc, line)
         if tag == _NULL_TAG:
             return None
         if tag == _BOOL_TAG:
             return value.lower() == "true"
         if tag in (_INT_TAG, _FLOAT_TAG) and len(value) > MAX_NUMBER_CHARS:
-            self._error(stack, loc, f"number too large ({len(value)} characters)", line)
+            self._error(loc, f"number too large ({len(value)} characters)", line)
             return _SKIP if is_key else 0
+        if tag == _INT_TAG and value.isdigit() and (value[0] != "0" or value == "0"):
+            return int(value)
         node = ScalarNode(tag, value)
         try:
             if tag == _INT_TAG:
@@ -432,7 +457,7 @@ class _Builder:
                 return _CONSTRUCTOR.construct_yaml_float(node)
             return _CONSTRUCTOR.construct_yaml_timestamp(node)
         except (ValueError, OverflowError, yaml.YAMLError):
-            self._error(stack, loc, f"invalid value {value[:40]!r} for tag {tag}", line)
+            self._error(loc, f"invalid value {value[:40]!r} for tag {tag}", line)
             return _SKIP if is_key else value
 
     def _substitute(self, value: str, loc: Loc, line: int) -> object:
