@@ -11,9 +11,10 @@ as ``"<file>:<line>: <field.path>: <message>"`` (the line of the offending YAML 
 
 from __future__ import annotations
 
+from .appliances import ApplianceEntry
 from .checks import CERTKEY_NAME_MAX, PROFILE_NAME_MAX, VSERVER_NAME_MAX, derive_certkey_name
 from .crosscheck import check_profile_against_scm, expand_profile_paths
-from .loader import load_profile, load_scm_config
+from .loader import load_appliances_file, load_profile, load_scm_config
 from .problems import Problem, Severity
 from .profile import (
     ApplianceConfig,
@@ -35,6 +36,7 @@ __all__ = [
     "PROFILE_NAME_MAX",
     "VSERVER_NAME_MAX",
     "ApiKind",
+    "ApplianceEntry",
     "ApplianceConfig",
     "AuthKind",
     "CertificateSpec",
@@ -55,6 +57,7 @@ __all__ = [
     "check_profile_against_scm",
     "derive_certkey_name",
     "expand_profile_paths",
+    "load_appliances_file",
     "load_profile",
     "load_scm_config",
 ]

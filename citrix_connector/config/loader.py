@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from . import source
+from .appliances import ApplianceEntry, AppliancesFile
 from .checks import shown, type_name
 from .problems import Loc, Problem, Severity, format_loc, raise_problems
 from .profile import Profile
@@ -31,7 +32,7 @@ M = TypeVar("M", bound=BaseModel)
 _INTERNAL = frozenset({"source"})
 #: where a missing key gets a hint
 _MISSING_HINTS: dict[Loc, str] = {("vservers",): "at least one vserver to bind the certificate to"}
-_NOUNS: dict[Loc, str] = {("vservers",): "vserver"}
+_NOUNS: dict[Loc, str] = {("vservers",): "vserver", ("appliances",): "appliance entry"}
 #: secrets that may be written in clear (then the file should not be readable by others)
 _SECRET_LOCS: dict[type[BaseModel], tuple[Loc, ...]] = {
     ScmConfig: (("password",), ("client_secret",), ("proxy",)),
@@ -49,8 +50,23 @@ def load_profile(path: Path, env: Mapping[str, str] | None = None) -> Profile:
     return _load(Profile, Path(path), env)
 
 
-def _load(model: type[M], path: Path, env: Mapping[str, str] | None) -> M:
+def load_appliances_file(path: Path, env: Mapping[str, str] | None = None) -> list[ApplianceEntry]:
+    """Load and validate an appliances file (``appliances:`` a list of ``appliance:`` blocks)."""
+    path = Path(path)
+    doc: list[source.Document] = []
+    loaded = _load(AppliancesFile, path, env, keep=doc)
+    return [
+        ApplianceEntry(appliance, doc[0].line(("appliances", i)))
+        for i, appliance in enumerate(loaded.appliances)
+    ]
+
+
+def _load(
+    model: type[M], path: Path, env: Mapping[str, str] | None, keep: list[source.Document] | None = None
+) -> M:
     doc = source.read(path, os.environ if env is None else env)
+    if keep is not None:
+        keep.append(doc)
     problems = doc.problems
     if doc.data is None:
         raise_problems(problems)

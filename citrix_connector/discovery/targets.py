@@ -17,22 +17,11 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
-from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from ..config import (
-    Profile,
-    Secret,
-    _Ctx,
-    _load_appliance,
-    _Map,
-    _open_top,
-    expand_profile_paths,
-    load_profile,
-)
+from ..config import Profile, Secret, expand_profile_paths, load_appliances_file, load_profile
 from ..errors import ConfigError
 
 __all__ = ["Target", "is_appliances_file", "load_targets"]
@@ -57,21 +46,16 @@ class Target:
     managed: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
 
-class _EntryMap(_Map):
-    """An appliances-file entry seen as a profile's ``appliance:`` block (same keys, same checks);
-    problems are reported under ``appliances[i]``."""
-
-    def child(self, key: str) -> str:
-        return self.prefix if key == "appliance" else super().child(key)
-
-
-def _raw_password(node: Any) -> str | None:
-    if not isinstance(node, MappingNode):
-        return None
-    for key, value in node.value:
-        if isinstance(key, ScalarNode) and key.value == "password" and isinstance(value, ScalarNode):
-            return str(value.value)
-    return None
+def _raw_passwords(path: Path) -> list[object]:
+    """The password values of an appliances file as written (before ${...} substitution)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []
+    entries = data.get("appliances") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        return []
+    return [entry.get("password") if isinstance(entry, dict) else None for entry in entries]
 
 
 def _env_ref(raw: str | None) -> str | None:
@@ -111,19 +95,12 @@ def _unique(name: str, taken: set[str]) -> str:
 
 
 def _load_appliances_file(path: Path, env: Mapping[str, str], taken: set[str]) -> list[Target]:
-    ctx = _Ctx(path, env)
-    top = _open_top(ctx, ("appliances",))
-    node = top.value_node("appliances")
-    if not isinstance(node, SequenceNode) or not node.value:
-        ctx.error(node or top.node, "appliances", "expected a non-empty list of appliance entries")
-        ctx.raise_if_failed()
-        return []
+    entries = load_appliances_file(path, env)
+    raw = _raw_passwords(path)
     out: list[Target] = []
-    for i, item in enumerate(node.value):
-        wrapper = _EntryMap(ctx, item, f"appliances[{i}]", {"appliance": (item, item)})
-        appliance = _load_appliance(wrapper)
-        if appliance is None:
-            continue
+    for i, entry in enumerate(entries):
+        appliance = entry.appliance
+        password = raw[i] if i < len(raw) else None
         out.append(
             Target(
                 name=_unique(_host(appliance.url), taken),
@@ -133,11 +110,10 @@ def _load_appliances_file(path: Path, env: Mapping[str, str], taken: set[str]) -
                 verify_tls=appliance.verify_tls,
                 timeout=appliance.timeout,
                 partitions=(appliance.partition,) if appliance.partition else None,
-                password_ref=_env_ref(_raw_password(item)),
-                source=f"{path}:{item.start_mark.line + 1}",
+                password_ref=_env_ref(password) if isinstance(password, str) else None,
+                source=f"{path}:{entry.line}",
             )
         )
-    ctx.raise_if_failed()
     return out
 
 
