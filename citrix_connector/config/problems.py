@@ -73,7 +73,8 @@ def raise_problems(problems: Iterable[Problem]) -> None:
     shown = errors[:MAX_REPORTED]
     texts = [str(p) for p in shown]
     if len(errors) > len(shown):
-        texts.append(f"{errors[0].file}: ... and {len(errors) - len(shown)} more problems")
+        rest = errors[len(shown)]
+        texts.append(f"{rest.file}:{rest.line}: ... and {len(errors) - len(shown)} more problems")
     raise ConfigError(texts, shown)
 
 

@@ -397,8 +397,9 @@ class _Builder:
                 value = frame.keys
         else:
             value = tuple(frame.items)
-        if len(value) > MAX_ENTRIES:
+        if len(value) > MAX_ENTRIES:  # reported once, and not validated entry by entry
             self._error(frame.loc, f"more than {MAX_ENTRIES} entries", self.doc.line(frame.loc))
+            value = {} if frame.is_map else ()
         if frame.anchor is not None:
             self.anchors[frame.anchor] = (value, self._size(value))
         return value
