@@ -19,7 +19,8 @@ def _complete(**env: str) -> list[str]:
 
 def test_bash_completes_commands_and_global_options_after_the_command() -> None:
     assert _complete(_CITRIXAGENT_COMPLETE="bash_complete", COMP_WORDS="citrixagent sch", COMP_CWORD="1") == [
-        "plain,schedule"
+        "plain,schedule",
+        "plain,schema",
     ]
     words = "citrixagent status --js"
     got = _complete(_CITRIXAGENT_COMPLETE="bash_complete", COMP_WORDS=words, COMP_CWORD="2")
