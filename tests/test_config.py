@@ -750,7 +750,7 @@ def test_expand_profile_paths_missing(tmp_path: Path) -> None:
 def test_dataclasses_are_frozen(tmp_path: Path) -> None:
     profile = load_profile(profile_with(tmp_path), env=ENV)
     with pytest.raises(ValidationError, match="frozen"):
-        profile.name = "x"  # type: ignore[misc]
+        profile.name = "x"
     assert isinstance(profile.appliance, ApplianceConfig)
     with pytest.raises(TypeError):
         profile.sectigo.custom_fields["x"] = "y"  # type: ignore[index]

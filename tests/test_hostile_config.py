@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import CliResult
 
 from citrix_connector.config import load_profile, load_scm_config
 from citrix_connector.errors import ConfigError
-from tests.conftest import CliResult
 
 BASE = """\
 appliance:

@@ -13,15 +13,15 @@ import yaml
 from click.testing import CliRunner
 
 from citrix_connector.cli import cli
-from citrix_connector.config.schema import SCHEMA_FILES, json_schema, schema_text
+from citrix_connector.config.schema import SCHEMA_FILES, SchemaKind, json_schema, schema_text
 from citrix_connector.sandbox.world import Sandbox
 
 REPO = Path(__file__).resolve().parent.parent
-KINDS = ("profile", "scm")
+KINDS: tuple[SchemaKind, ...] = ("profile", "scm")
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_committed_schema_is_what_the_models_generate(kind: str) -> None:
+def test_committed_schema_is_what_the_models_generate(kind: SchemaKind) -> None:
     committed = (REPO / "schemas" / SCHEMA_FILES[kind]).read_text(encoding="utf-8")
     assert committed == schema_text(kind), (
         f"regenerate: citrixagent schema {kind} > schemas/{SCHEMA_FILES[kind]}"
@@ -30,20 +30,20 @@ def test_committed_schema_is_what_the_models_generate(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_schema_command_prints_the_committed_schema(kind: str) -> None:
+def test_schema_command_prints_the_committed_schema(kind: SchemaKind) -> None:
     result = CliRunner().invoke(cli, ["schema", kind])
     assert result.exit_code == 0, result.output
     assert result.output == (REPO / "schemas" / SCHEMA_FILES[kind]).read_text(encoding="utf-8")
 
 
-def _editor_validate(path: Path, kind: str) -> list[str]:
+def _editor_validate(path: Path, kind: SchemaKind) -> list[str]:
     """What a YAML language server reports for ``path`` against the schema its header names."""
     text = path.read_text(encoding="utf-8")
     first = text.splitlines()[0]
     assert first.startswith("# yaml-language-server: $schema="), (path, first)
     target = (path.parent / first.split("=", 1)[1]).resolve()
     schema = json.loads(target.read_text(encoding="utf-8"))
-    assert schema == json_schema(kind)  # type: ignore[arg-type]
+    assert schema == json_schema(kind)
     validator = jsonschema.Draft202012Validator(schema)
     return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(yaml.safe_load(text))]
 
