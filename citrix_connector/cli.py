@@ -1046,6 +1046,19 @@ def sandbox() -> None:
     help="Also start a mail catcher (SMTP) and a webhook receiver, write citrixagent.yaml for them, "
     "and print every notification they receive.",
 )
+@click.option(
+    "--ha-pairs",
+    type=click.IntRange(0, 8),
+    default=0,
+    show_default=True,
+    help="Also start this many HA pairs (primary + secondary; config propagates, SSL files need a sync).",
+)
+@click.option(
+    "--ha-file-sync-seconds",
+    type=click.FloatRange(1, 86400),
+    default=None,
+    help="The HA pairs sync SSL files to the secondary this often (default: only on `hafiles` sync).",
+)
 def sandbox_serve(
     directory: Path,
     appliances: int,
@@ -1054,6 +1067,8 @@ def sandbox_serve(
     issue_after_seconds: float | None,
     brownfield: bool,
     with_notify: bool,
+    ha_pairs: int,
+    ha_file_sync_seconds: float | None,
 ) -> None:
     """Start the simulated SCM (both APIs) and NetScaler(s) until interrupted (Ctrl-C)."""
     from .sandbox.world import Sandbox
@@ -1065,6 +1080,8 @@ def sandbox_serve(
         issue_after_seconds=issue_after_seconds,
         latency=latency_ms / 1000,
         brownfield=brownfield,
+        ha_pairs=ha_pairs,
+        ha_file_sync_seconds=ha_file_sync_seconds,
     )
     with contextlib.ExitStack() as stack:
         stack.enter_context(world)

@@ -216,10 +216,10 @@ def test_key_spec_of_rejects_unsupported():
 @pytest.mark.parametrize("name", SPEC_NAMES)
 def test_generate_csr_issue_split_match(keys, local_ca: LocalCA, name):
     key = keys[name]
-    csr = crypto.build_csr(key, "www.example.com", ["example.com", "10.0.0.5"])
+    csr = crypto.build_csr(key, "www.example.com", ["example.com", "192.0.2.5"])
     assert csr.is_signature_valid
     assert isinstance(csr.signature_hash_algorithm, hashes.SHA256)
-    assert crypto.csr_names(csr) == ("www.example.com", ["www.example.com", "example.com", "10.0.0.5"])
+    assert crypto.csr_names(csr) == ("www.example.com", ["www.example.com", "example.com", "192.0.2.5"])
 
     leaf = local_ca.issue_from_csr(crypto.csr_to_pem(csr))
     assert leaf.public_key() == csr.public_key()  # the CSR's key certified
@@ -239,7 +239,7 @@ def test_generate_csr_issue_split_match(keys, local_ca: LocalCA, name):
     info = crypto.cert_info(leaf)
     assert info.key.describe() == name
     assert info.common_name == "www.example.com"
-    assert info.sans == ("www.example.com", "example.com", "10.0.0.5")
+    assert info.sans == ("www.example.com", "example.com", "192.0.2.5")
 
 
 # ----------------------------------------------------------------------------------------- CSRs

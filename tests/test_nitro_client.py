@@ -359,10 +359,10 @@ def test_ha_and_config_changed(sim, nitro, leaf_ca):
 
 
 def test_ha_roles(sim, nitro):
-    sim.set_ha("Primary", peer="10.0.0.2")
+    sim.set_ha("Primary", peer="127.0.0.2")
     info = nitro.ha_info()
-    assert (info.state, info.peer_address) == ("Primary", "10.0.0.2")
-    sim.set_ha("Secondary", peer="10.0.0.1")
+    assert (info.state, info.peer_address) == ("Primary", "127.0.0.2")
+    sim.set_ha("Secondary", peer="127.0.0.3")
     assert nitro.ha_info().state == "Secondary"
 
 

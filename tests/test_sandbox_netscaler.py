@@ -699,7 +699,8 @@ def test_each_vserver_kind_goes_up_when_a_cert_is_bound(nitro: Nitro, pki: Pki, 
     nitro.sim.add_vserver("other_http", kind, servicetype="HTTP", port=80)
     (vs,) = items(nitro.get(resource, f"{kind}_vs"), resource)
     assert vs["curstate"] == "DOWN" and vs["value"] == "Certkey not bound"
-    assert vs["servicetype"] == "SSL" and vs["port"] == 443
+    assert vs["servicetype"] == "SSL" and vs["ipv46"] == "127.0.0.1"  # loopback VIP, a free port
+    assert vs["port"] == nitro.sim.vip(f"{kind}_vs")[1] > 0
     leaf, key = pki.leaf()
     assert nitro.install("www", leaf, key).status_code == 201
     assert nitro.bind(f"{kind}_vs", "www").status_code == 201
@@ -1305,21 +1306,21 @@ def test_hanode_views(nitro: Nitro) -> None:
     assert [n["id"] for n in nodes] == [0] and nodes[0]["state"] == "Primary"
     stat = nitro.call("GET", "hanode", api="stat").json()["hanode"]
     assert stat["hacurstatus"] == "NO"
-    nitro.sim.set_ha("Primary", peer_address="192.0.2.11")
+    nitro.sim.set_ha("Primary", peer_address="127.0.0.11")
     nodes = items(nitro.get("hanode"), "hanode")
     assert [(n["id"], n["state"]) for n in nodes] == [(0, "Primary"), (1, "Secondary")]
-    assert nodes[1]["ipaddress"] == "192.0.2.11"
+    assert nodes[1]["ipaddress"] == "127.0.0.11"
     stat = nitro.call("GET", "hanode", api="stat").json()["hanode"]
     assert (stat["hacurstatus"], stat["hacurmasterstate"]) == ("YES", "Primary")
     assert nitro.get("nsconfig").json()["nsconfig"]["systemtype"] == "HA"
-    nitro.sim.set_ha("Secondary", peer="192.0.2.10")  # alias
+    nitro.sim.set_ha("Secondary", peer="127.0.0.10")  # alias
     (local,) = items(nitro.get("hanode", "0"), "hanode")
     assert local["state"] == "Secondary"
     assert nitro.call("GET", "hanode", api="stat").json()["hanode"]["hacurmasterstate"] == "Secondary"
 
 
 def test_writes_on_a_secondary(nitro: Nitro, pki: Pki) -> None:
-    nitro.sim.set_ha("Secondary", peer_address="192.0.2.11")
+    nitro.sim.set_ha("Secondary", peer_address="127.0.0.11")
     # default: applied locally, with warning 1028
     r = nitro.upload("a.txt", b"a")
     assert r.status_code == 201 and r.json()["errorcode"] == 1028 and r.json()["severity"] == "WARNING"
@@ -1333,7 +1334,7 @@ def test_writes_on_a_secondary(nitro: Nitro, pki: Pki) -> None:
     # reads and session calls still work
     assert nitro.get("sslcertkey").status_code == 200
     assert nitro.login().status_code == 201
-    nitro.sim.set_ha("Primary", peer_address="192.0.2.11")
+    nitro.sim.set_ha("Primary", peer_address="127.0.0.11")
     assert nitro.upload("c.crt", cert_pem(cert)).status_code == 201
 
 

@@ -26,7 +26,7 @@ from ..crypto import private_key_to_pem
 from .brownfield import BrownfieldSeed, seed_brownfield
 from .ca import LocalCA
 from .httpserver import SimServer
-from .netscaler import NetScalerSimulator
+from .netscaler import HaPair, NetScalerSimulator
 from .scm import ScmSimulator
 from .scm_enrollment import EnrollmentSimulator
 
@@ -132,11 +132,14 @@ class Sandbox:
     latency: float = 0.0  # seconds added to every request of every simulator (network round trip)
     # seed the first appliance and SCM with a fleet the agent never installed (sandbox/brownfield.py)
     brownfield: bool = False
+    ha_pairs: int = 0  # HA pairs (two nodes each, same vservers) beside the standalone appliances
+    ha_file_sync_seconds: float | None = None  # periodic SSL file sync of the pairs (None: on demand only)
     signing_ca: LocalCA = field(init=False)
     tls_ca: LocalCA = field(init=False)
     scm: ScmSimulator = field(init=False)
     enrollment: EnrollmentSimulator = field(init=False)
     netscalers: list[NetScalerSimulator] = field(init=False, default_factory=list)
+    pairs: list[HaPair] = field(init=False, default_factory=list)
     client_auth: tuple[bytes, bytes, bytes] = field(init=False, repr=False)  # CA, cert, key PEM
     seed: BrownfieldSeed | None = field(init=False, default=None, repr=False)
 
@@ -173,6 +176,15 @@ class Sandbox:
             for name, kind, sni in self.vservers:
                 ns.add_vserver(name, kind, snienable=sni)
             self.netscalers.append(ns)
+        self.pairs = []
+        for _ in range(self.ha_pairs):
+            nodes = [
+                NetScalerSimulator(cert_pem, key_pem, username=ADC_USER, password=ADC_PASSWORD) for _ in "ab"
+            ]
+            pair = HaPair(nodes[0], nodes[1], file_sync_interval=self.ha_file_sync_seconds)
+            for name, kind, sni in self.vservers:
+                pair.add_vserver(name, kind, snienable=sni)
+            self.pairs.append(pair)
         if self.brownfield:
             self.seed = seed_brownfield(self)
 
@@ -180,7 +192,8 @@ class Sandbox:
     @property
     def servers(self) -> list[SimServer]:
         """Every simulator of the world: both SCM APIs, then the appliances."""
-        return [self.scm, self.enrollment, *self.netscalers]
+        nodes = [node for pair in self.pairs for node in (pair.primary, pair.secondary)]
+        return [self.scm, self.enrollment, *self.netscalers, *nodes]
 
     def start(self) -> Sandbox:
         for server in self.servers:
@@ -189,6 +202,9 @@ class Sandbox:
         self.enrollment.start()
         for ns in self.netscalers:
             ns.start()
+        for pair in self.pairs:
+            pair.primary.start()
+            pair.secondary.start()
         self.write_files()
         return self
 
@@ -379,6 +395,18 @@ class Sandbox:
         for stem, (vs, kind, sni, cn, extra) in EXAMPLE_PROFILES.items():
             if any(v[0] == vs for v in self.vservers):
                 self.write_profile(stem, self.profile_dict(stem, [(vs, kind, sni)], cn, certificate=extra))
+        lb = next((v for v in self.vservers if v[0] == "vs_shop_https"), None)
+        for i, pair in enumerate(self.pairs):
+            if lb is not None:
+                stem = self.ha_profile_stem(i)
+                urls = {"url": [pair.primary.url, pair.secondary.url]}
+                self.write_profile(
+                    stem, self.profile_dict(stem, [lb], f"ha{i + 1}.sandbox.test", appliance=urls)
+                )
+
+    def ha_profile_stem(self, index: int) -> str:
+        """The profile written for HA pair ``index`` (both node URLs, the pair's ``vs_shop_https``)."""
+        return f"ha{index + 1}-lb-profile"
 
     def describe(self) -> list[str]:
         """Human-readable lines: URLs and credentials of every simulator, and the files written."""
@@ -389,9 +417,19 @@ class Sandbox:
             f"secret {ENROLL_CLIENT_SECRET})",
         ]
         for i, ns in enumerate(self.netscalers):
-            names = ", ".join(f"{vs} ({kind}{', SNI' if sni else ''})" for vs, kind, sni in self.vservers)
             lines.append(f"NetScaler #{i + 1}          {ns.url}  (user {ADC_USER}, password {ADC_PASSWORD})")
-            lines.append(f"  vservers: {names}")
+            lines.extend(self._vip_lines(ns))
+        for i, pair in enumerate(self.pairs):
+            sync = (
+                f"SSL files synced every {pair.file_sync_interval:g} s"
+                if pair.file_sync_interval is not None
+                else "SSL files synced on demand (hafiles sync)"
+            )
+            lines.append(
+                f"HA pair #{i + 1}            primary {pair.primary.url}, secondary {pair.secondary.url}"
+            )
+            lines.append(f"  {sync}; the secondary refuses writes; VIPs on the primary")
+            lines.extend(self._vip_lines(pair.primary))
         lines.append(f"TLS CA bundle        {self.ca_bundle}")
         lines.append(
             f"fleet/appliances.yaml {self.appliances_yaml}  (for discover; password ${{{ADC_PASSWORD_ENV}}})"
@@ -404,11 +442,19 @@ class Sandbox:
         lines.append(
             f"scm-oauth.yaml       {self.scm_oauth_yaml}  (admin API, OAuth client {ADMIN_OAUTH_CLIENT_ID})"
         )
-        for stem in EXAMPLE_PROFILES:
+        stems = [*EXAMPLE_PROFILES, *(self.ha_profile_stem(i) for i in range(len(self.pairs)))]
+        for stem in stems:
             if self.profile_path(stem).exists():
                 lines.append(f"profile              {self.profile_path(stem)}")
         return lines
 
+    def _vip_lines(self, ns: NetScalerSimulator) -> list[str]:
+        """One line per vserver: kind, SNI, and the loopback VIP where its TLS is served."""
+        out = []
+        for vs, kind, sni in self.vservers:
+            host, port = ns.vip(vs)
+            out.append(f"  vserver {vs} ({kind}{', SNI' if sni else ''})  VIP {host}:{port}")
+        return out
 
 def _schema_header(kind: SchemaKind) -> str:
     """The comment that lets a YAML language server (VS Code...) validate and complete the file."""

@@ -57,7 +57,8 @@ Choices where the reference leaves room (documented, so tests and the client can
 * bulk (list) payloads are not simulated (400/1234).
 """
 
+from .ha import HaPair
 from .model import DEFAULT_SSL_DIR, VSERVER_KINDS, TimelineEntry
 from .server import NetScalerSimulator
 
-__all__ = ["DEFAULT_SSL_DIR", "NetScalerSimulator", "TimelineEntry", "VSERVER_KINDS"]
+__all__ = ["DEFAULT_SSL_DIR", "HaPair", "NetScalerSimulator", "TimelineEntry", "VSERVER_KINDS"]

@@ -8,6 +8,7 @@ import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..httpserver import Response
@@ -164,9 +165,10 @@ def missing_input(sim: NetScalerSimulator, what: str, value: str) -> Fail:
 
 def load_material(
     sim: NetScalerSimulator, part: Partition, body: dict[str, Any], *, old: CertKey | None = None
-) -> tuple[Facts, str, str, str | None, str | None, str, bool, str | None]:
+) -> tuple[Facts, str, str, str | None, str | None, str, bool, str | None, bytes | None]:
     """Read and validate cert (+ key) files. Returns facts, cert, cert_path, key, key_path, inform,
-    password flag, passplain."""
+    password flag, passplain, and the key as unencrypted PEM (what the appliance loads into memory and
+    serves the VIPs with)."""
     inform = (opt_str(body, "inform") or (old.inform if old else "PEM")).upper()
     if inform not in ("PEM", "DER", "PFX"):
         raise Fail(400, 1097, "inform")
@@ -206,7 +208,12 @@ def load_material(
             raise Fail(599, 1562)
         if spki(private_key.public_key()) != facts.spki:
             raise Fail(599, 1538)
-    return facts, cert_value, cert_path, key_value, key_path, inform, password_flag, passplain
+    key_pem = None
+    if private_key is not None:
+        key_pem = private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    return facts, cert_value, cert_path, key_value, key_path, inform, password_flag, passplain, key_pem
 
 
 def same_content(part: Partition, facts: Facts, exclude: str | None) -> str | None:
@@ -252,7 +259,7 @@ def certkey_add(sim: NetScalerSimulator, part: Partition, body: dict[str, Any]) 
     bundle = (opt_str(body, "bundle") or "NO").upper()
     if bundle not in ("YES", "NO"):
         raise Fail(400, 1097, "bundle")
-    facts, cert, cert_path, key, key_path, inform, pw, passplain = load_material(sim, part, body)
+    facts, cert, cert_path, key, key_path, inform, pw, passplain, key_pem = load_material(sim, part, body)
     existing = same_content(part, facts, None)
     if existing is not None:
         raise Fail(409, 273, f"certkeyName Contents, {existing}")
@@ -266,6 +273,7 @@ def certkey_add(sim: NetScalerSimulator, part: Partition, body: dict[str, Any]) 
         password=pw,
         passplain=passplain,
         facts=facts,
+        key_pem=key_pem,
         expirymonitor=expirymonitor,
         notificationperiod=period,
         bundle=bundle,
@@ -306,7 +314,9 @@ def certkey_update(sim: NetScalerSimulator, ctx: Ctx, part: Partition, body: dic
     )
     ck = certkey_named(part, body)
     nodomaincheck = flag(body, "nodomaincheck")
-    facts, cert, cert_path, key, key_path, inform, pw, passplain = load_material(sim, part, body, old=ck)
+    facts, cert, cert_path, key, key_path, inform, pw, passplain, key_pem = load_material(
+        sim, part, body, old=ck
+    )
     existing = same_content(part, facts, ck.name)
     if existing is not None:
         raise Fail(409, 273, f"certkeyName Contents, {existing}")
@@ -350,6 +360,7 @@ def certkey_update(sim: NetScalerSimulator, ctx: Ctx, part: Partition, body: dic
         raise Fail(599, broken_sni[0][1], broken_sni[0][0].vserver)
     ck.cert, ck.cert_path, ck.key, ck.key_path = cert, cert_path, key, key_path
     ck.inform, ck.password, ck.passplain, ck.facts = inform, pw, passplain, facts
+    ck.key_pem = key_pem
     for name in broken_links:
         part.certkeys[name].link = None
     if broken_links:

@@ -72,8 +72,8 @@ def control(sim: NetScalerSimulator, route: str, request: Request) -> Response:
                 str(body["name"]),
                 str(body["kind"]),
                 str(body.get("servicetype", "SSL")),
-                str(body.get("ipv46", "10.0.0.10")),
-                int(body.get("port", 443)),
+                str(body.get("ipv46", "127.0.0.1")),
+                int(body.get("port", 0)),
                 bool(body.get("snienable", False)),
                 partition=str(body.get("partition", "default")),
             )
@@ -88,6 +88,8 @@ def control(sim: NetScalerSimulator, route: str, request: Request) -> Response:
         if route == "/ha" and request.method == "POST":
             sim.set_ha(str(body.get("state", "Primary")), body.get("peer_address"))
             return Response.empty(204)
+        if route.startswith("/ha_pair"):
+            return _ha_pair(sim, route, request.method, body)
         if route == "/expire_sessions" and request.method == "POST":
             sim.expire_sessions()
             return Response.empty(204)
@@ -112,3 +114,28 @@ def control(sim: NetScalerSimulator, route: str, request: Request) -> Response:
     except (KeyError, ValueError, TypeError) as exc:
         return Response.json(400, {"error": str(exc)})
     return SimServer.handle_control(sim, route, request)
+
+
+def _ha_pair(sim: NetScalerSimulator, route: str, method: str, body: Any) -> Response:
+    """``GET /_sim/ha_pair`` (state), ``POST /_sim/ha_pair`` (knobs ``file_sync_interval``,
+    ``file_sync_broken``), ``POST /_sim/ha_pair/sync``, ``POST /_sim/ha_pair/failover``."""
+    pair = sim.ha_pair
+    if pair is None:
+        return Response.json(404, {"error": "this node is not in an HA pair"})
+    if route == "/ha_pair" and method == "GET":
+        return Response.json(200, pair.describe())
+    if route == "/ha_pair" and method == "POST":
+        for key, value in body.items():
+            if key == "file_sync_interval":
+                pair.file_sync_interval = None if value is None else float(value)
+            elif key == "file_sync_broken":
+                pair.file_sync_broken = bool(value)
+            else:
+                return Response.json(400, {"error": f"unknown HA pair knob {key}"})
+        return Response.empty(204)
+    if route == "/ha_pair/sync" and method == "POST":
+        return Response.json(200, {"synced": pair.sync_files()})
+    if route == "/ha_pair/failover" and method == "POST":
+        pair.failover()
+        return Response.empty(204)
+    return Response.json(404, {"error": f"unknown control route {route}"})

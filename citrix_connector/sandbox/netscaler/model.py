@@ -45,6 +45,7 @@ class CertKey:
     password: bool
     passplain: str | None
     facts: Facts
+    key_pem: bytes | None = field(default=None, repr=False)  # the loaded key, unencrypted (never shown)
     expirymonitor: str | None = None
     notificationperiod: int | None = None
     link: str | None = None

@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..httpserver import Request, Response, SimServer
 from . import auth, certkeys, control, files, keys, links, nsconfig, system, vservers
@@ -32,7 +32,11 @@ from .model import (
     serving,
 )
 from .protocol import BOOL_ARGS, Ctx, is_write, pairs, raw_query, split_query, unquote
+from .vips import VipListeners, check_loopback
 from .vservers import bind
+
+if TYPE_CHECKING:
+    from .ha import HaPair
 
 Handler = Callable[["NetScalerSimulator", Ctx, str, "str | None", "str | None", "dict[str, Any]"], Response]
 
@@ -76,7 +80,7 @@ class NetScalerSimulator(SimServer):
     ) -> None:
         super().__init__(tls_cert_pem, tls_key_pem, host=host, port=port)
         self.version = version
-        self.primaryip = "192.0.2.10"
+        self.primaryip = host  # the NSIP the appliance reports (loopback: the sandbox never leaves it)
         # ---- knobs (plain attributes; also settable over POST /_sim/knobs) ----
         self.session_timeout = 1800  # seconds of idle time before a session expires (sliding)
         self.save_in_progress_times = 0  # the next N saves fail with 599/293
@@ -94,6 +98,20 @@ class NetScalerSimulator(SimServer):
         self.empty_success_bodies = True  # systemfile add and certkey update answer with an empty body
         # ---- state ----
         self.model = Model(users={username: User(password)})
+        self.vips = VipListeners(self)  # real TLS on every SSL vserver's VIP
+        self.ha_pair: HaPair | None = None  # set when joined into an HA pair (see .ha)
+
+    # ================================================================================ lifecycle
+
+    def start(self) -> NetScalerSimulator:
+        super().start()
+        with self.lock:
+            self.vips.start()
+        return self
+
+    def stop(self) -> None:
+        self.vips.stop()
+        super().stop()
 
     def add_user(self, username: str, password: str, *, partitions: list[str] | None = None) -> None:
         with self.lock:
@@ -114,21 +132,34 @@ class NetScalerSimulator(SimServer):
         name: str,
         kind: str,
         servicetype: str = "SSL",
-        ipv46: str = "10.0.0.10",
-        port: int = 443,
+        ipv46: str = "127.0.0.1",
+        port: int = 0,
         snienable: bool = False,
         *,
         partition: str = "default",
     ) -> None:
-        """Seed a virtual server: ``kind`` is ``lb``, ``cs``, ``vpn`` or ``authentication``."""
+        """Seed a virtual server: ``kind`` is ``lb``, ``cs``, ``vpn`` or ``authentication``.
+
+        The VIP must be a loopback address; a TLS-terminating vserver's VIP is bound at once (``port`` 0:
+        a free port, written back to the vserver) and serves real TLS while the simulator runs."""
         if kind not in VSERVER_KINDS:
             raise ValueError(f"kind must be one of {sorted(VSERVER_KINDS)}")
+        check_loopback(ipv46)
         with self.lock:
             part = self.model.partition(partition)
             if name in part.vservers:
                 raise ValueError(f"vserver {name} exists")
-            part.vservers[name] = Vserver(name, kind, servicetype.upper(), ipv46, int(port), snienable)
+            vs = Vserver(name, kind, servicetype.upper(), ipv46, int(port), snienable)
+            part.vservers[name] = vs
+            if self.model.ha_state != "Secondary":
+                self.vips.reserve(part, vs)
             self.model.record("python:add_vserver", 0)
+
+    def vip(self, vserver: str, *, partition: str = "default") -> tuple[str, int]:
+        """``(ipv46, port)`` of a vserver: where its TLS is served."""
+        with self.lock:
+            vs = self.model.partition(partition).vservers[vserver]
+            return vs.ipv46, vs.port
 
     def set_ha(
         self, state: str = "Primary", peer_address: str | None = None, *, peer: str | None = None
@@ -140,6 +171,7 @@ class NetScalerSimulator(SimServer):
         with self.lock:
             self.model.ha_state = state
             self.model.peer_address = (peer_address or peer) if state != "standalone" else None
+            self.vips.refresh()
 
     def expire_sessions(self) -> None:
         """Kill every login session now (the next call with its token gets 401/444)."""
@@ -298,8 +330,11 @@ class NetScalerSimulator(SimServer):
     # ================================================================================ dispatch
 
     def handle(self, request: Request) -> Response:
+        if self.ha_pair is not None:
+            self.ha_pair.tick()
+        routed: list[tuple[Ctx, str]] = []
         try:
-            response = self._handle(request)
+            response = self._handle(request, routed)
         except Fail as fail:
             response = Response.json(
                 fail.status, {"errorcode": fail.code, "message": fail.message, "severity": "ERROR"}
@@ -309,9 +344,20 @@ class NetScalerSimulator(SimServer):
                 f"?{request.raw_query}" if request.raw_query else ""
             )
             self.model.record(label, response.status)
+            pair = self.ha_pair
+            if pair is not None and routed and response.status < 300 and pair.primary is self:
+                ctx, resource = routed[0]
+                pair.propagate(request, ctx.part.name, resource, label)
         return response
 
-    def _handle(self, request: Request) -> Response:
+    def apply_propagated(self, request: Request, partition: str, label: str) -> None:
+        """Apply a command the HA Primary propagated (lock held; raises :class:`Fail` when it fails)."""
+        self._handle(request, [], propagated=partition)
+        self.model.record(f"ha:{label}", 200)
+
+    def _handle(
+        self, request: Request, routed: list[tuple[Ctx, str]], *, propagated: str | None = None
+    ) -> Response:
         segments = request.raw_path.split("/")
         if (
             len(segments) < 5
@@ -338,7 +384,10 @@ class NetScalerSimulator(SimServer):
             if method != "POST":
                 raise Fail(405, 1237)
             return auth.login(self, request)
-        ctx = auth.authenticate(self, request, query)
+        if propagated is None:
+            ctx = auth.authenticate(self, request, query)
+        else:
+            ctx = Ctx(request, "ha-propagation", None, self.model.partition(propagated), query, {})
         ctx.raw = raw
         ctx.empty_bodies = bool(self.empty_success_bodies)
         if "args" in query:
@@ -352,9 +401,11 @@ class NetScalerSimulator(SimServer):
         if method in ("POST", "PUT"):
             body = self._body(ctx, request, resource)
         action = query.get("action")
-        is_session_op = resource == "logout" or (resource == "nspartition" and method == "POST")
-        if method != "GET" and not is_session_op:
+        # session state, and the file sync a Secondary may be asked to pull, are not configuration writes
+        is_session_op = resource in ("logout", "hafiles") or (resource == "nspartition" and method == "POST")
+        if method != "GET" and not is_session_op and propagated is None:
             auth.secondary_guard(self, ctx)
+        routed.append((ctx, resource))
         if api == "stat":
             if resource == "hanode" and method == "GET":
                 return system.stat_hanode(self, ctx)

@@ -73,7 +73,10 @@ def stat_hanode(sim: NetScalerSimulator, ctx: Ctx) -> Response:
         info = {"hacurstatus": "NO", "hacurstate": "UP", "hacurmasterstate": "Primary"}
     else:
         info = {"hacurstatus": "YES", "hacurstate": "UP", "hacurmasterstate": sim.model.ha_state}
-    info.update({"haerrsyncfailure": "0", "haerrproptimeout": "0", "hatotpktrx": "0", "hatotpkttx": "0"})
+    failures = sim.ha_pair.sync_failures if sim.ha_pair is not None else 0
+    info.update(
+        {"haerrsyncfailure": str(failures), "haerrproptimeout": "0", "hatotpktrx": "0", "hatotpkttx": "0"}
+    )
     return ok(ctx, 200, {"hanode": info})
 
 
@@ -83,6 +86,15 @@ def hafiles(
     if method != "POST" or action != "sync":
         raise Fail(400, 1240, action or method)
     check_fields(body, {"mode"})
+    mode = body.get("mode", ["all"])
+    modes = [str(m) for m in mode] if isinstance(mode, list) else [str(mode)]
+    allowed = {"all", "bookmarks", "ssl", "imports", "misc", "all_plus_misc"}
+    bad = [m for m in modes if m.lower() not in allowed]
+    if bad:
+        raise Fail(400, 1097, f"mode, {bad[0]}")
+    if sim.ha_pair is not None:
+        # answered OK even when the pair's sync is broken: the failure shows in stat/hanode haerrsyncfailure
+        sim.ha_pair.sync_files(modes)
     return ok(ctx)
 
 
