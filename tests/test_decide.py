@@ -302,6 +302,48 @@ CASES = [
         "was not saved",
     ),
     Case("all well", _state, _serving(), at(1), "nothing", "certificate valid and installed"),
+    # adopted certificates (installed by someone else; the key is on the appliance only)
+    Case(
+        "adopted, valid",
+        lambda: _state(current=_current(key_ref="adopted:/nsconfig/ssl/x.key")),
+        _serving(),
+        at(1),
+        "nothing",
+        "valid and installed",
+    ),
+    Case(
+        "adopted with an SCM order: renewed",
+        lambda: _state(current=_current(key_ref="adopted:/nsconfig/ssl/x.key")),
+        _serving(),
+        at(340),
+        "renew",
+        "expires in 25 days",
+    ),
+    Case(
+        "adopted from another CA: a new order",
+        lambda: _state(current=_current(order_id="", key_ref="adopted:/nsconfig/ssl/x.key")),
+        _serving(),
+        at(340),
+        "enroll",
+        "no SCM order to renew (adopted)",
+    ),
+    Case(
+        "adopted from another CA, profile changed: a new order",
+        lambda: _state(current=_current(order_id="", key_ref="adopted:/k")),
+        _serving(),
+        at(1),
+        "enroll",
+        "no SCM order to replace",
+        profile="ec",
+    ),
+    Case(
+        "adopted, unbound: never installed again, ordered anew",
+        lambda: _state(current=_current(key_ref="adopted:/k")),
+        _serving(bound=VS[:1]),
+        at(1),
+        "renew",
+        "an adopted certificate",
+    ),
 ]
 
 

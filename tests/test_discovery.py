@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
@@ -452,3 +452,37 @@ def test_a_profile_directory_is_a_source_and_marks_managed_certkeys(
     result = cli("--scm-config", world.scm_yaml, "discover", out, "--write-profiles", tmp_path / "more")
     assert "wrote " not in result.out and not list((tmp_path / "more").glob("*.yaml"))
     assert "the same certificate (SCM sslId" in result.out  # shop_copy: shop_2025's profile renews it
+
+
+def test_scm_list_is_paged_and_filtered_by_org(tmp_path: Path) -> None:
+    from citrix_connector.crypto import KeySpec, build_csr, generate_private_key
+    from citrix_connector.discovery.scm_match import PAGE_SIZE, match_serials
+    from citrix_connector.scm.admin import AdminScmClient
+
+    with Sandbox(tmp_path / "sb", vservers=()) as world:
+        key = generate_private_key(KeySpec("ECDSA", curve="P-256"))
+        csr = build_csr(key, "many.test", ["many.test"])
+        orders = [
+            world.scm.add_issued_order(csr, org_id=1234, cert_type=567, term=365, not_before=NOW)
+            for _ in range(PAGE_SIZE + 5)
+        ]
+        other_org = world.scm.add_issued_order(csr, org_id=1235, cert_type=567, term=365, not_before=NOW)
+        assert orders[0].cert is not None and other_org.cert is not None
+        wanted = [f"{orders[0].cert.serial_number:X}", f"{other_org.cert.serial_number:X}"]
+        world.scm.clear_requests()
+        client = AdminScmClient(load_scm_config(world.scm_yaml))
+        try:
+            matches, only, requests = match_serials(client, wanted)
+            assert set(matches) == set(wanted) and len(only) == PAGE_SIZE + 4
+            # two pages of the whole list, two of the issued ones, one details call per match
+            assert requests == len(world.scm.requests) == 2 + 2 + 2
+            pages = [parse_qs(r.query) for r in world.scm.requests if r.path.endswith("/ssl/v1")]
+            assert [q["position"] for q in pages] == [["0"], ["200"], ["0"], ["200"]]
+            assert [q.get("status") for q in pages] == [None, None, ["Issued"], ["Issued"]]
+            world.scm.clear_requests()
+            matches, only, requests = match_serials(client, wanted, org_id=1235)
+            assert set(matches) == {wanted[1]} and only == []
+            lists = [parse_qs(r.query) for r in world.scm.requests if r.path.endswith("/ssl/v1")]
+            assert lists and all(q["orgId"] == ["1235"] for q in lists)
+        finally:
+            client.close()

@@ -3,6 +3,7 @@ certificate facts, key, chain, bindings. Pure functions."""
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -20,10 +21,28 @@ _KEY_TYPES = {"rsaencryption": "RSA", "id-ecpublickey": "ECDSA", "dsaencryption"
 _CA_TYPES = {"ROOT_CERT", "INTM_CERT"}
 
 
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1
+    )
+}
+
+
 def parse_nitro_time(value: Any) -> datetime | None:
     """``"May 17 07:21:16 2021 GMT"`` (day may be space-padded) -> aware UTC datetime."""
     if not value:
         return None
+    parts = str(value).split()
+    if len(parts) in (4, 5) and parts[0] in _MONTHS and parts[1].isdigit() and parts[3].isdigit():
+        clock = parts[2].split(":")  # the usual form, without strptime (thousands of certkeys)
+        if len(clock) == 3 and all(c.isdigit() for c in clock):
+            try:
+                hour, minute, second = (int(c) for c in clock)
+                month, day, year = _MONTHS[parts[0]], int(parts[1]), int(parts[3])
+                return datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
+            except ValueError:
+                return None
     text = re.sub(r"\s+", " ", str(value).strip())
     text = re.sub(r" (GMT|UTC)$", "", text)
     for fmt in ("%b %d %H:%M:%S %Y", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"):
@@ -54,6 +73,7 @@ def subject_cn(dn: str) -> str:
     return ""
 
 
+@functools.lru_cache(maxsize=4096)
 def _norm_dn(dn: str) -> str:
     return ",".join(f"{a}={v}" for a, v in _split_dn(dn)).lower()
 
