@@ -57,6 +57,10 @@ def test_discover_write_run_adopts_then_renews_in_place(bf: Sandbox, cli: Cli, t
     orders = scm.order_count()
     before = {ck: serial_of(world, ck) for ck in ("shop_2025", "portal", "foreign_www", "weak_1024")}
 
+    # status says what run will do, and changes nothing
+    looked = cli("--scm-config", world.scm_yaml, "status", out / "shop_2025.yaml")
+    assert looked.code == 5 and "adopting certkey shop_2025" in looked.out and "run adopts it" in looked.out
+
     # the first run adopts: records, changes nothing
     paths = [out / f"{n}.yaml" for n in ADOPTABLE]
     first = cli("--json", "--scm-config", world.scm_yaml, "run", *paths)

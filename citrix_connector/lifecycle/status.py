@@ -9,8 +9,9 @@ from typing import Any
 from ..config import Profile
 from ..errors import EXIT_OK, CitrixAgentError, ScmAlreadyRevokedError, UsageError
 from ..nitro.deploy import InstalledState
+from .adopt import note_for, unrecorded
 from .context import ApplianceSession, Context
-from .decide import decide
+from .decide import Decision, decide
 from .ordering import load
 from .outcome import EXIT_ATTENTION, Done, RowFacts, iso
 
@@ -35,6 +36,10 @@ def status(ctx: Context, profile: Profile, session: ApplianceSession) -> Done:
             details["scm_error"] = str(exc)
     now = ctx.clock()
     decision = decide(profile, state, installed, now)
+    if installed is not None and unrecorded(state, installed):
+        decision = Decision(
+            "adopt", f"{note_for(profile, installed)}: installed, never recorded; run adopts it"
+        )
     details["next"] = decision.action
     details["next_reason"] = decision.reason
     details["pending"] = (
