@@ -57,3 +57,11 @@ def test_top_level_descriptions_are_whole(cli) -> None:
     out = cli("--help").out
     listing = out[out.index("Commands:") :]
     assert "..." not in listing.split("Exit codes")[0]
+
+
+def test_a_settings_file_in_a_profile_directory_is_not_a_profile(world: Sandbox, cli, tmp_path: Path) -> None:
+    """`sandbox serve --notify` writes citrixagent.yaml beside the profiles: directory commands skip it."""
+    (world.directory / "citrixagent.yaml").write_text("notify: {}\n", encoding="utf-8")
+    res = cli("--scm-config", world.scm_yaml, "validate", world.directory)
+    assert res.code == 0, res.output
+    assert "citrixagent.yaml" not in res.output

@@ -49,13 +49,16 @@ def check_profile_against_scm(profile: Profile, scm: ScmConfig) -> list[Problem]
 
 
 def _is_scm_file(path: Path) -> bool:
+    """scm.yaml variants and the agent settings file (citrixagent.yaml) are never profiles."""
     name = path.name.lower()
-    return fnmatch.fnmatch(name, "scm*.yaml") or fnmatch.fnmatch(name, "scm*.yml")
+    patterns = ("scm*.yaml", "scm*.yml", "citrixagent*.yaml", "citrixagent*.yml")
+    return any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
 
 
 def expand_profile_paths(args: Sequence[Path]) -> list[Path]:
     """Files as given; a directory means its ``*.yaml``/``*.yml`` (sorted, not recursive) except
-    ``scm*.yaml``/``scm*.yml``. Non-existent paths -> one ConfigError naming them all."""
+    ``scm*.yaml``/``scm*.yml`` and ``citrixagent*.yaml`` (the settings file). Non-existent
+    paths -> one ConfigError naming them all."""
     result: list[Path] = []
     seen: set[Path] = set()
     problems: list[str] = []
