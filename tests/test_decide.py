@@ -256,7 +256,7 @@ CASES = [
     Case("31 days left", _state, _serving(), at(334), "nothing", "valid and installed"),
     Case("exactly 30 days left", _state, _serving(), at(335), "renew", "expires in 30 days"),
     Case("25 days left", _state, _serving(), at(340), "renew", "(renewal window 30 days)"),
-    Case("expired", _state, _serving(), at(400), "renew", "expires in -35 days"),
+    Case("expired", _state, _serving(), at(400), "renew", "expired 35 days ago"),
     Case("renewal beats redeploy", _state, None, at(340), "renew", "expires in 25 days"),
     # renewal by percent of lifetime (50 %)
     Case("49% of lifetime", _state, _serving(), at(178), "nothing", "valid", profile="percent"),

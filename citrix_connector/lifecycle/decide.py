@@ -148,5 +148,6 @@ def _renewal_due(profile: Profile, state: ProfileState, now: datetime) -> Decisi
             )
     elif not_after - now <= timedelta(days=renewal.days_before_expiry):
         days = (not_after - now).days
-        return Decision("renew", f"expires in {days} days (renewal window {renewal.days_before_expiry} days)")
+        when = f"expires in {days} days" if days >= 0 else f"expired {-days} days ago"
+        return Decision("renew", f"{when} (renewal window {renewal.days_before_expiry} days)")
     return None
