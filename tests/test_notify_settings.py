@@ -108,7 +108,19 @@ def test_the_committed_schema_is_what_the_models_generate() -> None:
     from citrix_connector.notify.settings import SCHEMA_FILE, settings_schema_text
 
     committed = (REPO / "schemas" / SCHEMA_FILE).read_text(encoding="utf-8")
-    assert committed == settings_schema_text(), "regenerate schemas/settings.schema.json"
+    assert committed == settings_schema_text(), (
+        "regenerate: citrixagent schema settings > schemas/settings.schema.json"
+    )
+
+
+def test_the_schema_command_prints_the_committed_settings_schema() -> None:
+    from click.testing import CliRunner
+
+    from citrix_connector.cli import cli
+
+    result = CliRunner().invoke(cli, ["schema", "settings"])
+    assert result.exit_code == 0, result.output
+    assert result.output == (REPO / "schemas" / "settings.schema.json").read_text(encoding="utf-8")
 
 
 def test_the_example_file_passes_an_editor_style_schema_check() -> None:

@@ -106,10 +106,16 @@ def schedule(
     click.echo("\n\n".join(f"{title}\n{body}" for title, body in sections))
 
 
-@cli.command(short_help="Print the JSON Schema of a profile or of scm.yaml.")
-@click.argument("kind", type=click.Choice(["profile", "scm"]))
+@cli.command(short_help="Print the JSON Schema of a profile, scm.yaml or citrixagent.yaml.")
+@click.argument("kind", type=click.Choice(["profile", "scm", "settings"]))
 def schema(kind: str) -> None:
-    """Print the JSON Schema of a profile or of scm.yaml (for editors: see README)."""
+    """Print the JSON Schema of a profile, of scm.yaml or of the settings file citrixagent.yaml
+    (the copies under schemas/ are the same; for editors: see README)."""
+    if kind == "settings":
+        from ..notify.settings import settings_schema_text
+
+        click.echo(settings_schema_text(), nl=False)
+        return
     from ..config.schema import schema_text
 
     click.echo(schema_text("profile" if kind == "profile" else "scm"), nl=False)
