@@ -7,50 +7,19 @@ import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from ..crypto import normalize_serial
 from ..errors import CryptoError
 from ..nitro.inventory import PartitionSnapshot
+from ..nitro.models import parse_nitro_time, to_int
 from .model import CertkeyEntry, VserverUse
 
 __all__ = ["entries_from_partition", "parse_nitro_time", "subject_cn"]
 
 _KEY_TYPES = {"rsaencryption": "RSA", "id-ecpublickey": "ECDSA", "dsaencryption": "DSA"}
 _CA_TYPES = {"ROOT_CERT", "INTM_CERT"}
-
-
-_MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1
-    )
-}
-
-
-def parse_nitro_time(value: Any) -> datetime | None:
-    """``"May 17 07:21:16 2021 GMT"`` (day may be space-padded) -> aware UTC datetime."""
-    if not value:
-        return None
-    parts = str(value).split()
-    if len(parts) in (4, 5) and parts[0] in _MONTHS and parts[1].isdigit() and parts[3].isdigit():
-        clock = parts[2].split(":")  # the usual form, without strptime (thousands of certkeys)
-        if len(clock) == 3 and all(c.isdigit() for c in clock):
-            try:
-                hour, minute, second = (int(c) for c in clock)
-                month, day, year = _MONTHS[parts[0]], int(parts[1]), int(parts[3])
-                return datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
-            except ValueError:
-                return None
-    text = re.sub(r"\s+", " ", str(value).strip())
-    text = re.sub(r" (GMT|UTC)$", "", text)
-    for fmt in ("%b %d %H:%M:%S %Y", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"):
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc)
-        except ValueError:
-            continue
-    return None
 
 
 def _split_dn(text: str) -> list[tuple[str, str]]:
@@ -90,15 +59,6 @@ def _names(value: Any) -> tuple[str, ...]:
         if name and name.lower() not in (n.lower() for n in out):
             out.append(name)
     return tuple(out)
-
-
-def _int(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        return None
 
 
 def _serial(value: Any) -> str:
@@ -173,7 +133,7 @@ def entries_from_partition(
         if not_after is not None:
             days_left: int | None = math.floor((not_after - now).total_seconds() / 86400)
         else:
-            days_left = _int(rec.get("daystoexpiration"))
+            days_left = to_int(rec.get("daystoexpiration"))
         key_type = _KEY_TYPES.get(str(rec.get("publickey") or "").strip().lower(), "")
         out.append(
             CertkeyEntry(
@@ -190,7 +150,7 @@ def entries_from_partition(
                 not_after=not_after,
                 days_left=days_left,
                 key_type=key_type,
-                key_size=_int(rec.get("publickeysize")),
+                key_size=to_int(rec.get("publickeysize")),
                 signature=str(rec.get("signaturealg") or "").strip(),
                 key_on_box=key_on_box,
                 self_signed=self_signed[name],

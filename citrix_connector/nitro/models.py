@@ -78,10 +78,28 @@ def to_bool(value: Any) -> bool:
     return str(value).strip().lower() in ("true", "yes", "1", "enabled", "on")
 
 
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1
+    )
+}
+
+
 def parse_nitro_time(value: Any) -> datetime | None:
     """``"May 17 07:21:16 2021 GMT"`` (day may be space-padded) -> aware UTC datetime."""
     if not value:
         return None
+    parts = str(value).split()
+    if len(parts) in (4, 5) and parts[0] in _MONTHS and parts[1].isdigit() and parts[3].isdigit():
+        clock = parts[2].split(":")  # the usual form, without strptime (thousands of certkeys)
+        if len(clock) == 3 and all(c.isdigit() for c in clock):
+            try:
+                hour, minute, second = (int(c) for c in clock)
+                month, day, year = _MONTHS[parts[0]], int(parts[1]), int(parts[3])
+                return datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
+            except ValueError:
+                return None
     text = re.sub(r"\s+", " ", str(value).strip())
     text = re.sub(r" (GMT|UTC)$", "", text)
     for fmt in ("%b %d %H:%M:%S %Y", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"):
