@@ -20,6 +20,8 @@ import socketserver
 import threading
 from dataclasses import dataclass
 
+from .serving import ServingThread
+
 __all__ = ["ForwardProxy", "ProxyRecord"]
 
 _MAX_HEAD = 16 * 1024
@@ -154,8 +156,7 @@ class ForwardProxy:
         self.port = port
         self._lock = threading.Lock()
         self._log: list[ProxyRecord] = []
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._serving: ServingThread | None = None
 
     def user_of(self, header: str) -> str | None:
         """The user a ``Proxy-Authorization`` header authenticates, or None (no auth: the user sent)."""
@@ -192,26 +193,16 @@ class ForwardProxy:
         return f"http://{user}:{password}@{self.host}:{self.port}"
 
     def start(self) -> ForwardProxy:
-        if self._server is None:
-            self._server = _Server(self, (self.host, self.port))
-            self.port = self._server.server_address[1]
-            server = self._server
-            self._thread = threading.Thread(
-                target=lambda: server.serve_forever(poll_interval=0.02),
-                name=f"proxy-{self.port}",
-                daemon=True,
-            )
-            self._thread.start()
+        if self._serving is None:
+            server = _Server(self, (self.host, self.port))
+            self.port = server.server_address[1]
+            self._serving = ServingThread(server, f"proxy-{self.port}")
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._serving is not None:
+            self._serving.stop()
+            self._serving = None
 
     def __enter__(self) -> ForwardProxy:
         return self.start()

@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from .serving import ServingThread
+
 _S = TypeVar("_S", bound="SimServer")
 
 __all__ = ["Fault", "RecordedRequest", "Request", "Response", "SimServer", "utc_now"]
@@ -265,8 +267,7 @@ class SimServer:
         self._requests: list[RecordedRequest] = []
         self._faults: list[Fault] = []
         self._context = self._make_context(tls_cert_pem, tls_key_pem, client_ca_pem)
-        self._server: _HttpServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving: ServingThread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     @staticmethod
@@ -285,28 +286,17 @@ class SimServer:
         return context
 
     def start(self: _S) -> _S:
-        if self._server is not None:
+        if self._serving is not None:
             return self
-        self._server = _HttpServer(self, (self.host, self.port), self._context)
-        self.port = self._server.server_address[1]
-        server = self._server
-        # A short poll interval: shutdown() waits up to one interval, and tests stop many servers.
-        self._thread = threading.Thread(
-            target=lambda: server.serve_forever(poll_interval=0.02),
-            name=f"{self.name}-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
+        server = _HttpServer(self, (self.host, self.port), self._context)
+        self.port = server.server_address[1]
+        self._serving = ServingThread(server, f"{self.name}-{self.port}")
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._serving is not None:
+            self._serving.stop()
+            self._serving = None
 
     def __enter__(self: _S) -> _S:
         return self.start()
