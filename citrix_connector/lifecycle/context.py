@@ -6,16 +6,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from ..config import ApplianceConfig, Profile, ScmConfig
 from ..errors import CitrixAgentError, UsageError
-from ..nitro.checks import ApplianceView
+from ..nitro.checks import ApplianceView, preflight
 from ..nitro.client import NitroClient
 from ..nitro.deploy import InstalledState, open_appliance
+from ..nitro.models import VserverTarget
 from ..proxy import proxy_argument
 from ..scm import ScmClient
 from ..state import ProfileState, StateStore
@@ -32,7 +33,9 @@ class ApplianceSession:
 
     What is installed is answered from one bulk read of every certkey and binding of the partition
     (:class:`~citrix_connector.nitro.checks.ApplianceView`, two requests whatever the number of
-    profiles), read on first use and again only after something was written to the appliance."""
+    profiles), read on first use; a deployment keeps it up to date with what its verification read
+    back, any other write (or a deployment that failed) makes it read again when next asked. The
+    vservers' preflight is answered from the same view, once per set of vservers and session."""
 
     def __init__(self, config: ApplianceConfig, opener: Callable[[ApplianceConfig], NitroClient]) -> None:
         self.config = config
@@ -40,6 +43,7 @@ class ApplianceSession:
         self._client: NitroClient | None = None
         self._changed = False
         self._view: ApplianceView | None = None
+        self._preflighted: set[tuple[tuple[str, str, bool], ...]] = set()
         self.unsaved_profiles: list[tuple[Profile, ProfileState]] = []
 
     @property
@@ -50,8 +54,12 @@ class ApplianceSession:
     @changed.setter
     def changed(self, value: bool) -> None:
         if value:
-            self._view = None  # a write may have changed any certkey or binding: read again when asked
+            self.forget_view()  # a write may have changed any certkey, binding or file
         self._changed = value
+
+    def deployed(self, changed: bool) -> None:
+        """A deployment finished; its read-back updated the view, so the view is kept."""
+        self._changed = self._changed or changed
 
     @property
     def label(self) -> str:
@@ -69,14 +77,26 @@ class ApplianceSession:
         return self.view().installed(profile.certificate.certkey_name, profile.vservers)
 
     def view(self) -> ApplianceView:
-        """Every certkey and binding of the partition (read once, and again after a write)."""
+        """Every certkey and binding of the partition (read when first asked, and again after a
+        write the view did not see)."""
         if self._view is None:
-            self._view = ApplianceView.read(self.nitro)
+            self._view = ApplianceView(self.nitro)
         return self._view
 
     def forget_view(self) -> None:
-        """The next question reads the appliance again (after a write not flagged as ``changed``)."""
-        self._view = None
+        """The next question reads certkeys, bindings and files again (after a write the view did
+        not see, e.g. a deployment that failed half-way)."""
+        if self._view is not None:
+            self._view.invalidate()
+
+    def preflight(self, vservers: Sequence[VserverTarget]) -> None:
+        """:func:`~citrix_connector.nitro.checks.preflight` from the view; the same vservers are
+        checked once per session (before the order, not again before the install)."""
+        key = tuple((vs.name, vs.type, vs.sni) for vs in vservers)
+        if key in self._preflighted:
+            return
+        preflight(self.nitro, vservers, self.view())
+        self._preflighted.add(key)
 
     def close(self) -> None:
         if self._client is not None:

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from .. import crypto
 from ..config import Profile
 from ..errors import CryptoError, PendingError, ScmDeclinedError, StateError, UsageError
-from ..nitro.deploy import DeployPlan, deploy, preflight
+from ..nitro.deploy import DeployPlan, deploy
 from ..scm.polling import wait_for_certificate
 from ..state import DeploymentRecord, IssuedRecord, ProfileState
 from .context import ApplianceSession, Context
@@ -154,9 +154,12 @@ def deploy_current(
         file_base=cert.certkey_name,
     )
     if not ctx.dry_run:
-        preflight(session.nitro, plan.vservers)
-        session.forget_view()  # deploy writes (even when it fails half-way): the next question reads again
-    result = deploy(session.nitro, plan, dry_run=ctx.dry_run)
+        session.preflight(plan.vservers)  # asks nothing when checked before the order
+    try:
+        result = deploy(session.nitro, plan, dry_run=ctx.dry_run, view=session.view())
+    except BaseException:
+        session.forget_view()  # it may have written half-way: the next question reads again
+        raise
     if ctx.dry_run:
         return Done(
             action,
@@ -165,7 +168,7 @@ def deploy_current(
             RowFacts.of(state, None, ctx.clock()),
             plan=(*result.actions, f"save the configuration of {session.label}"),
         )
-    session.changed = session.changed or result.changed
+    session.deployed(result.changed)
     previous = state.deployed
     if previous is not None and previous.appliance == session.label:  # files of this appliance only
         for old in (previous.cert_file, previous.key_file):

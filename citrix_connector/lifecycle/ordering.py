@@ -22,7 +22,7 @@ from ..errors import (
     ScmUnsupportedError,
     UsageError,
 )
-from ..nitro.deploy import make_csr_on_appliance, make_key_on_appliance, preflight
+from ..nitro.deploy import make_csr_on_appliance, make_key_on_appliance
 from ..scm import EnrollRequest, capabilities_of
 from ..state import OrderRecord, ProfileState
 from .context import ApplianceSession, Context
@@ -55,7 +55,7 @@ def order(
     """Make a key and CSR, journal the intent, place the order, journal its id; the collection is
     deferred (a dry run returns the plan instead)."""
     _check_renew_possible(ctx, profile, kind)
-    preflight(session.nitro, profile.vservers)
+    session.preflight(profile.vservers)
     if ctx.dry_run:
         return plan_order(ctx, profile, state, session, kind)
     if (

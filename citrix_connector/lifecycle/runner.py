@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from ..config import ApplianceConfig, Profile, ScmConfig
 from ..errors import EXIT_FAILURE, CitrixAgentError, PendingError, StateError, UsageError
-from ..nitro.client import NitroClient
+from ..nitro.client import CertKey, NitroClient
 from ..nitro.deploy import InstalledState, remove_unreferenced_files, save
 from ..scm import ScmClient, make_scm_client
 from ..state import ProfileState, StateStore
@@ -312,6 +312,7 @@ class Agent:
             save(session.nitro)
         except CitrixAgentError as exc:
             return exc
+        listed: list[CertKey] | None = None  # read once after the save, for every profile's files
         for profile, state in session.unsaved_profiles:
             if state.deployed is not None:
                 state.deployed.saved = True
@@ -319,7 +320,9 @@ class Agent:
             if state.stale_files:
                 # Only now (saved) may the superseded files go; a failure here is housekeeping only.
                 try:
-                    removed = remove_unreferenced_files(session.nitro, state.stale_files)
+                    if listed is None:
+                        listed = session.nitro.list_certkeys()
+                    removed = remove_unreferenced_files(session.nitro, state.stale_files, certkeys=listed)
                 except CitrixAgentError as exc:
                     log.warning(
                         "%s: could not remove superseded files on %s: %s", profile.name, session.label, exc

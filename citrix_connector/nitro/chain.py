@@ -4,6 +4,7 @@ name) and linked to its issuer's certkey (``nitro-api.md`` §3 step 2)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
 
@@ -44,14 +45,14 @@ def _install_ca(run: Run, ca: x509.Certificate) -> tuple[str, CertKey]:
     cn = info.common_name or info.subject
     existing = [
         ck
-        for ck in run.nitro.find_certkeys_by_serial(info.serial_hex)
+        for ck in run.certkeys_by_serial(info.serial_hex)
         if not ck.subject or not info.common_name or ck.common_name == info.common_name
     ]
     if existing:
         run.act(f"CA certificate {cn!r} is installed as certkey {existing[0].name!r}")
         return existing[0].name, existing[0]
     name = _add_ca(run, ca_certkey_name(ca), ca, cn)
-    ck = run.nitro.get_certkey(name) or CertKey(
+    ck = (run.certkey(name) if run.dry_run else _read_back(run, name)) or CertKey(
         name=name,
         cert="",
         key=None,
@@ -66,9 +67,17 @@ def _install_ca(run: Run, ca: x509.Certificate) -> tuple[str, CertKey]:
     return name, ck
 
 
+def _read_back(run: Run, name: str) -> CertKey | None:
+    """The CA certkey as the appliance holds it now (recorded in the session's view)."""
+    ck = run.nitro.get_certkey(name)
+    if ck is not None and run.view is not None:
+        run.view.record_certkey(ck)
+    return ck
+
+
 def _add_ca(run: Run, name: str, ca: x509.Certificate, cn: str) -> str:
     nitro = run.nitro
-    current = nitro.get_certkey(name)
+    current = run.certkey(name)
     serial = cert_info(ca).serial_hex
     if current is not None:
         if current.serial == serial:
@@ -132,7 +141,11 @@ def _link_ca(run: Run, ck: CertKey, ca: x509.Certificate, names: list[str], inde
             f"link CA certkey {ck.name!r} to its issuer {target!r}",
             lambda: nitro.link_certkey(ck.name, target),
         )
+        if run.view is not None and not run.dry_run:
+            run.view.record_certkey(dataclasses.replace(ck, linkcertkeyname=target))
     except NitroError as exc:
+        if run.view is not None:
+            run.view.invalidate()  # the link may be gone: read again when next asked
         if old:
             with contextlib.suppress(NitroError):
                 nitro.link_certkey(ck.name, old)

@@ -293,6 +293,18 @@ class NitroClient:
         rows = self._get("sslvserver_sslcertkey_binding", extra={"bulkbindings": "yes"}, missing_ok=True)
         return [b for b in map(Binding.from_vserver_row, rows) if b.vserver and b.certkey]
 
+    def certkey_bound(self, name: str) -> list[Binding]:
+        """Every vserver binding of one certkey with its SNI and CA flags, in one request whatever the
+        number of vservers (``GET sslvserver_sslcertkey_binding?bulkbindings=yes&filter=certkeyname:
+        <name>``; rows of other certkeys, should an appliance ignore the filter, are left out)."""
+        rows = self._get(
+            "sslvserver_sslcertkey_binding",
+            extra={"bulkbindings": "yes"},
+            filters={"certkeyname": name},
+            missing_ok=True,
+        )
+        return [b for b in map(Binding.from_vserver_row, rows) if b.vserver and b.certkey == name]
+
     def find_certkeys_by_serial(self, serial: str | int) -> list[CertKey]:
         """Certkeys whose certificate has this serial, whatever their names.
 

@@ -16,6 +16,13 @@ no state files. The rules they keep:
 
 The steps, in order: read, chain (:mod:`.chain`), upload, add or update, link, bind, verify, and a
 rollback when a later step fails after an update.
+
+Given the session's :class:`~.checks.ApplianceView`, the read-only questions (what the certkey holds,
+which certkey holds each CA, the files, the vservers' bindings) are answered from its bulk reads, and
+what the verification read back is recorded in it: per deployed profile that leaves the writes, one
+read of the certkey after an in-place update (the update may drop its link), and the read-back
+(the certkey, unless nothing was written to it after that read, and its bindings: one read
+whatever the number of vservers).
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from ..crypto import cert_to_pem, parse_certificates
 from ..errors import CitrixAgentError, CryptoError, NitroError
 from . import codes
 from .chain import install_chain
-from .checks import InstalledState, preflight, read_installed
+from .checks import ApplianceView, InstalledState, preflight, read_installed
 from .client import CertKey, NitroClient
 from .connect import open_appliance
 from .housekeeping import remove_unreferenced_files, save
@@ -42,6 +49,7 @@ from .onbox import make_csr_on_appliance, make_key_on_appliance
 from .plan import DeployPlan, DeployResult, NotIssued, Run, fail, step, with_note
 
 __all__ = [
+    "ApplianceView",
     "DeployPlan",
     "DeployResult",
     "InstalledState",
@@ -69,6 +77,9 @@ class _Leaf:
     cert_file: str
     key_file: str
     updated: bool
+    # the certkey as read after the add or update, while nothing was written to it since (the
+    # verification reuses it; a link or unlink makes it stale)
+    fresh: list[CertKey]
 
 
 def deploy(
@@ -77,12 +88,16 @@ def deploy(
     *,
     dry_run: bool = False,
     now: Callable[[], datetime] | None = None,
+    view: ApplianceView | None = None,
 ) -> DeployResult:
-    """Install ``plan`` on the appliance (see the module docstring for the rules); no config save."""
+    """Install ``plan`` on the appliance (see the module docstring for the rules); no config save.
+
+    ``view``: the session's bulk reads of this partition, used and kept up to date (after a failure
+    the caller calls :meth:`ApplianceView.invalidate`)."""
     plan.validate(dry_run=dry_run)
-    run = Run(nitro, plan, dry_run, (now or (lambda: datetime.now(timezone.utc)))())
+    run = Run(nitro, plan, dry_run, (now or (lambda: datetime.now(timezone.utc)))(), view)
     with step("read"):
-        installed = nitro.get_certkey(plan.certkey)
+        installed = run.certkey(plan.certkey)
     with step("chain"):
         issuer = install_chain(run)
     leaf = _install_leaf(run, installed)
@@ -94,7 +109,7 @@ def deploy(
             bound = _bind(run, newly_bound)
         if not dry_run:
             with step("verify"):
-                bound = _verify(nitro, plan, issuer)  # report what the read-back saw
+                bound = _verify(run, issuer, leaf)  # report what the read-back saw
     except NitroError as exc:
         annotated = None if dry_run else _after_failure(run, installed, leaf, newly_bound, exc)
         if annotated is None:
@@ -119,7 +134,7 @@ def _install_leaf(run: Run, installed: CertKey | None) -> _Leaf:
     plan = run.plan
     if installed is not None and installed.serial == plan.serial:
         run.act(f"certkey {plan.certkey!r} already holds serial {plan.serial}: no upload, no update")
-        return _Leaf(installed.cert, installed.key or "", updated=False)
+        return _Leaf(installed.cert, installed.key or "", updated=False, fresh=[])
     with step("upload"):
         stem = _upload_leaf(run)
     cert_file = run.path(f"{stem}.crt")
@@ -127,10 +142,10 @@ def _install_leaf(run: Run, installed: CertKey | None) -> _Leaf:
     if installed is None:
         with step("add"):
             _add(run, cert_file, key_file)
-        return _Leaf(cert_file, key_file, updated=False)
+        return _Leaf(cert_file, key_file, updated=False, fresh=[])
     with step("update"):
         _update(run, installed, cert_file, key_file)
-    return _Leaf(cert_file, key_file, updated=True)
+    return _Leaf(cert_file, key_file, updated=True, fresh=[])
 
 
 def _upload_leaf(run: Run) -> str:
@@ -202,12 +217,17 @@ def _link_leaf(run: Run, installed: CertKey | None, leaf: _Leaf, issuer: str | N
     if not issuer:
         return
     link = installed.linkcertkeyname if installed is not None else None
-    if not run.dry_run and (leaf.updated or installed is None):
+    if installed is None:
+        link = None  # added just now: not linked to anything yet
+    elif not run.dry_run and leaf.updated:
         current = nitro.get_certkey(name)  # an update may have dropped the link
         link = current.linkcertkeyname if current is not None else None
+        if current is not None:
+            leaf.fresh.append(current)
     if link == issuer:
         run.act(f"certkey {name!r} is linked to its issuer {issuer!r}")
         return
+    leaf.fresh.clear()  # written to below: the verification reads it again
     if link:
         run.write(f"unlink certkey {name!r} from {link!r}", lambda: nitro.unlink_certkey(name))
     run.write(f"link certkey {name!r} to its issuer {issuer!r}", lambda: nitro.link_certkey(name, issuer))
@@ -227,7 +247,7 @@ def _bind_one(run: Run, vs: VserverTarget) -> bool:
     """True when this run binds (or would bind) the certkey to ``vs``."""
     nitro = run.nitro
     name = run.plan.certkey
-    bindings = nitro.vserver_bindings(vs.name)
+    bindings = run.vserver_bindings(vs.name)
     if any(b.certkey == name and b.serves and b.sni == vs.sni for b in bindings):
         sni_note = " (SNI)" if vs.sni else ""
         run.act(f"certkey {name!r} is bound to {vs.type} vserver {vs.name!r}{sni_note}")
@@ -239,15 +259,20 @@ def _bind_one(run: Run, vs: VserverTarget) -> bool:
     elif others:
         what += f" (replaces {', '.join(repr(o) for o in others)})"
     run.write(what, lambda: nitro.bind_certkey(vs.name, name, sni=vs.sni))
+    run.displaced = run.displaced or bool(others)
     return True
 
 
 # ------------------------------------------------------------------------------ verify, rollback
 
 
-def _verify(nitro: NitroClient, plan: DeployPlan, issuer: str | None) -> list[str]:
-    """Read back certkey, link and bindings; returns the vservers found bound (all, or it raises)."""
-    ck = nitro.get_certkey(plan.certkey)
+def _verify(run: Run, issuer: str | None, leaf: _Leaf) -> list[str]:
+    """Read back certkey, link and bindings; returns the vservers found bound (all, or it raises).
+
+    The certkey as read after the update serves when nothing was written to it since; what was read
+    is recorded in the session's view."""
+    nitro, plan = run.nitro, run.plan
+    ck = leaf.fresh[-1] if leaf.fresh else nitro.get_certkey(plan.certkey)
     if ck is None:
         raise fail("verify", f"certkey {plan.certkey!r} is missing after the deployment")
     if ck.serial != plan.serial:
@@ -258,9 +283,14 @@ def _verify(nitro: NitroClient, plan: DeployPlan, issuer: str | None) -> list[st
         )
     verified: list[str] = []
     missing: list[str] = []
+    bindings = nitro.certkey_bound(plan.certkey) if plan.vservers else []  # one read for all vservers
+    if run.view is not None and run.displaced:
+        run.view.invalidate()  # a binding displaced another certkey's: read the bindings again
+    elif run.view is not None:
+        run.view.record_certkey(ck)
+        run.view.record_bindings(plan.certkey, bindings)
     for vs in plan.vservers:
-        bindings = nitro.vserver_bindings(vs.name)
-        if any(b.certkey == plan.certkey and b.sni == vs.sni and b.serves for b in bindings):
+        if any(b.vserver == vs.name and b.sni == vs.sni and b.serves for b in bindings):
             verified.append(vs.name)
         else:
             missing.append(vs.name)

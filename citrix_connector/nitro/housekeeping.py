@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ..errors import NitroError
 from . import codes
-from .client import NitroClient
+from .client import CertKey, NitroClient
 from .naming import join
 from .plan import step
 
@@ -23,16 +23,21 @@ def save(nitro: NitroClient) -> None:
 
 
 def remove_unreferenced_files(
-    nitro: NitroClient, paths: Sequence[str], *, dry_run: bool = False
+    nitro: NitroClient,
+    paths: Sequence[str],
+    *,
+    dry_run: bool = False,
+    certkeys: Iterable[CertKey] | None = None,
 ) -> list[str]:
     """Delete the given appliance files (full paths, e.g. superseded certificate and key files)
     unless a certkey still refers to them. Returns the paths deleted (or that would be).
 
     Housekeeping after a saved deployment: only files the caller knows it uploaded or created are
-    named here, never files found by pattern.
+    named here, never files found by pattern. ``certkeys``: the partition's certkeys as read after
+    the save (one read for all the profiles of an appliance); read now when not given.
     """
     referenced: set[str] = set()
-    for ck in nitro.list_certkeys():
+    for ck in nitro.list_certkeys() if certkeys is None else certkeys:
         for ref in (ck.cert, ck.key):
             if ref:
                 referenced.add(ref if "/" in ref else join(nitro.ssl_dir, ref))

@@ -13,16 +13,19 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from cryptography import x509
 
 from ..crypto import cert_info, cert_matches_key, is_issuer, load_private_key, unique_names
 from ..errors import ApplianceStateError, CryptoError, NitroAuthError, NitroError
 from . import codes
-from .client import CertKey, NitroClient
+from .client import Binding, CertKey, NitroClient
 from .models import VserverTarget
 from .naming import CERTKEY_NAME_MAX, cert_names, fresh_stem, join, stamp
+
+if TYPE_CHECKING:
+    from .checks import ApplianceView
 
 __all__ = ["DeployPlan", "DeployResult", "NotIssued", "Run", "fail", "step", "with_note"]
 
@@ -178,15 +181,39 @@ class DeployResult:
 class Run:
     """The state of one :func:`~.deploy.deploy` call: what it did (or would do), and fresh file names."""
 
-    def __init__(self, nitro: NitroClient, plan: DeployPlan, dry_run: bool, now: datetime) -> None:
+    def __init__(
+        self,
+        nitro: NitroClient,
+        plan: DeployPlan,
+        dry_run: bool,
+        now: datetime,
+        view: ApplianceView | None = None,
+    ) -> None:
         self.nitro = nitro
         self.plan = plan
         self.dry_run = dry_run
         self.stamp = stamp(now)
+        self.view = view  # the session's bulk reads: answers the read-only questions without asking
         self.actions: list[str] = []
         self.changed = False
+        self.displaced = False  # a binding replaced another certkey's on a vserver
         self._files: set[str] | None = None
         self._all_certkeys: list[CertKey] | None = None
+
+    # -- read-only questions: from the view when there is one, else one request each -------------
+
+    def certkey(self, name: str) -> CertKey | None:
+        return self.view.certkey(name) if self.view is not None else self.nitro.get_certkey(name)
+
+    def certkeys_by_serial(self, serial: str) -> list[CertKey]:
+        if self.view is not None:
+            return self.view.by_serial(serial)
+        return self.nitro.find_certkeys_by_serial(serial)
+
+    def vserver_bindings(self, vserver: str) -> list[Binding]:
+        if self.view is not None:
+            return self.view.vserver_bindings(vserver)
+        return self.nitro.vserver_bindings(vserver)
 
     def path(self, name: str) -> str:
         return join(self.nitro.ssl_dir, name)
@@ -209,11 +236,15 @@ class Run:
         self.changed = True
 
     def files(self) -> set[str]:
+        if self.view is not None:
+            return self.view.files()
         if self._files is None:
             self._files = set(self.nitro.list_files())
         return self._files
 
     def all_certkeys(self) -> list[CertKey]:
+        if self.view is not None:
+            return list(self.view.certkeys.values())
         if self._all_certkeys is None:
             self._all_certkeys = self.nitro.list_certkeys()
         return self._all_certkeys
@@ -234,6 +265,8 @@ class Run:
                     raise
                 log.info("NetScaler %s: %s exists already; choosing another name", self.nitro.host, stem)
                 self._files = None
+                if self.view is not None:
+                    self.view.forget_files()
                 self.files().update(f"{stem}{ext}" for ext in exts)
         raise ApplianceStateError(f"cannot upload {stem_base}: every file name tried exists already")
 
