@@ -245,10 +245,35 @@ class _HttpServer(ThreadingHTTPServer):
         return None
 
 
+ControlRoute = tuple[str, str, str]  # (method, path under /_sim, what it does)
+
+
 class SimServer:
-    """Base class of the simulators: an HTTPS server on loopback with faults and a request log."""
+    """Base class of the simulators: an HTTPS server on loopback with faults and a request log.
+
+    Each class lists the ``/_sim`` routes it adds in :attr:`CONTROL_ROUTES`; ``GET /_sim/`` answers
+    with all of them (this class's and every subclass's)."""
 
     name = "sim"
+    CONTROL_ROUTES: tuple[ControlRoute, ...] = (
+        ("GET", "/", "this list of control routes"),
+        ("GET", "/requests", "every request the simulator answered, oldest first"),
+        ("DELETE", "/requests", "empty the request log"),
+        ("POST", "/faults", "inject a fault: {path, method, status, json|body, headers, times, after, "
+         "latency, reset, hold_answer, after_effect}"),
+        ("DELETE", "/faults", "remove every injected fault"),
+    )
+
+    @classmethod
+    def control_routes(cls) -> list[dict[str, str]]:
+        """Every ``/_sim`` route of this simulator (base class first), as ``GET /_sim/`` lists them."""
+        seen: list[dict[str, str]] = []
+        for klass in reversed(cls.__mro__):
+            for method, path, what in vars(klass).get("CONTROL_ROUTES", ()):
+                entry = {"method": method, "path": f"/_sim{path}", "description": what}
+                if entry not in seen:
+                    seen.append(entry)
+        return seen
 
     def __init__(
         self,
@@ -368,9 +393,12 @@ class SimServer:
     def dispatch(self, request: Request) -> Response | None:
         """Apply faults and latency, then call the control API or :meth:`handle`; log the call."""
         path = request.path
-        if path.startswith("/_sim/"):
+        if path == "/_sim" or path.startswith("/_sim/"):
             with self.lock:
-                return self._control(request)
+                try:
+                    return self._control(request)
+                except Exception as exc:  # a bad control call answers, it never drops the connection
+                    return Response.json(500, {"simulator_error": repr(exc)})
         fault: Fault | None = None
         with self.lock:
             for candidate in self._faults:
@@ -412,7 +440,9 @@ class SimServer:
             return Response.json(500, {"simulator_error": repr(exc)})
 
     def _control(self, request: Request) -> Response:
-        route = request.path[len("/_sim") :]
+        route = request.path[len("/_sim") :] or "/"
+        if route == "/" and request.method == "GET":
+            return Response.json(200, {"simulator": self.name, "routes": self.control_routes()})
         if route == "/requests" and request.method == "GET":
             return Response.json(200, [r.to_dict() for r in self._requests])
         if route == "/requests" and request.method == "DELETE":
@@ -422,23 +452,29 @@ class SimServer:
             self._faults.clear()
             return Response.empty(204)
         if route == "/faults" and request.method == "POST":
-            spec = request.json()
-            self.add_fault(
-                str(spec["path"]),
-                method=spec.get("method"),
-                status=int(spec.get("status", 500)),
-                json_body=spec.get("json"),
-                body=str(spec.get("body", "")),
-                headers=spec.get("headers"),
-                times=spec.get("times", 1),
-                after=int(spec.get("after", 0)),
-                latency=float(spec.get("latency", 0.0)),
-                reset=bool(spec.get("reset", False)),
-                hold_answer=float(spec.get("hold_answer", 0.0)),
-                after_effect=bool(spec.get("after_effect", False)),
-            )
-            return Response.empty(204)
+            try:
+                return self._add_fault_from(request.json())
+            except (BadJson, KeyError, TypeError, ValueError, AttributeError) as exc:
+                return Response.json(400, {"error": f"bad fault spec: {exc!r}"})
         return self.handle_control(route, request)
+
+    def _add_fault_from(self, spec: Any) -> Response:
+        """``POST /_sim/faults``: the JSON spec of :meth:`add_fault`."""
+        self.add_fault(
+            str(spec["path"]),
+            method=spec.get("method"),
+            status=int(spec.get("status", 500)),
+            json_body=spec.get("json"),
+            body=str(spec.get("body", "")),
+            headers=spec.get("headers"),
+            times=spec.get("times", 1),
+            after=int(spec.get("after", 0)),
+            latency=float(spec.get("latency", 0.0)),
+            reset=bool(spec.get("reset", False)),
+            hold_answer=float(spec.get("hold_answer", 0.0)),
+            after_effect=bool(spec.get("after_effect", False)),
+        )
+        return Response.empty(204)
 
     # -- for subclasses --------------------------------------------------------------------------
     def handle(self, request: Request) -> Response:
@@ -447,4 +483,14 @@ class SimServer:
 
     def handle_control(self, route: str, request: Request) -> Response:
         """Simulator-specific ``/_sim/<route>`` calls (called with :attr:`lock` held)."""
-        return Response.json(404, {"error": f"unknown control route {route}"})
+        return self.unknown_control_route(route, request.method)
+
+    def unknown_control_route(self, route: str, method: str) -> Response:
+        """404 naming the route, with the list of the routes there are (``GET /_sim/``)."""
+        return Response.json(
+            404,
+            {
+                "error": f"unknown control route {method} /_sim{route} (GET /_sim/ lists them)",
+                "routes": self.control_routes(),
+            },
+        )

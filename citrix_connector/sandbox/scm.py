@@ -93,6 +93,10 @@ class ScmSimulator(ScmSimBase[int, ScmOrder]):
     revoke_text_attr = "revoke_reason"
     approved_status = "Approved"
     control_id = ORDER_ID
+    CONTROL_ROUTES = (
+        ("POST", "/oauth-clients", "allow an OAuth client: {client_id, client_secret}"),
+        ("POST", "/rotate-intermediate", "sign with a new intermediate CA from now on"),
+    )
 
     def __init__(
         self,

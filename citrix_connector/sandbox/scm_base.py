@@ -70,6 +70,16 @@ class ScmSimBase(SimServer, Generic[IdT, OrderT]):
     control_id: ClassVar[str]
     #: Exceptions of ``/_sim`` routes answered 400.
     control_errors: ClassVar[tuple[type[Exception], ...]] = (ValueError, BadJson)
+    CONTROL_ROUTES = (
+        ("POST", "/approve/{id}", "approve an order held for approval"),
+        ("POST", "/decline/{id}", "decline a pending order"),
+        ("POST", "/revoke/{id}", "revoke an order (as an admin would in the portal)"),
+        ("GET", "/config", "the simulator's knobs"),
+        ("POST", "/config", "set knobs (a JSON object of knob: value)"),
+        ("GET", "/orders", "every order, summarised"),
+        ("POST", "/orders/{id}", "configure one order (mode, issue_after_polls, issue_after_seconds)"),
+        ("POST", "/reset", "back to the freshly started state"),
+    )
 
     def __init__(
         self,

@@ -86,6 +86,10 @@ class EnrollmentSimulator(ScmSimBase[str, EnrollmentOrder]):
     approved_status = "Applied"
     control_id = r"([^/]+)"
     control_errors = (ValueError, TypeError, BadJson)
+    CONTROL_ROUTES = (
+        ("POST", "/accounts", "add a REST account: {client_id, client_secret, profile_ids, term, auto_approve}"),
+        ("POST", "/rotate-secret", "give a REST account a new secret: {client_id, client_secret}"),
+    )
 
     def __init__(
         self,

@@ -14,6 +14,7 @@ __all__ = ["WebhookReceiver"]
 
 class WebhookReceiver(SimServer):
     name = "webhook"
+    CONTROL_ROUTES = (("GET", "/payloads", "every payload accepted, oldest first"),)
 
     def __init__(self, tls_cert_pem: bytes, tls_key_pem: bytes, *, token: str | None = None) -> None:
         super().__init__(tls_cert_pem, tls_key_pem)

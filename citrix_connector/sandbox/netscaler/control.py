@@ -33,6 +33,29 @@ KNOBS = (
 )
 
 
+#: the routes :func:`control` answers (``GET /_sim/`` lists them)
+ROUTES = (
+    ("GET", "/state", "files, keys, certkeys, links, vservers and bindings (?partition=NAME)"),
+    ("GET", "/serving/{vserver}", "the serial a vserver serves (?servername=SNI name)"),
+    ("GET", "/writes", "how many writes the appliance took"),
+    ("GET", "/gaps", "moments a bound vserver had no valid certificate"),
+    ("GET", "/timeline", "every request with the vservers' certificate coverage after it"),
+    ("POST", "/vservers", "add a vserver: {name, kind, servicetype, ipv46, port, snienable, partition}"),
+    ("POST", "/partitions", "add an admin partition: {name}"),
+    ("POST", "/users", "add a NITRO user: {username, password, partitions}"),
+    ("POST", "/ha", "set this node's HA state: {state, peer_address}"),
+    ("GET", "/ha_pair", "the HA pair: pending commands, syncs, failures"),
+    ("POST", "/ha_pair", "HA pair knobs: {file_sync_interval, file_sync_broken}"),
+    ("POST", "/ha_pair/sync", "an SSL file sync now"),
+    ("POST", "/ha_pair/failover", "swap the roles (the VIPs move)"),
+    ("POST", "/expire_sessions", "end every NITRO session"),
+    ("POST", "/reboot", "reboot: unsaved certkeys, links and bindings are lost (files stay)"),
+    ("POST", "/files", "put a file: {path, content_b64, partition}"),
+    ("GET", "/knobs", "the simulator's knobs"),
+    ("POST", "/knobs", "set knobs (a JSON object of knob: value)"),
+)
+
+
 def control(sim: NetScalerSimulator, route: str, request: Request) -> Response:
     query = split_query(request.raw_query)
     partition = query.get("partition", "default")
@@ -138,4 +161,4 @@ def _ha_pair(sim: NetScalerSimulator, route: str, method: str, body: Any) -> Res
     if route == "/ha_pair/failover" and method == "POST":
         pair.failover()
         return Response.empty(204)
-    return Response.json(404, {"error": f"unknown control route {route}"})
+    return sim.unknown_control_route(route, method)

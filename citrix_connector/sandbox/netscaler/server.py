@@ -66,6 +66,7 @@ class NetScalerSimulator(SimServer):
     """A NetScaler ADC with a NITRO v1 API, on 127.0.0.1 over HTTPS."""
 
     name = "netscaler"
+    CONTROL_ROUTES = control.ROUTES
 
     def __init__(
         self,
