@@ -87,7 +87,7 @@ class EnrollmentSimulator(ScmSimBase[str, EnrollmentOrder]):
     control_id = r"([^/]+)"
     control_errors = (ValueError, TypeError, BadJson)
     CONTROL_ROUTES = (
-        ("POST", "/accounts", "add a REST account: {client_id, client_secret, profile_ids, term, auto_approve}"),
+        ("POST", "/accounts", "add a REST account: {client_id, client_secret, profile_ids, term, ...}"),
         ("POST", "/rotate-secret", "give a REST account a new secret: {client_id, client_secret}"),
     )
 
