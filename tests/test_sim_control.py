@@ -26,7 +26,7 @@ def _servers(world: Sandbox) -> list[SimServer]:
 def test_sim_root_lists_the_control_routes(world: Sandbox) -> None:
     for server in _servers(world):
         for path in ("/_sim/", "/_sim"):
-            answer = requests.get(_root(server) + path, verify=world.ca_bundle, timeout=10)
+            answer = requests.get(_root(server) + path, verify=str(world.ca_bundle), timeout=10)
             assert answer.status_code == 200, (server.name, path, answer.text)
             body = answer.json()
             assert body["simulator"] == server.name
@@ -52,14 +52,14 @@ def test_every_listed_route_is_answered(world: Sandbox, which: str) -> None:
         if route["method"] == "POST" and path.endswith(("/reset", "/reboot", "/failover")):
             continue  # answered too, but they would undo the seeded state the other calls read
         answer = requests.request(
-            route["method"], _root(server) + path, verify=world.ca_bundle, timeout=10, json=None
+            route["method"], _root(server) + path, verify=str(world.ca_bundle), timeout=10, json=None
         )
         assert "unknown control route" not in answer.text, (which, route, answer.text)
 
 
 def test_unknown_route_names_itself_and_lists_the_routes(world: Sandbox) -> None:
     for server in _servers(world):
-        answer = requests.get(_root(server) + "/_sim/nonsense", verify=world.ca_bundle, timeout=10)
+        answer = requests.get(_root(server) + "/_sim/nonsense", verify=str(world.ca_bundle), timeout=10)
         assert answer.status_code == 404
         body = answer.json()
         assert body["error"] == "unknown control route GET /_sim/nonsense (GET /_sim/ lists them)"

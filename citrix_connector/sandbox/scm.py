@@ -56,7 +56,7 @@ from citrix_connector.errors import CryptoError
 
 from . import scm_admin_routes as api
 from .ca import LocalCA
-from .httpserver import Request, Response
+from .httpserver import ControlRoute, Request, Response
 from .scm_admin_model import (
     AUTH_TEXT,
     ORDER_ID,
@@ -93,7 +93,7 @@ class ScmSimulator(ScmSimBase[int, ScmOrder]):
     revoke_text_attr = "revoke_reason"
     approved_status = "Approved"
     control_id = ORDER_ID
-    CONTROL_ROUTES = (
+    CONTROL_ROUTES: tuple[ControlRoute, ...] = (
         ("POST", "/oauth-clients", "allow an OAuth client: {client_id, client_secret}"),
         ("POST", "/rotate-intermediate", "sign with a new intermediate CA from now on"),
     )

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from cryptography import x509
 
 from .ca import LocalCA
-from .httpserver import BadJson, Fault, Request, Response, SimServer, utc_now
+from .httpserver import BadJson, ControlRoute, Fault, Request, Response, SimServer, utc_now
 from .scm_common import (
     PENDING_STATES,
     TOKEN_PATH,
@@ -70,7 +70,7 @@ class ScmSimBase(SimServer, Generic[IdT, OrderT]):
     control_id: ClassVar[str]
     #: Exceptions of ``/_sim`` routes answered 400.
     control_errors: ClassVar[tuple[type[Exception], ...]] = (ValueError, BadJson)
-    CONTROL_ROUTES = (
+    CONTROL_ROUTES: tuple[ControlRoute, ...] = (
         ("POST", "/approve/{id}", "approve an order held for approval"),
         ("POST", "/decline/{id}", "decline a pending order"),
         ("POST", "/revoke/{id}", "revoke an order (as an admin would in the portal)"),

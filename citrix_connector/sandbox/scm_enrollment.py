@@ -52,7 +52,7 @@ from citrix_connector.errors import CryptoError
 
 from . import scm_enrollment_routes as api
 from .ca import LocalCA
-from .httpserver import BadJson, Request, Response
+from .httpserver import BadJson, ControlRoute, Request, Response
 from .scm_base import ScmSimBase
 from .scm_common import (
     NOT_FOUND_TEXT,
@@ -86,7 +86,7 @@ class EnrollmentSimulator(ScmSimBase[str, EnrollmentOrder]):
     approved_status = "Applied"
     control_id = r"([^/]+)"
     control_errors = (ValueError, TypeError, BadJson)
-    CONTROL_ROUTES = (
+    CONTROL_ROUTES: tuple[ControlRoute, ...] = (
         ("POST", "/accounts", "add a REST account: {client_id, client_secret, profile_ids, term, ...}"),
         ("POST", "/rotate-secret", "give a REST account a new secret: {client_id, client_secret}"),
     )

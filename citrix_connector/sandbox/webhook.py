@@ -7,14 +7,14 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from .httpserver import BadJson, Request, Response, SimServer
+from .httpserver import BadJson, ControlRoute, Request, Response, SimServer
 
 __all__ = ["WebhookReceiver"]
 
 
 class WebhookReceiver(SimServer):
     name = "webhook"
-    CONTROL_ROUTES = (("GET", "/payloads", "every payload accepted, oldest first"),)
+    CONTROL_ROUTES: tuple[ControlRoute, ...] = (("GET", "/payloads", "every payload accepted, oldest first"),)
 
     def __init__(self, tls_cert_pem: bytes, tls_key_pem: bytes, *, token: str | None = None) -> None:
         super().__init__(tls_cert_pem, tls_key_pem)

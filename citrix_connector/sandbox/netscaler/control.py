@@ -34,7 +34,7 @@ KNOBS = (
 
 
 #: the routes :func:`control` answers (``GET /_sim/`` lists them)
-ROUTES = (
+ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/state", "files, keys, certkeys, links, vservers and bindings (?partition=NAME)"),
     ("GET", "/serving/{vserver}", "the serial a vserver serves (?servername=SNI name)"),
     ("GET", "/writes", "how many writes the appliance took"),

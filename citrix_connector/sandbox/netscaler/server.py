@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from ..httpserver import Request, Response, SimServer
+from ..httpserver import ControlRoute, Request, Response, SimServer
 from . import auth, certkeys, control, files, keys, links, nsconfig, system, vservers
 from .certkeys import certkey_add, certkey_view
 from .errors import Fail
@@ -66,7 +66,7 @@ class NetScalerSimulator(SimServer):
     """A NetScaler ADC with a NITRO v1 API, on 127.0.0.1 over HTTPS."""
 
     name = "netscaler"
-    CONTROL_ROUTES = control.ROUTES
+    CONTROL_ROUTES: tuple[ControlRoute, ...] = control.ROUTES
 
     def __init__(
         self,
