@@ -145,6 +145,9 @@ class ProfileState:
     # Appliance files of superseded deployments (full paths), removed after the next saved deployment
     # unless a certkey still refers to them.
     stale_files: list[str] = field(default_factory=list)
+    # The local key of the certificate issued before the current one: kept (for a rollback by hand)
+    # when a saved deployment removes older key files.
+    previous_key_ref: str | None = None
     pending: OrderRecord | None = None
     current: IssuedRecord | None = None
     deployed: DeploymentRecord | None = None

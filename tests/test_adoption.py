@@ -59,7 +59,8 @@ def test_discover_write_run_adopts_then_renews_in_place(bf: Sandbox, cli: Cli, t
 
     # status says what run will do, and changes nothing
     looked = cli("--scm-config", world.scm_yaml, "status", out / "shop_2025.yaml")
-    assert looked.code == 5 and "adopting certkey shop_2025" in looked.out and "run adopts it" in looked.out
+    assert looked.code == 5 and "adopting certkey shop_2025" in looked.out
+    assert "shop_2025.yaml` adopts it" in looked.out
 
     # the first run adopts: records, changes nothing
     paths = [out / f"{n}.yaml" for n in ADOPTABLE]
@@ -143,7 +144,8 @@ def test_first_run_in_the_window_or_revoked_says_it_adopts(bf: Sandbox, cli: Cli
 
     rows = {r["profile"]: r for r in json.loads(result.out)}
     assert (rows["login_aaa"]["action"], rows["login_aaa"]["result"]) == ("renew", "ok")
-    assert rows["login_aaa"]["message"].startswith("adopting certkey login_aaa, serial ")
+    assert rows["login_aaa"]["message"].startswith("renewed and installed: order ")
+    assert "(because adopting certkey login_aaa, serial " in rows["login_aaa"]["message"]
     assert "expires in" in rows["login_aaa"]["message"]
     assert (rows["api_revoked"]["action"], rows["api_revoked"]["result"]) == ("enroll", "ok")
     assert "revoked at SCM" in rows["api_revoked"]["message"]

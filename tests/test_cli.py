@@ -420,7 +420,7 @@ def test_collect_timeout_exits_4_and_enroll_resumes(
     assert sim.order_count() == 1
     [order_id] = [str(k) for k in sim.orders]
     line = _failure_line(res, "lb-profile")
-    assert "pending" in line and order_id in line and "run again" in line
+    assert "pending" in line and order_id in line and "` to resume" in line
     pending = StateStore(state_dir).load("lb-profile").pending
     assert pending is not None and str(pending.order_id) == order_id  # saved before polling ended
     assert bound_certkeys(world, "vs_shop_https") == []

@@ -179,7 +179,7 @@ CASES = [
         None,
         at(0),
         "collect",
-        "interrupted while placing a enroll order",
+        "interrupted while placing an enroll order",
     ),
     Case(
         "declined blocks even a due renewal",
@@ -271,10 +271,32 @@ CASES = [
     ),
     Case("percent ignores the days window", _state, _serving(), at(340), "renew", "50%", profile="percent"),
     # what the appliance serves
-    Case("certkey missing on the appliance", _state, None, at(1), "redeploy", "does not serve"),
-    Case("certkey empty", _state, _serving(serial=None), at(1), "redeploy", "does not serve"),
-    Case("another certificate installed", _state, _serving(serial="99"), at(1), "redeploy", "does not serve"),
-    Case("one vserver not bound", _state, _serving(bound=VS[:1]), at(1), "redeploy", "on every vserver"),
+    Case("appliance not read", _state, None, at(1), "redeploy", "the appliance was not read"),
+    Case(
+        "certkey missing on the appliance",
+        _state,
+        _serving(serial=None),
+        at(1),
+        "redeploy",
+        "the journal's certificate (order 42, serial 4F2A9C) is not on the appliance "
+        "(it has no certkey plain)",
+    ),
+    Case(
+        "another certificate installed",
+        _state,
+        _serving(serial="99"),
+        at(1),
+        "redeploy",
+        "the appliance serves serial 99 under certkey plain, not the journal's certificate",
+    ),
+    Case(
+        "one vserver not bound",
+        _state,
+        _serving(bound=VS[:1]),
+        at(1),
+        "redeploy",
+        f"is installed but not bound to {VS[1]}",
+    ),
     Case("bound to more is fine", _state, _serving(bound=(*VS, "vs_c")), at(1), "nothing", "valid"),
     # what the journal says about the deployment
     Case(

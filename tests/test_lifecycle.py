@@ -359,7 +359,9 @@ def test_revoke_warns_when_still_bound_and_run_enrolls_anew(kit: Any, cli: Any) 
 
     res = cli(*args, "revoke", path, "--reason", "key-compromise", "--yes")
     assert res.code == 0, res.output
-    assert "still installed" in res.out and VS in res.out and "citrixagent run" in res.out
+    assert "still installed" in res.out and VS in res.out and "citrixagent --scm-config" in res.out
+    row_line = next(line for line in res.out.splitlines() if line.startswith("lb-profile  revoke"))
+    assert row_line.rstrip().endswith(VS)  # VSERVERS: where the revoked certificate is still bound
     assert first.order_id is not None
     order = kit.sim.orders[int(first.order_id) if kit.api == "admin" else first.order_id]
     assert order.status == "Revoked"

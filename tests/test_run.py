@@ -382,7 +382,7 @@ def test_collection_deadline_leaves_the_order_pending_exit_4(
     assert res.code == EXIT_PENDING, res.output
     row = only(json.loads(res.out))
     assert row["result"] == "pending" and row["order_id"]
-    assert "run again" in row["message"]
+    assert "run `citrixagent --scm-config" in row["message"] and row["message"].endswith("to resume")
     assert world.netscaler.count_writes() == 0
 
     res = cli("--scm-config", quick, "--json", "run", profile)  # still not approved: still 4, no new order

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..config import ApplianceConfig, Profile, ScmConfig
 from ..errors import CitrixAgentError, UsageError
+from ..hints import CommandHint
 from ..nitro.checks import ApplianceView, preflight
 from ..nitro.client import NitroClient
 from ..nitro.deploy import InstalledState, open_appliance
@@ -139,6 +140,8 @@ class Context:
     sleep: Callable[[float], None]
     dry_run: bool
     force: bool
+    #: ``hint("replace", profile.source)``: a command line that works when typed (see hints.py)
+    hint: CommandHint = field(default_factory=CommandHint)
     _local: threading.local = field(default_factory=threading.local)
     _clients: list[ScmClient] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)

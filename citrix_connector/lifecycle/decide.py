@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ..config import Profile
+from ..hints import CommandHint
 from ..nitro.deploy import InstalledState
 from ..state import ProfileState
+from ..wording import with_article
 from .outcome import Action, parse_iso
 
 ADOPTED_KEY_PREFIX = "adopted:"  # IssuedRecord.key_ref of an adopted certificate (see .adopt)
@@ -18,6 +20,9 @@ ADOPTED_KEY_PREFIX = "adopted:"  # IssuedRecord.key_ref of an adopted certificat
 class Decision:
     action: Action
     reason: str
+
+
+_PLAIN = CommandHint()  # a hint without the command's own options (tests, plain callers)
 
 
 def serving_current(profile: Profile, state: ProfileState, installed: InstalledState | None) -> bool:
@@ -31,10 +36,16 @@ def serving_current(profile: Profile, state: ProfileState, installed: InstalledS
 
 
 def decide(
-    profile: Profile, state: ProfileState, installed: InstalledState | None, now: datetime
+    profile: Profile,
+    state: ProfileState,
+    installed: InstalledState | None,
+    now: datetime,
+    *,
+    hint: CommandHint = _PLAIN,
 ) -> Decision:
-    """What ``run`` does: resume an order, wait for a person, order, re-install, or nothing."""
-    return for_adopted(state, decide_plain(profile, state, installed, now))
+    """What ``run`` does: resume an order, wait for a person, order, re-install, or nothing.
+    ``hint`` writes the command lines a reason tells a person to run."""
+    return for_adopted(state, decide_plain(profile, state, installed, now, hint=hint))
 
 
 def for_adopted(state: ProfileState, decision: Decision) -> Decision:
@@ -61,7 +72,12 @@ def renewal_due(profile: Profile, state: ProfileState, now: datetime) -> Decisio
 
 
 def decide_plain(
-    profile: Profile, state: ProfileState, installed: InstalledState | None, now: datetime
+    profile: Profile,
+    state: ProfileState,
+    installed: InstalledState | None,
+    now: datetime,
+    *,
+    hint: CommandHint = _PLAIN,
 ) -> Decision:
     """:func:`decide` before the rules for adopted certificates."""
     if state.pending is not None:
@@ -69,16 +85,16 @@ def decide_plain(
     if state.ordering is not None:
         return Decision(
             "collect",
-            f"a run was interrupted while placing a {state.ordering.kind} order at SCM: the next run "
-            "looks for that order there before ordering anything",
+            f"a run was interrupted while placing {with_article(state.ordering.kind)} order at SCM: "
+            "the next run looks for that order there before ordering anything",
         )
     if state.declined is not None:
         declined = state.declined
         return Decision(
             "blocked",
             f"SCM declined or revoked {declined.get('kind')} order {declined.get('order_id')} before it "
-            "could be collected; fix the cause in SCM, then run enroll, renew or replace by hand "
-            "(scheduled runs do not order again on their own)",
+            f"could be collected; fix the cause in SCM, then run `{hint(_by_hand(state), profile.source)}` "
+            "by hand (scheduled runs do not order again on their own)",
         )
     current = state.current
     if current is None:
@@ -96,21 +112,44 @@ def decide_plain(
     if state.reorder is not None:
         return Decision(
             state.reorder,
-            f"a previous run was interrupted placing a {state.reorder} order SCM did not confirm",
+            f"a previous run was interrupted placing {with_article(state.reorder)} order SCM did not confirm",
         )
     due = _renewal_due(profile, state, now)
     if due is not None:
         return due
     if not serving_current(profile, state, installed):
-        return Decision(
-            "redeploy", "the appliance does not serve the last issued certificate on every vserver"
-        )
+        return Decision("redeploy", _not_served(profile, state, installed))
     if state.deployed is None or state.deployed.serial != current.serial:
         # e.g. an update the appliance applied but whose answer was lost: installed, never saved
         return Decision("redeploy", "the journal has no saved deployment of the last issued certificate")
     if not state.deployed.saved:
         return Decision("redeploy", "the last deployment was not saved on the appliance")
     return Decision("nothing", "certificate valid and installed")
+
+
+def _by_hand(state: ProfileState) -> str:
+    """The command that places a declined order's kind again (enroll when nothing was issued)."""
+    kind = str((state.declined or {}).get("kind") or "enroll")
+    return kind if state.current is not None and kind in ("renew", "replace") else "enroll"
+
+
+def _not_served(profile: Profile, state: ProfileState, installed: InstalledState | None) -> str:
+    """Why the appliance does not serve the journal's certificate, as seen (the reason of a redeploy)."""
+    current = state.current
+    assert current is not None
+    certkey = profile.certificate.certkey_name
+    order = f"order {current.order_id}, " if current.order_id else ""
+    journal = f"the journal's certificate ({order}serial {current.serial})"
+    if installed is None:
+        return f"{journal} is not known to be installed: the appliance was not read"
+    if not installed.serial:
+        return f"{journal} is not on the appliance (it has no certkey {certkey})"
+    if installed.serial != current.serial:
+        return (
+            f"the appliance serves serial {installed.serial} under certkey {certkey}, not {journal}"
+        )
+    unbound = [v.name for v in profile.vservers if v.name not in installed.bound_vservers]
+    return f"{journal} is installed but not bound to {', '.join(unbound)}"
 
 
 def _profile_change(profile: Profile, state: ProfileState) -> Decision | None:

@@ -12,24 +12,26 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from .. import crypto
 from ..config import Profile
 from ..errors import CryptoError, PendingError, ScmDeclinedError, StateError, UsageError
+from ..hints import CommandHint
 from ..nitro.deploy import DeployPlan, deploy
 from ..scm.polling import wait_for_certificate
 from ..state import DeploymentRecord, IssuedRecord, ProfileState
 from .context import ApplianceSession, Context
 from .outcome import Action, Done, RowFacts, iso
 from .plan import deploy_plan_for_new
+from .recovery import discard_key
 
 log = logging.getLogger("citrixagent")
 
 
-def read_local_key(profile: Profile, key_ref: str) -> bytes:
+def read_local_key(profile: Profile, key_ref: str, hint: CommandHint | None = None) -> bytes:
     try:
         return Path(key_ref).read_bytes()
     except OSError as exc:
+        replace = (hint or CommandHint())("replace", profile.source)
         raise StateError(
             f"{profile.name}: cannot read the private key file {key_ref} of the issued certificate "
-            f"({exc.strerror or exc}); restore it, or run `citrixagent replace {profile.source}` "
-            "for a new key and certificate"
+            f"({exc.strerror or exc}); restore it, or run `{replace}` for a new key and certificate"
         ) from exc
 
 
@@ -66,6 +68,9 @@ def collect_and_deploy(
         certs = wait_for_certificate(
             ctx.scm, pending.order_id, scm_config.poll, clock=ctx.monotonic, sleep=ctx.sleep
         )
+    except PendingError as exc:
+        resume = f"run `{ctx.hint('run', profile.source)}` to resume"
+        raise PendingError(str(exc).replace("run again to resume", resume), order_id=exc.order_id) from exc
     except ScmDeclinedError as exc:
         # Terminal at SCM: stop collecting it; unattended runs wait for a person (see decide()).
         state.declined = {
@@ -77,6 +82,7 @@ def collect_and_deploy(
         state.pending = None
         state.add_event("declined", order_id=pending.order_id, kind=pending.kind)
         ctx.store.save(state)
+        discard_key(profile, state, pending)  # a key for a certificate that will never exist
         raise
     csr_key = crypto.load_csr(pending.csr_pem).public_key()
     if not isinstance(csr_key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
@@ -92,11 +98,14 @@ def collect_and_deploy(
             # The admin API replaces in place: SCM may still hand out the old certificate.
             raise PendingError(
                 f"{profile.name}: SCM still returns the certificate from before replace order "
-                f"{pending.order_id}; run again to collect the new one",
+                f"{pending.order_id}; run `{ctx.hint('run', profile.source)}` to collect the new one",
                 order_id=pending.order_id,
             ) from None
         raise
     info = crypto.cert_info(leaf)
+    before = state.current
+    if before is not None and before.key_location == "local" and before.key_ref != pending.key_ref:
+        state.previous_key_ref = before.key_ref  # kept for a rollback; older keys go after the save
     state.current = IssuedRecord(
         order_id=pending.order_id,
         serial=info.serial_hex,
@@ -138,7 +147,7 @@ def deploy_current(
     key_pem: bytes | None = None
     appliance_keyfile: str | None = None
     if current.key_location == "local":
-        key_pem = read_local_key(profile, current.key_ref)
+        key_pem = read_local_key(profile, current.key_ref, ctx.hint)
         if Path(current.key_ref).is_relative_to(ctx.store.root / "keys"):
             crypto.load_own_key(key_pem)  # ours, from the state dir: the plan's check loads it for free
     else:
@@ -188,4 +197,35 @@ def deploy_current(
     state.add_event("deployed", appliance=session.label, certkey=result.certkey, serial=result.serial)
     ctx.store.save(state)
     session.unsaved_profiles.append((profile, state))
-    return Done(action, "ok", why, RowFacts.of(state, None, ctx.clock()), plan=tuple(result.actions))
+    return Done(
+        action,
+        "ok",
+        installed_message(action, state, why),
+        RowFacts.of(state, None, ctx.clock()),
+        plan=tuple(result.actions),
+        details={"reason": why} if why else {},
+    )
+
+
+_DONE_WORDS = {
+    "enroll": "enrolled and installed",
+    "collect": "collected and installed",
+    "renew": "renewed and installed",
+    "replace": "replaced and installed",
+}
+
+
+def installed_message(action: Action, state: ProfileState, why: str = "") -> str:
+    """The row's detail after a deployment: the state it left (what is installed and bound), then
+    why it was done (the state before) where that adds something."""
+    current, deployed = state.current, state.deployed
+    assert current is not None and deployed is not None
+    done = _DONE_WORDS.get(action, "installed again")
+    bound = ", ".join(deployed.vservers) or "no vserver"
+    message = (
+        f"{done}: order {current.order_id}, serial {current.serial}, expires {current.not_after[:10]}, "
+        f"certkey {deployed.certkey} bound to {bound} on {deployed.appliance}"
+    )
+    if why and action != "collect":  # a collect's reason is the pending order the line just named
+        message += f" (because {why})"
+    return message

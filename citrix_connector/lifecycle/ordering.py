@@ -142,7 +142,7 @@ def _intent(
     current = state.current
     if kind == "renew" and profile.renewal.reuse_key and current is not None:
         key_ref = current.key_ref
-        csr_pem = _csr_for_existing_key(profile, session, key_ref, stamp)
+        csr_pem = _csr_for_existing_key(ctx, profile, session, key_ref, stamp)
     elif cert.key_location == "local":
         key = crypto.generate_private_key(cert.key)
         # a random suffix: two orders in the same second (or under a fixed clock) never collide
@@ -258,11 +258,13 @@ def _replaced_already(ctx: Context, profile: Profile, order_id: str) -> bool:
     return True
 
 
-def _csr_for_existing_key(profile: Profile, session: ApplianceSession, key_ref: str, stamp: str) -> str:
+def _csr_for_existing_key(
+    ctx: Context, profile: Profile, session: ApplianceSession, key_ref: str, stamp: str
+) -> str:
     """A fresh CSR for the key already in use (renewal with ``reuse_key``)."""
     cert = profile.certificate
     if cert.key_location == "local":
-        key = crypto.load_private_key(read_local_key(profile, key_ref))
+        key = crypto.load_private_key(read_local_key(profile, key_ref, ctx.hint))
         return crypto.csr_to_pem(
             crypto.build_csr(key, cert.common_name, cert.subject_alt_names, cert.subject)
         )

@@ -20,8 +20,19 @@ from ..errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_PENDING, CitrixAge
 from ..nitro.deploy import InstalledState
 from ..state import ProfileState
 
+# "run": a `run` that failed before it could decide (e.g. the appliance could not be read)
 Action = Literal[
-    "enroll", "collect", "renew", "replace", "redeploy", "revoke", "nothing", "status", "blocked", "adopt"
+    "enroll",
+    "collect",
+    "renew",
+    "replace",
+    "redeploy",
+    "revoke",
+    "nothing",
+    "status",
+    "blocked",
+    "adopt",
+    "run",
 ]
 Result = Literal["ok", "nothing", "pending", "failed", "planned", "attention", "adopted"]
 OrderKind = Literal["enroll", "renew", "replace"]
@@ -155,6 +166,8 @@ def build_outcome(
     """The one place a public row is made: from what happened, and whether the config save (if one
     was due) failed after it."""
     result, message, exit_code = done.result, done.message, done.exit_code
+    if message.startswith(f"{profile}: "):  # the row already names the profile (errors name it too)
+        message = message[len(profile) + 2 :]
     if save_error is not None and result == "ok":
         result, exit_code = "failed", save_error.exit_code
         message = f"deployed, but saving the configuration failed: {save_error}"

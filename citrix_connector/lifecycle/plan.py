@@ -12,6 +12,7 @@ from ..config import Profile
 from ..nitro.deploy import DeployPlan, deploy
 from ..scm import capabilities_of
 from ..state import OrderRecord, ProfileState
+from ..wording import with_article
 from .context import ApplianceSession, Context
 from .outcome import Done, OrderKind, RowFacts
 
@@ -29,11 +30,12 @@ def plan_order(
         plan.append("reuse the current key and make a new CSR")
     elif cert.key_location == "local":
         plan.append(
-            f"generate a {cert.key.describe()} key locally and a CSR for {', '.join(cert.subject_alt_names)}"
+            f"generate {with_article(cert.key.describe())} key locally and a CSR for "
+            + ", ".join(cert.subject_alt_names)
         )
     else:
         plan.append(
-            f"create a {cert.key.describe()} key and a CSR on {session.label} "
+            f"create {with_article(cert.key.describe())} key and a CSR on {session.label} "
             f"for {', '.join(cert.subject_alt_names)}"
         )
     api = ctx.scm_config.api if ctx.scm_config else "?"

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..config import Profile
 from ..errors import UsageError
 from ..state import OrderRecord, ProfileState
+from ..wording import with_article
 from .context import Context
 from .outcome import OrderKind
 
@@ -95,11 +96,11 @@ def _find(ctx: Context, profile: Profile, state: ProfileState, intent: OrderReco
     where = _tag_note(ctx, intent)
     if caps.can_list_orders:
         log.warning(
-            "%s: a previous run was interrupted while placing a %s order, and the orders SCM held for "
+            "%s: a previous run was interrupted while placing %s order, and the orders SCM held for "
             "%s could not be listed before it was sent, so that order cannot be told apart now; if SCM "
             "received it, an extra order for %s placed around %s exists: check it in SCM%s",
             profile.name,
-            intent.kind,
+            with_article(intent.kind),
             intent.common_name,
             intent.common_name,
             intent.placed_at,
@@ -107,11 +108,11 @@ def _find(ctx: Context, profile: Profile, state: ProfileState, intent: OrderReco
         )
     else:
         log.warning(
-            "%s: a previous run was interrupted while placing a %s order through the SCM %s API, "
+            "%s: a previous run was interrupted while placing %s order through the SCM %s API, "
             "which cannot list orders; if SCM received it, an extra order for %s placed around %s "
             "exists: check it in SCM%s and revoke it; ordering again",
             profile.name,
-            intent.kind,
+            with_article(intent.kind),
             intent.api,
             intent.common_name,
             intent.placed_at,

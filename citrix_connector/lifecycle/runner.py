@@ -14,11 +14,12 @@ from typing import Any, TypeVar
 
 from ..config import ApplianceConfig, Profile, ScmConfig
 from ..errors import EXIT_FAILURE, CitrixAgentError, PendingError, StateError, UsageError
+from ..hints import CommandHint
 from ..nitro.client import CertKey, NitroClient
 from ..nitro.deploy import InstalledState, remove_unreferenced_files, save
 from ..scm import ScmClient, make_scm_client
 from ..state import ProfileState, StateStore
-from . import adopt, install, ordering, status
+from . import adopt, install, keys, ordering, status
 from .context import ApplianceSession, Context, appliance_key, default_nitro_opener, utc_now
 from .decide import Decision, decide, decide_plain, serving_current
 from .outcome import Action, Deferred, Done, OrderKind, Outcome, RowFacts, Step, build_outcome
@@ -60,32 +61,44 @@ class Agent:
             sleep=sleep,
             dry_run=dry_run,
             force=force,
+            # hints in messages name the scm.yaml and state directory this command was given
+            hint=CommandHint(scm_config.source if scm_config is not None else None, store.root),
         )
         self.nitro_opener: Callable[[ApplianceConfig], NitroClient] = nitro_opener or (
             lambda config: default_nitro_opener(config, sleep=sleep)
         )
         # None: one worker per appliance, up to MAX_WORKERS
         self.workers = None if workers is None else max(1, min(workers, MAX_WORKERS))
+        # per profile, the action being attempted (a failed row names it: the command's, or what
+        # `run` decided); profile names are unique within a command, each written by one worker
+        self._attempted: dict[str, Action] = {}
 
     # -- public commands -------------------------------------------------------------------------
     def enroll(self, profiles: Sequence[Profile]) -> list[Outcome]:
-        return self._for_each(profiles, self._enroll_one)
+        return self._for_each(profiles, self._enroll_one, attempt="enroll")
 
     def renew(self, profiles: Sequence[Profile]) -> list[Outcome]:
-        return self._for_each(profiles, lambda p, s: self._order_command(p, s, "renew"))
+        return self._for_each(profiles, lambda p, s: self._order_command(p, s, "renew"), attempt="renew")
 
     def replace(self, profiles: Sequence[Profile]) -> list[Outcome]:
-        return self._for_each(profiles, lambda p, s: self._order_command(p, s, "replace"))
+        return self._for_each(
+            profiles, lambda p, s: self._order_command(p, s, "replace"), attempt="replace"
+        )
 
     def run(self, profiles: Sequence[Profile]) -> list[Outcome]:
-        return self._for_each(profiles, self._run_one)
+        return self._for_each(profiles, self._run_one, attempt="run")
 
     def status(self, profiles: Sequence[Profile]) -> list[Outcome]:
-        return self._for_each(profiles, lambda p, s: status.status(self.ctx, p, s), save_config=False)
+        return self._for_each(
+            profiles, lambda p, s: status.status(self.ctx, p, s), save_config=False, attempt="status"
+        )
 
     def revoke(self, profiles: Sequence[Profile], *, reason: str, reason_code: int) -> list[Outcome]:
         return self._for_each(
-            profiles, lambda p, s: status.revoke(self.ctx, p, s, reason, reason_code), save_config=False
+            profiles,
+            lambda p, s: status.revoke(self.ctx, p, s, reason, reason_code),
+            save_config=False,
+            attempt="revoke",
         )
 
     # -- what each command does for one profile --------------------------------------------------
@@ -109,11 +122,12 @@ class Agent:
                 return Done(
                     "nothing",
                     "nothing",
-                    "already enrolled and installed; use renew or replace, or --force for a new order",
+                    "already enrolled and installed; for a new certificate run "
+                    f"`{ctx.hint('renew', profile.source)}` (or replace, or enroll --force)",
                     RowFacts.of(state, installed, ctx.clock()),
                 )
             return install.deploy_current(
-                ctx, profile, state, session, why="enrolled before; installing that certificate"
+                ctx, profile, state, session, why="it was enrolled before and the appliance does not serve it"
             )
         installed = session.installed(profile)
         if installed is not None and adopt.unrecorded(state, installed):
@@ -138,7 +152,7 @@ class Agent:
         if state.current is None:
             raise UsageError(
                 f"{profile.name}: nothing to {kind}: no certificate was enrolled for this profile "
-                "yet (run enroll or run)"
+                f"yet; run `{self.ctx.hint('run', profile.source)}` to enroll one"
             )
         return ordering.order(self.ctx, profile, state, session, kind)
 
@@ -150,7 +164,7 @@ class Agent:
         if installed is not None and adopt.unrecorded(state, installed):
             adoption = adopt.adopt(ctx, profile, state, session, installed)
             decision = adopt.first_decision(
-                profile, state, adoption, decide_plain(profile, state, installed, now), now
+                profile, state, adoption, decide_plain(profile, state, installed, now, hint=ctx.hint), now
             )
             why = f"{adoption.note}: {decision.reason}"
             facts = RowFacts.of(state, installed, now)
@@ -159,7 +173,7 @@ class Agent:
                     "adopt", "planned" if ctx.dry_run else "adopted", why, facts, plan=(adoption.note,)
                 )
             return self._noted(self._act(profile, session, state, installed, decision, why), adoption.note)
-        decision = decide(profile, state, installed, now)
+        decision = decide(profile, state, installed, now, hint=ctx.hint)
         return self._act(profile, session, state, installed, decision, decision.reason)
 
     @staticmethod
@@ -181,6 +195,7 @@ class Agent:
         ctx = self.ctx
         now = ctx.clock()
         log.info("%s: run decides %s: %s", profile.name, decision.action, why)
+        self._attempted[profile.name] = decision.action
         facts = RowFacts.of(state, installed, now)
         if decision.action == "blocked":
             return Done("blocked", "failed", why, facts, exit_code=EXIT_FAILURE)
@@ -199,10 +214,12 @@ class Agent:
             ):
                 # Installed but the save never happened: only the save is missing.
                 session.unsaved_profiles.append((profile, state))
+                serial = state.deployed.serial
+                what = f"the configuration a previous run left unsaved (serial {serial} installed)"
                 return Done(
                     "redeploy",
                     "planned" if ctx.dry_run else "ok",
-                    "saving the configuration that a previous run left unsaved",
+                    f"would save {what}" if ctx.dry_run else f"saved {what}",
                     facts,
                 )
             return install.deploy_current(ctx, profile, state, session, why=why)
@@ -221,7 +238,7 @@ class Agent:
 
     # -- orchestration ---------------------------------------------------------------------------
     def _for_each(
-        self, profiles: Sequence[Profile], work: Work, *, save_config: bool = True
+        self, profiles: Sequence[Profile], work: Work, *, attempt: Action, save_config: bool = True
     ) -> list[Outcome]:
         groups: dict[tuple[Any, ...], list[Profile]] = {}
         for profile in profiles:
@@ -230,7 +247,7 @@ class Agent:
         def run_group(group: list[Profile]) -> list[Outcome]:
             session = ApplianceSession(group[0].appliance, self.nitro_opener)
             try:
-                steps = [self._guard(profile, session, work) for profile in group]
+                steps = [self._guard(profile, session, work, failed_as=attempt) for profile in group]
                 # Second pass: collect and install what the first pass ordered (or found pending).
                 done = [
                     self._guard(p, session, self._collect_deferred(s), failed_as=s.action)
@@ -273,13 +290,16 @@ class Agent:
         *,
         failed_as: Action | None = None,
     ) -> S | Done:
-        """``work``'s step, or the failure it raised as a step of its own (never an exception)."""
+        """``work``'s step, or the failure it raised as a step of its own (never an exception); the
+        failed row names the action attempted (``failed_as``, or what ``run`` decided meanwhile)."""
         step: S | Done
+        if failed_as is not None:
+            self._attempted[profile.name] = failed_as
         try:
             step = work(profile, session)
         except PendingError as exc:
             step = Done(
-                failed_as or "collect",
+                self._attempted.get(profile.name, "collect"),
                 "pending",
                 str(exc),
                 RowFacts(order_id=exc.order_id or None),
@@ -287,10 +307,12 @@ class Agent:
             )
         except CitrixAgentError as exc:
             log.debug("profile %s failed", profile.name, exc_info=True)
-            step = Done.failed(failed_as or "nothing", exc)
+            step = Done.failed(self._attempted.get(profile.name, "nothing"), exc)
         except Exception as exc:  # a bug must not stop the other profiles of an unattended run
             log.exception("profile %s: internal error", profile.name)
-            step = Done.failed(failed_as or "nothing", f"internal error: {type(exc).__name__}: {exc}")
+            step = Done.failed(
+                self._attempted.get(profile.name, "nothing"), f"internal error: {type(exc).__name__}: {exc}"
+            )
         if isinstance(step, Deferred):
             log.info("%s: %s deferred%s", profile.name, step.action, f" ({step.why})" if step.why else "")
             return step
@@ -332,6 +354,9 @@ class Agent:
                         state.add_event("removed-files", files=removed)
                         log.info("%s: removed superseded files %s", profile.name, ", ".join(removed))
                     state.stale_files = []
+            removed_keys = keys.prune_superseded_keys(self.ctx.store, state)
+            if removed_keys:
+                state.add_event("removed-keys", files=removed_keys)
             self.ctx.store.save(state)
         session.unsaved_profiles.clear()
         session.changed = False

@@ -35,10 +35,12 @@ def status(ctx: Context, profile: Profile, session: ApplianceSession) -> Done:
         except CitrixAgentError as exc:
             details["scm_error"] = str(exc)
     now = ctx.clock()
-    decision = decide(profile, state, installed, now)
+    decision = decide(profile, state, installed, now, hint=ctx.hint)
     if installed is not None and unrecorded(state, installed):
         decision = Decision(
-            "adopt", f"{note_for(profile, installed)}: installed, never recorded; run adopts it"
+            "adopt",
+            f"{note_for(profile, installed)}: installed, never recorded; "
+            f"`{ctx.hint('run', profile.source)}` adopts it",
         )
     details["next"] = decision.action
     details["next_reason"] = decision.reason
@@ -49,13 +51,15 @@ def status(ctx: Context, profile: Profile, session: ApplianceSession) -> Done:
     )
     details["link"] = installed.link if installed else None
     facts = RowFacts.of(state, installed, now)
-    if installed is not None and installed.serial:
-        # the row shows what the appliance serves; the journal's view stays in the details
+    if installed is not None:
+        # the row shows what the appliance serves (nothing: "-"); the journal's view stays in the details
         details["issued_serial"] = facts.serial
+        served_expiry = installed.not_after.date().isoformat() if installed.not_after else None
         facts = dataclasses.replace(
             facts,
             serial=installed.serial,
-            expires=installed.not_after.date().isoformat() if installed.not_after else facts.expires,
+            expires=served_expiry if installed.serial else None,
+            days_left=facts.days_left if installed.serial else None,
         )
     attention = decision.action != "nothing" or "appliance_error" in details or "scm_error" in details
     return Done(
@@ -69,16 +73,21 @@ def status(ctx: Context, profile: Profile, session: ApplianceSession) -> Done:
 
 
 def revoke(ctx: Context, profile: Profile, session: ApplianceSession, reason: str, reason_code: int) -> Done:
+    """Revoke the journal's certificate at SCM (a dry run: say what would be revoked, send and write
+    nothing); either way the row names the vservers the certificate is still bound to."""
     state = load(ctx, profile)
     current = state.current
     if current is None:
         raise UsageError(f"{profile.name}: nothing to revoke: no issued certificate is recorded for it")
+    what = f"order {current.order_id} (serial {current.serial})"
     if ctx.dry_run:
+        where, bound = _still_bound(ctx, profile, session, current.serial, revoked=False)
         return Done(
             "revoke",
             "planned",
-            f"dry run: would revoke order {current.order_id} (serial {current.serial}) with reason {reason}",
-            RowFacts.of(state, None, ctx.clock()),
+            f"dry run: would revoke {what} at SCM with reason {reason}{where}; nothing sent",
+            RowFacts(current.order_id, current.serial, current.not_after[:10], vservers=bound),
+            plan=(f"revoke SCM {what}, reason {reason} (code {reason_code})",),
         )
     already = False
     try:
@@ -95,18 +104,29 @@ def revoke(ctx: Context, profile: Profile, session: ApplianceSession, reason: st
     state.current = None
     state.add_event("revoked", order_id=current.order_id, serial=current.serial, reason=reason)
     ctx.store.save(state)
-    message = f"order {current.order_id} {'was already revoked at SCM' if already else 'revoked'} ({reason})"
+    message = f"{what} {'was already revoked at SCM' if already else 'revoked'} ({reason})"
+    where, bound = _still_bound(ctx, profile, session, current.serial, revoked=True)
+    facts = RowFacts(current.order_id, current.serial, current.not_after[:10], vservers=bound)
+    return Done("revoke", "ok", message + where, facts)
+
+
+def _still_bound(
+    ctx: Context, profile: Profile, session: ApplianceSession, serial: str, *, revoked: bool
+) -> tuple[str, tuple[str, ...]]:
+    """Where the appliance still serves the certificate: the message's tail and the vservers."""
     try:
         installed = session.installed(profile)
     except CitrixAgentError as exc:
-        installed = None
-        message += f"; could not check the appliance: {exc}"
-    if installed is not None and installed.serial and installed.serial == current.serial:
-        bound = ", ".join(installed.bound_vservers) or "no vserver"
-        message += (
-            f"; WARNING: the revoked certificate is still installed as {profile.certificate.certkey_name}"
-            f" and bound to {bound}: run `citrixagent run {profile.source}` to enroll and install a "
-            "new one"
-        )
-    facts = RowFacts(order_id=current.order_id, serial=current.serial, expires=current.not_after[:10])
-    return Done("revoke", "ok", message, facts)
+        return f"; could not check the appliance: {exc}", ()
+    if installed is None or not installed.serial or installed.serial != serial:
+        return f"; the appliance {session.label} does not serve it", ()
+    bound = tuple(installed.bound_vservers)
+    on = ", ".join(bound) or "no vserver"
+    certkey = profile.certificate.certkey_name
+    if not revoked:
+        return f"; it is installed as {certkey} on {session.label}, bound to {on}", bound
+    return (
+        f"; WARNING: the revoked certificate is still installed as {certkey} and bound to {on}: run "
+        f"`{ctx.hint('run', profile.source)}` to enroll and install a new one",
+        bound,
+    )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import ApplianceStateError, NitroAuthError, NitroError
 from .client import NitroClient
+from .models import HaInfo
 
 __all__ = ["open_appliance"]
 
@@ -86,5 +87,14 @@ def _writable(client: NitroClient, *, alone: bool) -> str | None:
         return f"{client.host} is not the HA primary (state {ha.raw_state or 'Secondary'})"
     if client.partition:
         client.switch_partition(client.partition)
-    log.debug("NetScaler %s: HA state %s, using it", client.host, ha.state)
+    log.debug("NetScaler %s: %s; writing to it", client.host, _ha_wording(ha))
     return None
+
+
+def _ha_wording(ha: HaInfo) -> str:
+    """What the node answered about its HA role, in its own word, and what that makes it."""
+    said = ha.raw_state or "no state"
+    if ha.state == "Standalone":
+        return f"HA state {said}, no HA peer (a standalone node)"
+    peer = f" (peer {ha.peer_address})" if ha.peer_address else ""
+    return f"HA state {said}, the {ha.state.lower()} node of an HA pair{peer}"

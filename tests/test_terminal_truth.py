@@ -1,0 +1,218 @@
+"""Issue 13, "output that tells the truth" and "hints runnable as printed", end to end on the sandbox:
+each row's detail describes the state after the action; a failed row names the action attempted;
+revoke shows where the certificate is still bound; status on a fresh appliance shows what it serves;
+a printed hint, typed into a shell, works; superseded local keys are removed after a saved deployment."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import AgentKit, CliResult
+
+from citrix_connector.sandbox.world import Sandbox
+from citrix_connector.state import StateStore
+
+Cli = Any
+
+
+def _fast_scm(world: Sandbox, api: str = "admin", **poll: float) -> Path:
+    source = world.scm_enrollment_yaml if api == "enrollment" else world.scm_yaml
+    data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    data["poll"] = {"first_wait": 0, "interval": 0.05, "timeout": 10, **poll}
+    path = world.directory / f"scm-truth-{api}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _ec_profile(world: Sandbox, stem: str = "lb-profile") -> Path:
+    """The sandbox's profile with an ECDSA key (RSA key generation would dominate the time)."""
+    data = yaml.safe_load(world.profile_path(stem).read_text(encoding="utf-8"))
+    data["certificate"].update(key_type="ECDSA", curve="P-256")
+    data["certificate"].pop("key_size", None)
+    return world.write_profile(stem, data)
+
+
+def _row(res: CliResult) -> dict[str, Any]:
+    rows = json.loads(res.out)
+    assert len(rows) == 1, rows
+    row: dict[str, Any] = rows[0]
+    return row
+
+
+def _hint(text: str) -> str:
+    """The first `citrixagent ...` command line quoted in ``text``."""
+    found = re.search(r"`(citrixagent [^`]+)`", text)
+    assert found, text
+    return found.group(1)
+
+
+def _type_into_a_shell(hint: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``hint`` as a person would: a shell, another directory, no CITRIXAGENT_* environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITRIXAGENT_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    cwd.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        hint, shell=True, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_rows_describe_the_state_after_each_action(world: Sandbox, cli: Cli) -> None:
+    scm = _fast_scm(world)
+    profile = _ec_profile(world)
+
+    enrolled = _row(cli("--json", "--scm-config", scm, "run", profile))
+    assert (enrolled["action"], enrolled["result"]) == ("enroll", "ok")
+    message = enrolled["message"]
+    order, serial = enrolled["order_id"], enrolled["serial"]
+    assert message.startswith(f"enrolled and installed: order {order}, serial {serial}")
+    assert "bound to vs_shop_https" in message and message.endswith("(because no certificate enrolled yet)")
+    assert enrolled["details"]["reason"] == "no certificate enrolled yet"
+
+    renewed = _row(cli("--json", "--scm-config", scm, "renew", profile))
+    assert (renewed["action"], renewed["result"]) == ("renew", "ok")
+    assert renewed["message"].startswith(f"renewed and installed: order {renewed['order_id']}")
+    assert renewed["order_id"] != enrolled["order_id"]
+
+    replaced = _row(cli("--json", "--scm-config", scm, "replace", profile))
+    assert (replaced["action"], replaced["result"]) == ("replace", "ok")
+    assert replaced["message"].startswith("replaced and installed: order ")
+
+    # an order SCM holds back: the pending row, then the collect that installs it
+    world.scm.set_defaults(mode="needs_approval")
+    slow = _fast_scm(world, timeout=0.3)
+    pending = _row(cli("--json", "--scm-config", slow, "enroll", "--force", profile))
+    assert (pending["action"], pending["result"]) == ("enroll", "pending"), pending
+    world.scm.approve(int(pending["order_id"]))
+    collected = _row(cli("--json", "--scm-config", scm, "run", profile))
+    assert (collected["action"], collected["result"]) == ("collect", "ok"), collected
+    assert collected["message"].startswith(f"collected and installed: order {pending['order_id']}")
+    assert "is pending" not in collected["message"]
+
+    nothing = _row(cli("--json", "--scm-config", scm, "run", profile))
+    assert (nothing["action"], nothing["result"], nothing["message"]) == (
+        "nothing",
+        "nothing",
+        "certificate valid and installed",
+    )
+
+
+def test_a_failed_row_names_the_action_attempted(world: Sandbox, cli: Cli, state_dir: Path) -> None:
+    scm = _fast_scm(world)
+    profile = _ec_profile(world)
+
+    res = cli("--json", "--scm-config", scm, "renew", profile)
+    assert res.code == 2, res.output
+    row = _row(res)
+    assert (row["action"], row["result"]) == ("renew", "failed")
+    assert not row["message"].startswith("lb-profile: ")  # the row names the profile already
+    table = cli("--scm-config", scm, "renew", profile)
+    assert re.search(r"^lb-profile\s+renew\s+failed", table.out, re.M), table.out
+    assert "lb-profile: nothing to renew" in table.out and "lb-profile: lb-profile:" not in table.out
+
+    world.netscaler.set_ha("Secondary")  # the only node given refuses writes: run fails before deciding
+    failed = _row(cli("--json", "--scm-config", scm, "run", profile))
+    assert (failed["action"], failed["result"]) == ("run", "failed"), failed
+    world.netscaler.set_ha("Primary")
+    assert _row(cli("--json", "--scm-config", scm, "enroll", profile))["result"] == "ok"
+    world.netscaler.set_ha("Secondary")
+    failed = _row(cli("--json", "--scm-config", scm, "enroll", profile, "--force"))
+    assert (failed["action"], failed["result"]) == ("enroll", "failed"), failed
+
+
+def test_printed_hints_work_when_typed(world: Sandbox, cli: Cli, state_dir: Path, tmp_path: Path) -> None:
+    scm = _fast_scm(world)
+    profile = _ec_profile(world)
+    args = ["--scm-config", scm, "--state-dir", state_dir]
+
+    refused = cli(*args, "--json", "renew", profile)
+    hint = _hint(_row(refused)["message"])
+    assert shlex.split(hint)[1:5] == ["--scm-config", str(scm), "--state-dir", str(state_dir)]
+    typed = _type_into_a_shell(hint, tmp_path / "elsewhere")
+    assert typed.returncode == 0, typed.stdout + typed.stderr
+    assert re.search(r"^lb-profile\s+enroll\s+ok", typed.stdout, re.M), typed.stdout
+
+    revoked = cli(*args, "revoke", profile, "--reason", "superseded", "--yes")
+    assert revoked.code == 0, revoked.output
+    hint = _hint(revoked.out)
+    typed = _type_into_a_shell(hint, tmp_path / "elsewhere")
+    assert typed.returncode == 0, typed.stdout + typed.stderr
+    assert re.search(r"^lb-profile\s+enroll\s+ok", typed.stdout, re.M), typed.stdout
+
+
+def test_revoke_shows_where_the_certificate_is_still_bound(world: Sandbox, cli: Cli) -> None:
+    scm = _fast_scm(world)
+    profile = _ec_profile(world)
+    enrolled = _row(cli("--json", "--scm-config", scm, "enroll", profile))
+    row = _row(cli("--json", "--scm-config", scm, "revoke", profile, "--reason", "superseded", "--yes"))
+    assert (row["action"], row["result"], row["vservers"]) == ("revoke", "ok", ["vs_shop_https"])
+    assert row["serial"] == enrolled["serial"]
+    assert "still installed as lb-profile and bound to vs_shop_https" in row["message"]
+
+
+def test_status_on_a_fresh_appliance_shows_what_it_serves(
+    world: Sandbox, cli: Cli, state_dir: Path, tmp_path: Path
+) -> None:
+    scm = _fast_scm(world)
+    enrolled = _row(cli("--json", "--scm-config", scm, "enroll", _ec_profile(world)))
+    assert enrolled["serial"]
+    # the sandbox restarted: a fresh appliance, same profile name and certkey, the journal kept
+    with Sandbox(tmp_path / "fresh") as fresh:
+        res = cli("--json", "--scm-config", scm, "status", _ec_profile(fresh))
+        assert res.code == 5, res.output
+        row = _row(res)
+        assert (row["serial"], row["expires"], row["days_left"], row["vservers"]) == (None, None, None, [])
+        assert row["details"]["issued_serial"] == enrolled["serial"]
+        assert row["details"]["next"] == "redeploy"
+        assert row["message"] == (
+            f"the journal's certificate (order {enrolled['order_id']}, serial {enrolled['serial']}) is not "
+            "on the appliance (it has no certkey lb-profile)"
+        )
+        table = cli("--scm-config", scm, "status", fresh.profile_path("lb-profile"))
+        line = r"^lb-profile\s+status\s+attention\s+\S+\s+-\s+-\s+lb-profile\s+-\s*$"
+        assert re.search(line, table.out, re.M), table.out
+        assert f"issued serial: {enrolled['serial']}" in table.out
+
+
+def test_superseded_keys_are_removed_after_a_saved_deployment(kit: AgentKit) -> None:
+    if kit.api != "admin":
+        pytest.skip("renewed several times through the admin API (renew by id)")
+    data = yaml.safe_load(kit.world.profile_path("lb-profile").read_text(encoding="utf-8"))
+    ecdsa = {**data["certificate"], "key_type": "ECDSA", "curve": "P-256", "key_size": None}
+    profile = kit.profile(certificate=ecdsa)
+    keys_dir = kit.store.root / "keys" / profile.name
+    agent = kit.agent
+    assert [o.result for o in agent().enroll([profile])] == ["ok"]
+    first = kit.store.load(profile.name).current
+    assert first is not None
+    issued = [first]
+    for _ in range(4):
+        assert [o.result for o in agent().renew([profile])] == ["ok"]
+        state = kit.store.load(profile.name)
+        assert state.current is not None and state.deployed is not None and state.deployed.saved
+        issued.append(state.current)
+        on_disk = sorted(str(p) for p in keys_dir.glob("*.key.pem"))
+        # the current key and the previous certificate's (for a rollback), nothing older
+        assert on_disk == sorted([issued[-1].key_ref, issued[-2].key_ref]), on_disk
+        assert state.previous_key_ref == issued[-2].key_ref
+    assert len(kit.sim.orders) == 5
+    events = [e for e in kit.store.load(profile.name).history if e["event"] == "removed-keys"]
+    assert [len(e["files"]) for e in events] == [1, 1, 1]  # from the second renewal on, one key each time
+
+
+def test_the_key_of_a_declined_order_is_removed_at_once(world: Sandbox, cli: Cli, state_dir: Path) -> None:
+    profile = _ec_profile(world)
+    world.scm.set_defaults(mode="declined")
+    res = cli("--scm-config", _fast_scm(world), "enroll", profile)
+    assert res.code == 1, res.output
+    state = StateStore(state_dir).load("lb-profile")
+    assert state.declined is not None and state.pending is None
+    assert list((state_dir / "keys" / "lb-profile").glob("*.key.pem")) == []
