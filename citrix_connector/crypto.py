@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, TypeAlias, cast
+from typing import Literal, TypeAlias, TypeVar, cast
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -462,15 +462,39 @@ def is_ca(cert: x509.Certificate) -> bool:
         return False
 
 
+#: Answers about certificates, by SHA-256 fingerprint: a run asks the same questions of the same
+#: few CA certificates for every profile, and each answer costs a signature check. Bounded.
+_CACHE_MAX = 4096
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+_infos: dict[bytes, CertInfo] = {}
+_issued: dict[tuple[bytes, bytes], bool] = {}
+
+
+def _remember(cache: dict[_K, _V], key: _K, value: _V) -> _V:
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
+def _fingerprint(cert: x509.Certificate) -> bytes:
+    return cert.fingerprint(hashes.SHA256())
+
+
 def is_issuer(issuer_cert: x509.Certificate, cert: x509.Certificate) -> bool:
     """True when ``cert.issuer == issuer_cert.subject`` and issuer_cert's key verifies cert's signature."""
     if cert.issuer != issuer_cert.subject:
         return False
+    key = (_fingerprint(issuer_cert), _fingerprint(cert))
+    known = _issued.get(key)
+    if known is not None:
+        return known
     try:
         cert.verify_directly_issued_by(issuer_cert)
     except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
-        return False
-    return True
+        return _remember(_issued, key, False)
+    return _remember(_issued, key, True)
 
 
 def is_self_signed(cert: x509.Certificate) -> bool:
@@ -577,7 +601,16 @@ def cert_to_pem(cert: x509.Certificate) -> str:
 
 
 def cert_info(cert: x509.Certificate) -> CertInfo:
-    """Collect the facts of a certificate; CryptoError for an unsupported key type."""
+    """Collect the facts of a certificate (once per certificate and process); CryptoError for an
+    unsupported key type."""
+    fingerprint = _fingerprint(cert)
+    known = _infos.get(fingerprint)
+    if known is not None:
+        return known
+    return _remember(_infos, fingerprint, _cert_info(cert, fingerprint.hex()))
+
+
+def _cert_info(cert: x509.Certificate, fingerprint: str) -> CertInfo:
     return CertInfo(
         serial_hex=normalize_serial(cert.serial_number),
         not_before=cert.not_valid_before_utc,
@@ -587,7 +620,7 @@ def cert_info(cert: x509.Certificate) -> CertInfo:
         issuer_cn=_cn_of(cert.issuer),
         subject=cert.subject.rfc4514_string(),
         issuer=cert.issuer.rfc4514_string(),
-        fingerprint_sha256=fingerprint_sha256(cert),
+        fingerprint_sha256=fingerprint,
         key=key_spec_of(cast(PublicKey, cert.public_key())),
         is_ca=is_ca(cert),
         self_signed=is_self_signed(cert),

@@ -15,9 +15,10 @@ Credentials in a proxy URL are sent only to the proxy (``Proxy-Authorization``) 
 
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import dataclass
-from typing import Protocol, cast
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -62,6 +63,9 @@ class ProxyChoice:
 
     url: str | None = None
     disabled: bool = False
+    # the environment's answer per scheme://host, read once (the environment does not change during
+    # a run; os.environ is scanned whole for every lookup, which costs more than the request's CPU)
+    _environ: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def parse(cls, value: str | None) -> ProxyChoice:
@@ -91,7 +95,10 @@ class ProxyChoice:
             return None
         if self.url is not None:
             return self.url
-        return requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+        origin = _origin(url)
+        if origin not in self._environ:
+            self._environ[origin] = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+        return self._environ[origin]
 
     def describe(self) -> str:
         """For logs: where this choice came from, credentials redacted."""
@@ -109,6 +116,31 @@ class ProxySession(requests.Session):
     def __init__(self, choice: ProxyChoice) -> None:
         super().__init__()
         self.choice = choice
+        self._environ_proxies: dict[tuple[str, str | None], dict[str, str]] = {}
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
+        """As ``requests`` does, with the environment's proxies read once per scheme://host and
+        session instead of once per request (``requests`` scans all of ``os.environ`` each time)."""
+        if not self.trust_env or not isinstance(url, str):
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        wanted: dict[str, Any] = dict(proxies or {})
+        no_proxy = wanted.get("no_proxy")
+        key = (_origin(url), no_proxy)
+        environ = self._environ_proxies.get(key)
+        if environ is None:
+            environ = dict(requests.utils.get_environ_proxies(url, no_proxy=no_proxy))
+            self._environ_proxies[key] = environ
+        for name, value in environ.items():
+            wanted.setdefault(name, value)
+        if verify is True or verify is None:
+            verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or verify
+        merge = cast("Any", requests.sessions.merge_setting)  # untyped in types-requests
+        return {
+            "proxies": merge(wanted, self.proxies),
+            "stream": merge(stream, self.stream),
+            "verify": merge(verify, self.verify),
+            "cert": merge(cert, self.cert),
+        }
 
     def rebuild_proxies(
         self, prepared_request: requests.PreparedRequest, proxies: dict[str, str] | None
@@ -118,6 +150,11 @@ class ProxySession(requests.Session):
             return {}
         rebuilt: dict[str, str] = super().rebuild_proxies(prepared_request, proxies)  # type: ignore[no-untyped-call]
         return rebuilt
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 class _Revealable(Protocol):

@@ -13,6 +13,7 @@ when the process ends, even by a crash); a second run fails at once with :class:
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -25,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union
+from typing import Any, Literal, TypeVar, Union, cast
 
 import platformdirs
 
@@ -227,10 +228,16 @@ def _check_scalar(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    """The resolved field types of a record class (resolving them costs more than reading a file)."""
+    return typing.get_type_hints(cls)
+
+
 def _from_dict(cls: type[_T], data: Any, where: str) -> _T:
     if not isinstance(data, dict):
         raise _Invalid(f"{where}: expected an object, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cast("type", cls))
     kwargs: dict[str, Any] = {}
     for f in fields(cls):  # type: ignore[arg-type]
         key_where = f"{where}.{f.name}" if where else f.name

@@ -137,6 +137,24 @@ def test_ready_at_first_collect_needs_no_interval(certs) -> None:
     assert clock.sleeps == []
 
 
+@pytest.mark.parametrize(("since_order", "first"), [(0.0, 5.0), (2.0, 3.0), (5.0, None), (600.0, None)])
+def test_the_first_wait_counts_from_the_order(certs, since_order: float, first: float | None) -> None:
+    """A fleet collects its orders one after the other, seconds after placing them: the time since
+    the order counts against the first wait, so each profile does not wait it again."""
+    clock = FakeClock()
+    client = ScriptedClient([PENDING, CollectResult(ready=True, certificates=certs)])
+    got = wait_for_certificate(
+        client,
+        "7",
+        PollSettings(first_wait=5, interval=10, timeout=300),
+        clock=clock,
+        sleep=clock.sleep,
+        since_order=since_order,
+    )
+    assert got == certs
+    assert clock.sleeps == ([first] if first is not None else []) + [10]
+
+
 def test_deadline_raises_pending_with_code_and_order_id() -> None:
     clock = FakeClock()
     client = ScriptedClient(

@@ -4,6 +4,7 @@ appliance (the config save is the runner's, once per appliance)."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -17,7 +18,7 @@ from ..nitro.deploy import DeployPlan, deploy
 from ..scm.polling import wait_for_certificate
 from ..state import DeploymentRecord, IssuedRecord, ProfileState
 from .context import ApplianceSession, Context
-from .outcome import Action, Done, RowFacts, iso
+from .outcome import Action, Done, RowFacts, iso, parse_iso
 from .plan import deploy_plan_for_new
 from .recovery import discard_key
 
@@ -33,6 +34,14 @@ def read_local_key(profile: Profile, key_ref: str, hint: CommandHint | None = No
             f"{profile.name}: cannot read the private key file {key_ref} of the issued certificate "
             f"({exc.strerror or exc}); restore it, or run `{replace}` for a new key and certificate"
         ) from exc
+
+
+def _seconds_since(stamp: str, now: datetime) -> float:
+    """Seconds from an ISO timestamp of the journal to ``now`` (0 when unreadable or ahead)."""
+    try:
+        return max(0.0, (now - parse_iso(stamp)).total_seconds())
+    except (ValueError, TypeError):
+        return 0.0
 
 
 def collect_and_deploy(
@@ -66,7 +75,12 @@ def collect_and_deploy(
         )
     try:
         certs = wait_for_certificate(
-            ctx.scm, pending.order_id, scm_config.poll, clock=ctx.monotonic, sleep=ctx.sleep
+            ctx.scm,
+            pending.order_id,
+            scm_config.poll,
+            clock=ctx.monotonic,
+            sleep=ctx.sleep,
+            since_order=_seconds_since(pending.placed_at, ctx.clock()),
         )
     except PendingError as exc:
         resume = f"run `{ctx.hint('run', profile.source)}` to resume"

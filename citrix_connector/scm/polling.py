@@ -34,6 +34,7 @@ def wait_for_certificate(
     sleep: Callable[[float], None] = stopping.sleep,
     status_every: int = 3,
     on_wait: Callable[[CollectResult], None] | None = None,
+    since_order: float = 0.0,
 ) -> tuple[x509.Certificate, ...]:
     """Collect ``order_id`` until SCM issues it; return its certificates (leaf and chain).
 
@@ -42,6 +43,9 @@ def wait_for_certificate(
     answers (0 = never) the order status is read: declined, rejected or revoked raises
     :class:`ScmDeclinedError`. At the deadline raises :class:`PendingError` (the order id stays
     valid; a later run resumes). Errors from the client propagate unchanged.
+
+    ``since_order``: seconds since the order was placed, counted against the first wait (a fleet
+    collects its orders one after the other, long after placing them: each must not wait again).
     """
     start = clock()
     deadline = start + poll.timeout
@@ -51,7 +55,10 @@ def wait_for_certificate(
 
     event("start")
     try:
-        certificates = _poll(client, order_id, poll, clock, sleep, status_every, on_wait, start, deadline)
+        first_wait = min(poll.first_wait, max(0.0, poll.first_wait - since_order))
+        certificates = _poll(
+            client, order_id, poll, clock, sleep, status_every, on_wait, start, deadline, first_wait
+        )
     except PendingError:
         event("pending")
         raise
@@ -72,8 +79,9 @@ def _poll(
     on_wait: Callable[[CollectResult], None] | None,
     start: float,
     deadline: float,
+    first_wait: float,
 ) -> tuple[x509.Certificate, ...]:
-    first = min(poll.first_wait, max(0.0, deadline - clock()))
+    first = min(first_wait, max(0.0, deadline - clock()))
     if first > 0:
         log.info("waiting %.0fs before collecting certificate %s", first, order_id)
         sleep(first)

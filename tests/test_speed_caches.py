@@ -1,0 +1,70 @@
+"""The per-run caches that keep a fleet deployment's CPU down (issue 12) answer exactly what the
+uncached code answered: certificate facts, issuer checks, the environment's proxies."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from citrix_connector import crypto
+from citrix_connector.proxy import ProxyChoice, ProxySession
+
+
+def test_certificate_facts_and_issuer_checks_are_computed_once(local_ca, keys) -> None:
+    leaf = local_ca.issue_from_csr(
+        crypto.build_csr(keys["RSA 2048"], "cache.example.com", ["cache.example.com"])
+    )
+    chain = local_ca.chain_for(leaf)
+    info = crypto.cert_info(leaf)
+    assert crypto.cert_info(leaf) is info  # the same answer, not computed again
+    assert info.fingerprint_sha256 == crypto.fingerprint_sha256(leaf)
+    assert info.serial_hex == crypto.normalize_serial(leaf.serial_number)
+    issuer = chain[0]
+    for _ in range(2):  # the second answer comes from the cache and is the same
+        assert crypto.is_issuer(issuer, leaf)
+        assert not crypto.is_issuer(leaf, issuer)
+        assert not crypto.is_self_signed(leaf)
+    other = local_ca.issue_from_csr(
+        crypto.build_csr(keys["RSA 2048"], "other.example.com", ["other.example.com"])
+    )
+    assert crypto.cert_info(other).serial_hex != info.serial_hex
+
+
+URLS = ("https://scm.example.test/api/x", "https://adc.example.test/nitro", "http://plain.example.test/")
+
+
+@pytest.mark.parametrize("url", URLS)
+@pytest.mark.parametrize("no_proxy", ["", "scm.example.test", "*"])
+def test_the_environments_proxies_are_read_once_and_as_requests_reads_them(
+    monkeypatch: pytest.MonkeyPatch, url: str, no_proxy: str
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.test:3128")
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example.test:3129")
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    plain = requests.Session()
+    ours = ProxySession(ProxyChoice())
+    expected = plain.merge_environment_settings(url, {}, None, True, None)
+    assert ours.merge_environment_settings(url, {}, None, True, None) == expected
+    choice = ProxyChoice()
+    first = choice.for_url(url)
+    assert first == requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+    # within one session (a run) the environment is read once per scheme://host
+    monkeypatch.setenv("HTTPS_PROXY", "http://changed.example.test:1")
+    assert ours.merge_environment_settings(url, {}, None, True, None) == expected
+    assert choice.for_url(url) == first
+    # explicit choices never read it
+    assert ProxyChoice(disabled=True).for_url(url) is None
+    assert ProxyChoice(url="http://p.example.test:8080").for_url(url) == "http://p.example.test:8080"
+
+
+def test_a_ca_bundle_from_the_environment_still_applies(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/bundle.pem")
+    ours = ProxySession(ProxyChoice())
+    assert ours.merge_environment_settings("https://a.example.test/", {}, None, True, None)["verify"] == (
+        "/etc/ssl/bundle.pem"
+    )
+    assert ours.merge_environment_settings("https://a.example.test/", {}, None, "/mine.pem", None)[
+        "verify"
+    ] == ("/mine.pem")
