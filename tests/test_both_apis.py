@@ -267,7 +267,7 @@ def test_a_profile_with_mandatory_custom_fields_enrolls_and_renews(
     sim.set_defaults(mandatory_custom_fields=["Cost Center"])
     scm = scm_variant(world, scm_api, "fast", poll={"first_wait": 0, "interval": 0.02, "timeout": 30})
     data = yaml.safe_load(world.profile_path("lb-profile").read_text())
-    data["sectigo"]["custom_fields"] = {"Cost Center": "4711"}
+    data["sectigo"] = {"custom_fields": {"Cost Center": "4711"}}
     profile = world.write_profile("lb-profile", data)
 
     assert (res := cli("--scm-config", scm, "enroll", profile)).code == 0, res.output

@@ -432,7 +432,14 @@ def test_other_ca_profiles_are_marked_without_defaults(clean_logs: Sandbox, cli:
     assert "# TODO: not issued by SCM" in text and "sectigo:" not in text
     # valid with the Enrollment API (the REST account decides); the admin API needs them filled in
     assert cli("--scm-config", clean_logs.scm_enrollment_yaml, "validate", out / "foreign_www.yaml").code == 0
-    refused = cli("--scm-config", clean_logs.scm_yaml, "validate", out / "foreign_www.yaml")
+    # the sandbox's scm.yaml gives org_id/cert_type/term for every profile; one without them refuses it
+    assert cli("--scm-config", clean_logs.scm_yaml, "validate", out / "foreign_www.yaml").code == 0
+    bare = yaml.safe_load(clean_logs.scm_yaml.read_text())
+    for key in ("org_id", "cert_type", "term"):
+        del bare[key]
+    bare_scm = tmp_path / "scm-bare.yaml"
+    bare_scm.write_text(yaml.safe_dump(bare))
+    refused = cli("--scm-config", bare_scm, "validate", out / "foreign_www.yaml")
     assert refused.code == 2 and "sectigo.org_id: required with api: admin" in refused.err
 
 

@@ -9,7 +9,7 @@ when they run.
 from __future__ import annotations
 
 from ..completion import register as _register_powershell_completion
-from . import certificates, readonly, sandbox, tools  # noqa: F401  (they register their commands)
+from . import certificates, readonly, sandbox, tools, validate  # noqa: F401  (they register their commands)
 from .common import MAX_WORKERS
 from .context import EXIT_ATTENTION, EXIT_CODES_HELP
 from .entry import main

@@ -67,12 +67,17 @@ def replace(ctx: Context, profiles: tuple[str, ...], dry_run: bool) -> None:
     "--reason", type=click.Choice(sorted(REVOCATION_REASONS)), required=True, help="Revocation reason."
 )
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Say what would be revoked (order, serial) and where it is still bound; send and write nothing.",
+)
 @click.pass_obj
-def revoke(ctx: Context, profiles: tuple[str, ...], reason: str, yes: bool) -> None:
-    """Revoke each PROFILE's current certificate at SCM."""
+def revoke(ctx: Context, profiles: tuple[str, ...], reason: str, yes: bool, dry_run: bool) -> None:
+    """Revoke each PROFILE's current certificate at SCM (--dry-run: only say what would be revoked)."""
 
     def ask(loaded: list[Profile]) -> None:
-        if yes:
+        if yes or dry_run:
             return
         if not sys.stdin.isatty():
             raise UsageError("revoke asks for confirmation: pass --yes for unattended use")
@@ -80,7 +85,9 @@ def revoke(ctx: Context, profiles: tuple[str, ...], reason: str, yes: bool) -> N
         click.confirm(f"Revoke the current certificate of {names} ({reason})?", abort=True, err=True)
 
     code = REVOCATION_REASONS[reason]
-    _profile_command(ctx, profiles, lambda a, p: a.revoke(p, reason=reason, reason_code=code), confirm=ask)
+    _profile_command(
+        ctx, profiles, lambda a, p: a.revoke(p, reason=reason, reason_code=code), confirm=ask, dry_run=dry_run
+    )
 
 
 @cli.command(short_help="Scheduled entry point: the one right thing per profile.")

@@ -12,7 +12,7 @@ import click
 
 from .. import stopping
 from ..auditlog import log_outcomes
-from ..errors import ConfigError, UsageError
+from ..errors import UsageError
 from ..notify.names import DEFAULT_SETTINGS_FILE
 from ..redaction import scrubber
 
@@ -27,7 +27,7 @@ from .context import Context, _ensure_license, log
 # ----------------------------------------------------------------------------------------- loading
 
 
-def _load_scm(ctx: Context, *, required: bool) -> ScmConfig | None:
+def _load_scm(ctx: Context, *, required: bool, log_warnings: bool = True) -> ScmConfig | None:
     from ..config import load_scm_config
 
     path = ctx.scm_config_path
@@ -42,54 +42,43 @@ def _load_scm(ctx: Context, *, required: bool) -> ScmConfig | None:
         else:
             return None
     config = load_scm_config(path)
-    for warning in config.warnings:
+    for warning in config.warnings if log_warnings else ():
         log.warning("%s", warning)
     return config
 
 
-def _load_profiles(args: Sequence[str], scm: ScmConfig | None) -> tuple[list[Profile], list[Outcome]]:
-    from ..config import check_profile_against_scm, expand_profile_paths, load_profile
+def _load_profiles(
+    args: Sequence[str], scm: ScmConfig | None, action: str = "nothing"
+) -> tuple[list[Profile], list[Outcome]]:
+    """Valid profiles, and a failed outcome (exit 2; ACTION the command's) for each invalid one.
+    The checks are :func:`~citrix_connector.preflight.check_profile_files`, which validate shares."""
     from ..lifecycle import Outcome
+    from ..preflight import check_profile_files
 
-    """Valid profiles, and a failed outcome (exit 2) for each invalid one."""
-    if not args:
-        raise UsageError("no profile given: name profile files or a directory of profiles")
-    paths = expand_profile_paths([Path(a) for a in args])
-    if not paths:
-        raise UsageError(f"no *.yaml profiles found in {', '.join(args)}")
     profiles: list[Profile] = []
     bad: list[Outcome] = []
-    names: dict[str, Path] = {}
-    for path in paths:
-        try:
-            profile = load_profile(path)
-            for warning in profile.warnings:
-                log.warning("%s", warning)
-            if scm is not None:
-                checked = check_profile_against_scm(profile, scm)
-                for problem in checked:
-                    if not problem.is_error:
-                        log.warning("%s", problem)
-                if any(p.is_error for p in checked):
-                    raise ConfigError([str(p) for p in checked if p.is_error])
-            if profile.name in names:
-                raise ConfigError(
-                    f"{path}: name: profile name '{profile.name}' is also used by {names[profile.name]}"
-                )
-            names[profile.name] = path
-            profiles.append(profile)
-        except ConfigError as exc:
-            bad.append(
-                Outcome(
-                    path.stem,
-                    "nothing",
-                    "failed",
-                    str(exc),
-                    details={"config_problems": list(exc.problems), "source": str(path)},
-                    exit_code=exc.exit_code,
-                )
+    for check in check_profile_files(args, scm):
+        for warning in check.warnings:
+            log.warning("%s", warning)
+        if check.profile is not None:
+            profiles.append(check.profile)
+            continue
+        assert check.error is not None
+        bad.append(
+            Outcome(
+                check.path.stem,
+                action if action in _ACTIONS else "nothing",  # type: ignore[arg-type]
+                "failed",
+                str(check.error),
+                details={"config_problems": list(check.error.problems), "source": str(check.path)},
+                exit_code=check.error.exit_code,
             )
+        )
     return profiles, bad
+
+
+#: the commands whose name is the action a refused profile's row shows
+_ACTIONS = frozenset({"enroll", "renew", "replace", "revoke", "status", "run"})
 
 
 # ----------------------------------------------------------------------------------------- output
@@ -189,7 +178,9 @@ def _profile_command(
     ctx.store.check_usable(write=lock)  # journal, keys and lock: a config problem (exit 2) before any work
     _ensure_license(ctx)
     scm = _load_scm(ctx, required=scm_required)
-    profiles, bad = _load_profiles(profile_args, scm)
+    click_ctx = click.get_current_context(silent=True)
+    command = click_ctx.info_name if click_ctx is not None and click_ctx.info_name else "nothing"
+    profiles, bad = _load_profiles(profile_args, scm, command)
     _scrub_secrets_of(scm, profiles)
     agent = _make_agent(ctx, scm, **agent_kwargs)
     outcomes: list[Outcome] = list(bad)

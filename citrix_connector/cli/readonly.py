@@ -10,11 +10,10 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from ..errors import EXIT_CONFIG, EXIT_FAILURE, CitrixAgentError, ConfigError, UsageError
+from ..errors import EXIT_FAILURE, CitrixAgentError, UsageError
 from ..redaction import scrubber
 
 if TYPE_CHECKING:
-    from ..config import ScmConfig
     from ..lifecycle import Outcome
 
 
@@ -178,41 +177,3 @@ def discover(
     if inventory.failed:
         sys.exit(EXIT_FAILURE)
     sys.exit(EXIT_ATTENTION if inventory.needs_attention else 0)
-
-
-@cli.command(short_help="Check profiles and scm.yaml, no network.")
-@profiles_argument
-@click.pass_obj
-def validate(ctx: Context, profiles: tuple[str, ...]) -> None:
-    """Check profiles (and scm.yaml) without any network call."""
-    from ..config import check_profile_against_scm, expand_profile_paths, load_profile
-
-    problems: list[str] = []
-    scm: ScmConfig | None = None
-    try:
-        scm = _load_scm(ctx, required=False)
-        if scm is not None:
-            click.echo(f"ok  {scm.source} (SCM {scm.api} API)")
-    except ConfigError as exc:
-        problems.extend(exc.problems)
-    if profiles:
-        for path in expand_profile_paths([Path(p) for p in profiles]):
-            try:
-                profile = load_profile(path)
-                extra = check_profile_against_scm(profile, scm) if scm is not None else []
-                errors = [str(p) for p in extra if p.is_error]
-                if errors:
-                    raise ConfigError(errors)
-                for warning in (*profile.warnings, *(p for p in extra if not p.is_error)):
-                    click.echo(f"warning: {warning}", err=True)
-                click.echo(
-                    f"ok  {path} ({profile.name}: {profile.certificate.key.describe()}, "
-                    f"{len(profile.vservers)} vserver(s))"
-                )
-            except ConfigError as exc:
-                problems.extend(exc.problems)
-    elif scm is None and not problems:
-        raise UsageError("nothing to validate: name profiles, or pass --scm-config")
-    for problem in problems:
-        click.echo(f"error: {problem}", err=True)
-    sys.exit(EXIT_CONFIG if problems else 0)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from .appliances import ApplianceEntry
 from .checks import CERTKEY_NAME_MAX, PROFILE_NAME_MAX, VSERVER_NAME_MAX, derive_certkey_name
-from .crosscheck import check_profile_against_scm, expand_profile_paths
+from .crosscheck import check_profile_against_scm, expand_profile_paths, sectigo_for
 from .loader import load_appliances_file, load_profile, load_scm_config
 from .problems import Problem, Severity
 from .profile import (
@@ -60,4 +60,5 @@ __all__ = [
     "load_appliances_file",
     "load_profile",
     "load_scm_config",
+    "sectigo_for",
 ]

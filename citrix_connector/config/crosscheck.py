@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .problems import Problem, Severity
-from .profile import Profile
+from .profile import Profile, SectigoSpec
 from .scm import ScmConfig
 
 
@@ -23,8 +23,8 @@ def check_profile_against_scm(profile: Profile, scm: ScmConfig) -> list[Problem]
     admin_fields = (("org_id", spec.org_id), ("cert_type", spec.cert_type), ("term", spec.term))
     if scm.api == "admin":
         for key, value in admin_fields:
-            if value is None:
-                add(f"sectigo.{key}", f"required with api: admin ({scm.source})")
+            if value is None and getattr(scm, key) is None:
+                add(f"sectigo.{key}", f"required with api: admin (here, or as {key} in {scm.source})")
         if spec.profile_id is not None:
             add(
                 "sectigo.profile_id",
@@ -48,6 +48,17 @@ def check_profile_against_scm(profile: Profile, scm: ScmConfig) -> list[Problem]
     return problems
 
 
+def sectigo_for(profile: Profile, scm: ScmConfig | None) -> SectigoSpec:
+    """The profile's ``sectigo:`` with what it leaves out taken from scm.yaml (admin API: ``org_id``,
+    ``cert_type``, ``term``)."""
+    spec = profile.sectigo
+    if scm is None or scm.api != "admin":
+        return spec
+    defaults = {"org_id": scm.org_id, "cert_type": scm.cert_type, "term": scm.term}
+    missing = {k: v for k, v in defaults.items() if v is not None and getattr(spec, k) is None}
+    return spec.model_copy(update=missing) if missing else spec
+
+
 def _is_scm_file(path: Path) -> bool:
     """scm.yaml variants and the agent settings file (citrixagent.yaml) are never profiles."""
     name = path.name.lower()
@@ -61,7 +72,7 @@ def expand_profile_paths(args: Sequence[Path]) -> list[Path]:
     paths -> one ConfigError naming them all."""
     result: list[Path] = []
     seen: set[Path] = set()
-    problems: list[str] = []
+    problems: list[Problem] = []
 
     def add(path: Path) -> None:
         try:
@@ -85,7 +96,7 @@ def expand_profile_paths(args: Sequence[Path]) -> list[Path]:
         elif path.exists():
             add(path)
         else:
-            problems.append(f"{path}: no such file or directory")
+            problems.append(Problem(str(path), 0, "", "no such file or directory"))
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError([str(p) for p in problems], problems)
     return result

@@ -23,7 +23,7 @@ from .fields import Bool, Choice, Float, Int, Text, VerifyTls, expect_str, text_
 from .problems import Loc, fail, rule_error
 from .proxy import Proxy, ProxySetting
 from .rules import StrictModel, report
-from .scm import ID_MAX
+from .scm import ID_MAX, CertType, Term
 from .values import FrozenMap, Secret
 
 VserverType = Literal["lb", "cs", "vpn", "authentication"]
@@ -33,7 +33,6 @@ KeyLocation = Literal["local", "appliance"]
 MAX_SANS = 250
 MAX_VSERVERS = 64
 MAX_CUSTOM_FIELDS = 50
-MAX_TERM_DAYS = 3650
 _SUPPORTED = "supported: RSA 2048/3072/4096, ECDSA P-256/P-384"
 
 # ------------------------------------------------------------------------------------- appliance
@@ -263,16 +262,6 @@ class CertificateSpec(StrictModel):
 # --------------------------------------------------------------------------------------- sectigo
 
 
-def _cert_type(value: object) -> int | str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        if not 1 <= value <= ID_MAX:
-            raise fail(f"must be between 1 and {ID_MAX}, got {value}")
-        return value
-    if isinstance(value, str):
-        return text_validator(256)(value)
-    raise fail(f"expected a profile id or name, got {checks.type_name(value)} {checks.shown(value)}")
-
-
 def _custom_fields(value: object) -> FrozenMap:
     if isinstance(value, FrozenMap):
         return value
@@ -323,17 +312,8 @@ _FIELD_ITEM = {
 
 class SectigoSpec(StrictModel):
     org_id: Annotated[int, Int(1, ID_MAX)] | None = None
-    cert_type: (
-        Annotated[
-            int | str,
-            PlainValidator(_cert_type),
-            WithJsonSchema(
-                {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "minLength": 1}]}
-            ),
-        ]
-        | None
-    ) = None
-    term: Annotated[int, Int(1, MAX_TERM_DAYS)] | None = None
+    cert_type: CertType | None = None
+    term: Term | None = None
     comments: Annotated[str, Text(1024, optional=True)] | None = None
     external_requester: Annotated[str, Text(256, optional=True)] | None = None
     custom_fields: Annotated[

@@ -8,9 +8,10 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, PlainValidator, PrivateAttr, ValidationInfo, WithJsonSchema, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from . import checks
 from .checks import url_problem
 from .fields import Choice, FilePath, Float, Int, Text, VerifyTls, text_validator
-from .problems import Loc
+from .problems import Loc, fail
 from .proxy import Proxy
 from .rules import StrictModel, given, is_null, report
 from .values import Secret
@@ -20,6 +21,29 @@ AuthKind = Literal["password", "client_cert", "oauth"]
 
 #: SCM ids (organisations, profiles, certificate types) are 32-bit integers
 ID_MAX = 2**31 - 1
+
+
+#: the longest certificate term (days) a profile or scm.yaml may ask for
+MAX_TERM_DAYS = 3650
+
+
+def _cert_type(value: object) -> int | str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 1 <= value <= ID_MAX:
+            raise fail(f"must be between 1 and {ID_MAX}, got {value}")
+        return value
+    if isinstance(value, str):
+        return text_validator(256)(value)
+    raise fail(f"expected a profile id or name, got {checks.type_name(value)} {checks.shown(value)}")
+
+
+#: an SCM certificate profile: its id, or its name (admin API)
+CertType = Annotated[
+    int | str,
+    PlainValidator(_cert_type),
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "minLength": 1}]}),
+]
+Term = Annotated[int, Int(1, MAX_TERM_DAYS)]
 
 
 def _https_url(value: str) -> str:
@@ -76,6 +100,14 @@ class ScmConfig(StrictModel):
     client_secret: Secret | None = None
     token_url: HttpsUrl | None = None
     profile_id: Annotated[int, Int(1, ID_MAX)] | None = None
+    # admin API: the organization, certificate profile and term of profiles that give none
+    org_id: Annotated[int, Int(1, ID_MAX)] | None = Field(
+        None, description="admin API: sectigo.org_id of every profile that gives none"
+    )
+    cert_type: CertType | None = Field(
+        None, description="admin API: sectigo.cert_type of every profile that gives none"
+    )
+    term: Term | None = Field(None, description="admin API: sectigo.term of every profile that gives none")
     verify_tls: VerifyTls = True
     timeout: Annotated[float, Float(positive=True, hi=3600)] = 30.0
     poll: PollSettings = Field(default_factory=PollSettings)
@@ -139,6 +171,9 @@ class ScmConfig(StrictModel):
             "client_secret": needs["client_secret"],
             "token_url": auth == "oauth",
             "profile_id": api == "enrollment",
+            "org_id": api == "admin",
+            "cert_type": api == "admin",
+            "term": api == "admin",
         }
         for key, ok in allowed.items():
             if not ok and given(data, key):

@@ -13,7 +13,7 @@ import logging
 import secrets
 
 from .. import crypto
-from ..config import Profile
+from ..config import Profile, sectigo_for
 from ..errors import (
     ScmAlreadyReplacedError,
     ScmError,
@@ -184,7 +184,7 @@ def _intent(
 
 def _send_order(ctx: Context, profile: Profile, intent: OrderRecord) -> str:
     cert = profile.certificate
-    sectigo = profile.sectigo
+    sectigo = sectigo_for(profile, ctx.scm_config)  # what the profile leaves out, from scm.yaml
     kind, csr_pem, previous, tag = intent.kind, intent.csr_pem, intent.previous_order_id, intent.tag
     if kind == "enroll":
         return ctx.scm.enroll(

@@ -8,7 +8,7 @@ add or update in place, the file names, and which bindings are missing.
 
 from __future__ import annotations
 
-from ..config import Profile
+from ..config import Profile, sectigo_for
 from ..nitro.deploy import DeployPlan, deploy
 from ..scm import capabilities_of
 from ..state import OrderRecord, ProfileState
@@ -40,7 +40,7 @@ def plan_order(
         )
     api = ctx.scm_config.api if ctx.scm_config else "?"
     if kind == "enroll":
-        s = profile.sectigo
+        s = sectigo_for(profile, ctx.scm_config)
         detail = (
             f"org {s.org_id}, type {s.cert_type}, term {s.term}"
             if ctx.scm_config is not None and capabilities_of(ctx.scm_config).enroll_from_profile

@@ -278,7 +278,14 @@ class Sandbox:
         return {"first_wait": 0.2, "interval": 0.3, "timeout": 30.0}
 
     def scm_config_dict(self, api: str = "admin", auth: str = "password") -> dict[str, Any]:
-        """scm.yaml content: ``api`` admin|enrollment; for admin, ``auth`` password|client_cert|oauth."""
+        """scm.yaml content: ``api`` admin|enrollment; for admin, ``auth`` password|client_cert|oauth.
+        The admin API's files give the organization, certificate profile and term of every profile."""
+        data = self._scm_connection(api, auth)
+        if api == "admin":
+            data.update(org_id=SCM_ORG_ID, cert_type=SCM_CERT_TYPE, term=365)
+        return data
+
+    def _scm_connection(self, api: str, auth: str) -> dict[str, Any]:
         if api == "admin" and auth == "client_cert":
             return {
                 "url": self.scm.url,
@@ -353,7 +360,8 @@ class Sandbox:
                 {"name": vs, "type": kind, **({"sni": True} if sni else {})} for vs, kind, sni in vservers
             ],
             "certificate": cert,
-            "sectigo": {"org_id": SCM_ORG_ID, "cert_type": SCM_CERT_TYPE, "term": 365},
+            # no sectigo: block: with the admin API, scm.yaml gives org_id/cert_type/term; with the
+            # Enrollment API the REST account decides (so each profile is clean with either)
         }
 
     def write_profile(self, stem: str, data: dict[str, Any]) -> Path:
