@@ -23,18 +23,18 @@ import time
 import types
 import typing
 from collections.abc import Iterator
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, cast
 
-import platformdirs
-
 from .errors import LockHeldError, StateDirError, StateError
 from .private_files import FILE_MODE, make_private_dir, open_private
+from .statedir import STATE_DIR_ENV, default_state_dir  # re-exported: where the journal lives
 
 __all__ = [
     "HISTORY_LIMIT",
+    "STATE_DIR_ENV",
     "STATE_VERSION",
     "DeploymentRecord",
     "IssuedRecord",
@@ -49,7 +49,6 @@ STATE_VERSION = 1
 HISTORY_LIMIT = 100
 LOCK_FILE = "citrixagent.lock"
 LICENSE_MARKER = "license-accepted"
-STATE_DIR_ENV = "CITRIXAGENT_STATE_DIR"
 
 # profile names are validated by config; this is the guard against path tricks in the store itself
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_#.@=-]{0,127}$")
@@ -58,14 +57,6 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_#.@=-]{0,127}$")
 def utc_now_iso() -> str:
     """Now as ISO-8601 UTC with a ``Z`` suffix, second precision."""
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def default_state_dir() -> Path:
-    """``$CITRIXAGENT_STATE_DIR`` if set, else the per-user state directory of this OS."""
-    configured = os.environ.get(STATE_DIR_ENV, "").strip()
-    if configured:
-        return Path(configured).expanduser()
-    return Path(platformdirs.user_state_dir("citrixagent", appauthor=False))
 
 
 # ------------------------------------------------------------------------------------------ records
@@ -249,8 +240,25 @@ def _from_dict(cls: type[_T], data: Any, where: str) -> _T:
     return cls(**kwargs)  # unknown extra keys are ignored
 
 
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+def _plain(value: Any) -> Any:
+    """What ``dataclasses.asdict`` gives for the journal's records (plain dataclasses, lists, dicts
+    and JSON scalars), without its deep copies: several saves per profile per run add up."""
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: _plain(getattr(value, name)) for name in _field_names(cast("type", type(value)))}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 def _state_to_json(state: ProfileState) -> str:
-    return json.dumps(asdict(state), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(_plain(state), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 
 # --------------------------------------------------------------------------------------- the store

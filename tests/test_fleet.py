@@ -147,3 +147,21 @@ def test_a_key_the_agent_made_is_parsed_at_most_once_per_run() -> None:
     assert crypto.key_spec_of(first) == spec
     with pytest.raises(CryptoError):
         crypto.load_own_key(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+
+
+def test_version_alone_is_answered_before_click_is_imported() -> None:
+    code = (
+        "import sys\nfrom citrix_connector.cli import main\n"
+        "try:\n    main(['--version'])\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "print(code, 'click' in sys.modules, file=sys.stderr)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    from citrix_connector import __version__
+
+    assert res.stdout == f"citrixagent, version {__version__}\n"
+    assert res.stderr.strip().splitlines()[-1] == "0 False", res.stderr
+    # what Click's own version option prints (combined with another option, Click answers)
+    both = subprocess.run(
+        [sys.executable, "-m", "citrix_connector", "--version", "--json"], capture_output=True, text=True
+    )
+    assert both.stdout == res.stdout

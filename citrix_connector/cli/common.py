@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from .. import stopping
-from ..auditlog import log_outcomes
 from ..errors import UsageError
 from ..notify.names import DEFAULT_SETTINGS_FILE
 from ..redaction import scrubber
@@ -141,6 +140,8 @@ def _finish(ctx: Context, outcomes: Sequence[Outcome]) -> NoReturn:
     from ..lifecycle import worst_exit_code
 
     click_ctx = click.get_current_context(silent=True)
+    from ..auditlog import log_outcomes
+
     log_outcomes(click_ctx.info_name if click_ctx and click_ctx.info_name else "-", outcomes)
     _print_outcomes(ctx, outcomes)
     sys.exit(worst_exit_code(outcomes))

@@ -8,15 +8,23 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from ..auditlog import JsonFormatter, RunFilter, new_run_id
 from ..errors import UsageError
 from ..private_files import make_private_dir
-from ..progress import WaitRenderer, subscribed
 from ..redaction import scrubber
-from ..state import StateStore
+
+if TYPE_CHECKING:  # imported where used: `--help` does not need them
+    from ..progress import WaitRenderer
+    from ..state import StateStore
+
+
+def _new_run_id() -> str:
+    from ..auditlog import new_run_id
+
+    return new_run_id()
 
 #: Exit code of `status` when some profile needs attention (the lifecycle's; repeated here so that the
 #: CLI need not import the lifecycle to name it).
@@ -52,10 +60,12 @@ class Context:
     settings_path: Path | None = None
     metrics_file: Path | None = None
     log_format: str = "text"
-    run_id: str = field(default_factory=new_run_id)
+    run_id: str = field(default_factory=_new_run_id)
 
     @property
     def store(self) -> StateStore:
+        from ..state import StateStore
+
         return StateStore(self.state_dir)
 
     def setup_output(self) -> None:
@@ -67,6 +77,8 @@ class Context:
         self.close()
         if self.log_format == "json":
             return  # stderr carries JSON lines only (log shippers read it): no progress lines
+        from ..progress import WaitRenderer, subscribed
+
         # With -v the log lines say it all; a live line would be torn by them.
         self.progress = WaitRenderer(sys.stderr, live=False if self.verbose else None)
         self._progress_subscription = contextlib.ExitStack()
@@ -85,6 +97,7 @@ class Context:
 
 
 def _setup_logging(verbose: int, log_file: Path | None, log_format: str = "text", run_id: str = "-") -> None:
+    from ..auditlog import JsonFormatter, RunFilter
     from ..logfile import ExpectedErrorFormatter, PrivateRotatingFileHandler
 
     json_format = log_format == "json"

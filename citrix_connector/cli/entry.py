@@ -12,9 +12,15 @@ from typing import Any
 import click
 
 from .. import stopping
+from ..completion import register as _register_powershell_completion
 from ..errors import EXIT_CONFIG, EXIT_FAILURE, CitrixAgentError, ConfigError
+from . import certificates, readonly, sandbox, tools, validate  # noqa: F401  (they register their commands)
 from .context import log
 from .group import cli
+
+_register_powershell_completion()
+
+__all__ = ["cli", "main"]
 
 # ----------------------------------------------------------------------------------------- main
 

@@ -11,7 +11,7 @@ from click.core import ParameterSource
 
 from .. import __version__
 from ..notify.names import SETTINGS_ENV
-from ..state import default_state_dir
+from ..statedir import default_state_dir
 from .context import EXIT_CODES_HELP, LICENSE_ENV, Context
 
 
