@@ -9,7 +9,14 @@ from cryptography import x509
 
 from citrix_connector.config import PollSettings
 from citrix_connector.errors import PendingError, ScmAuthError, ScmDeclinedError
-from citrix_connector.scm.base import CollectResult, EnrollRequest, OrderState, OrderStatus, ScmCapabilities
+from citrix_connector.scm.base import (
+    CollectResult,
+    EnrollRequest,
+    OrderState,
+    OrderStatus,
+    Organization,
+    ScmCapabilities,
+)
 from citrix_connector.scm.polling import wait_for_certificate
 
 
@@ -94,6 +101,9 @@ class ScriptedClient:
         raise NotImplementedError
 
     def find_orders(self, *, common_name: str, limit: int = 200) -> list[str]:
+        raise NotImplementedError
+
+    def organization(self, org_id: int) -> Organization:
         raise NotImplementedError
 
     def close(self) -> None:

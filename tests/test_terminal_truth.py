@@ -216,3 +216,46 @@ def test_the_key_of_a_declined_order_is_removed_at_once(world: Sandbox, cli: Cli
     state = StateStore(state_dir).load("lb-profile")
     assert state.declined is not None and state.pending is None
     assert list((state_dir / "keys" / "lb-profile").glob("*.key.pem")) == []
+
+
+def _csr_subject(kit: AgentKit) -> dict[str, str]:
+    from cryptography.x509.oid import NameOID
+
+    [order] = list(kit.sim.orders.values())
+    names = {
+        "C": NameOID.COUNTRY_NAME,
+        "ST": NameOID.STATE_OR_PROVINCE_NAME,
+        "O": NameOID.ORGANIZATION_NAME,
+        "CN": NameOID.COMMON_NAME,
+    }
+    return {k: str(order.csr.subject.get_attributes_for_oid(oid)[0].value) for k, oid in names.items()}
+
+
+def test_a_key_made_on_the_appliance_needs_no_subject_in_the_profile(kit: AgentKit) -> None:
+    profile = kit.profile("appliance-key-profile")
+    assert profile.certificate.key_location == "appliance" and profile.certificate.subject.country is None
+    [outcome] = kit.agent().enroll([profile])
+    assert (outcome.action, outcome.result) == ("enroll", "ok"), outcome.message
+    lookups = [r for r in kit.world.scm.requests if "/organization/v1/" in r.path]
+    if kit.api == "admin":  # from the SCM organization the order goes to (org_id 1234 in scm.yaml)
+        assert _csr_subject(kit) == {"C": "US", "ST": "NJ", "O": "Sandbox Org", "CN": "onbox.sandbox.test"}
+        assert [f"{r.method} {r.path}" for r in lookups] == ["GET /api/organization/v1/1234"]
+    else:  # the REST Enrollment API cannot read organizations: the documented placeholders
+        subject = _csr_subject(kit)
+        assert subject == {
+            "C": "XX",
+            "ST": "Unspecified",
+            "O": "onbox.sandbox.test",
+            "CN": "onbox.sandbox.test",
+        }
+        assert lookups == []
+
+
+def test_a_subject_the_profile_gives_is_used_as_given(kit: AgentKit) -> None:
+    data = yaml.safe_load(kit.world.profile_path("appliance-key-profile").read_text(encoding="utf-8"))
+    subject = {"organization": "Example Ltd", "state": "Lancashire", "country": "GB"}
+    profile = kit.profile("appliance-key-profile", certificate={**data["certificate"], "subject": subject})
+    [outcome] = kit.agent().enroll([profile])
+    assert outcome.result == "ok", outcome.message
+    assert _csr_subject(kit)["O"] == "Example Ltd" and _csr_subject(kit)["C"] == "GB"
+    assert not [r for r in kit.world.scm.requests if "/organization/v1/" in r.path]

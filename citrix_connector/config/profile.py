@@ -396,32 +396,11 @@ class Profile(StrictModel):
             data["name"] = stem
         base = name.strip() if isinstance(name, str) and name.strip() else stem
         certificate = data.get("certificate")
-        if isinstance(certificate, dict):
-            if certificate.get("certkey_name") is None and base:
-                data["certificate"] = certificate = {
-                    **certificate,
-                    "certkey_name": checks.derive_certkey_name(base),
-                }
-            problems += _appliance_key_subject(certificate)
+        if isinstance(certificate, dict) and certificate.get("certkey_name") is None and base:
+            data["certificate"] = {**certificate, "certkey_name": checks.derive_certkey_name(base)}
         problems += _duplicate_vservers(data.get("vservers"))
         report(info, problems)
         return data
-
-
-def _appliance_key_subject(certificate: dict[str, Any]) -> list[tuple[Loc, str]]:
-    location = certificate.get("key_location")
-    if not (isinstance(location, str) and location.strip().lower() == "appliance"):
-        return []
-    subject = certificate.get("subject")
-    subject = subject if isinstance(subject, dict) else {}
-    return [
-        (
-            ("certificate", "subject", key),
-            "required when key_location is appliance (NetScaler's CSR command needs it)",
-        )
-        for key in ("country", "state", "organization")
-        if subject.get(key) is None
-    ]
 
 
 def _duplicate_vservers(vservers: object) -> list[tuple[Loc, str]]:

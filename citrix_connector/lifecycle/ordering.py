@@ -30,6 +30,7 @@ from .install import read_local_key
 from .outcome import Deferred, OrderKind, Step, iso
 from .plan import plan_order
 from .recovery import discard_key, recover_interrupted_order, tag_note
+from .subject import appliance_subject
 
 log = logging.getLogger("citrixagent")
 
@@ -161,7 +162,7 @@ def _intent(
             key=cert.key,
             common_name=cert.common_name,
             sans=cert.subject_alt_names,
-            subject=cert.subject,
+            subject=appliance_subject(ctx, profile),
         )
         session.changed = True
     return OrderRecord(
@@ -275,5 +276,5 @@ def _csr_for_existing_key(
         reqfile_base=f"{cert.certkey_name}-{stamp}",
         common_name=cert.common_name,
         sans=cert.subject_alt_names,
-        subject=cert.subject,
+        subject=appliance_subject(ctx, profile),
     )

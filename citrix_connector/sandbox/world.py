@@ -73,10 +73,8 @@ EXAMPLE_PROFILES: dict[str, tuple[str, str, bool, str, dict[str, Any]]] = {
         "lb",
         False,
         "onbox.sandbox.test",
-        {
-            "key_location": "appliance",
-            "subject": {"organization": "Sandbox Ltd", "state": "Greater Manchester", "country": "GB"},
-        },
+        # no subject: country, state and organization come from SCM's organization (admin API)
+        {"key_location": "appliance"},
     ),
 }
 

@@ -14,6 +14,7 @@ from .base import (
     EnrollRequest,
     OrderState,
     OrderStatus,
+    Organization,
     ScmCapabilities,
     ScmClient,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "EnrollmentScmClient",
     "OrderState",
     "OrderStatus",
+    "Organization",
     "ScmCapabilities",
     "ScmClient",
     "capabilities_of",

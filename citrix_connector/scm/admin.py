@@ -42,6 +42,7 @@ from .base import (
     EnrollRequest,
     OrderState,
     OrderStatus,
+    Organization,
     ScmCapabilities,
     tagged,
 )
@@ -166,6 +167,7 @@ class AdminScmClient:
             )
         self._transport = ScmTransport(self.http, _AdminAuth(config, self.tokens), secrets=secrets)
         self._types: list[Mapping[str, Any]] | None = None
+        self._organizations: dict[int, Organization] = {}
 
     def close(self) -> None:
         self._transport.close()
@@ -212,6 +214,32 @@ class AdminScmClient:
                 terms = [x for x in t.get("terms") or [] if isinstance(x, int)]
                 return terms[0] if terms else None
         return None
+
+    def organization(self, org_id: int) -> Organization:
+        """``GET /organization/v1/{id}`` (organization or department; cached for the client's life)."""
+        org_id = int(org_id)
+        cached = self._organizations.get(org_id)
+        if cached is not None:
+            return cached
+        response = self.get("organization lookup", f"/organization/v1/{org_id}")
+        body = _json_any(response)
+        if not isinstance(body, Mapping) or not isinstance(body.get("name"), str):
+            raise ScmError(
+                f"SCM answered the lookup of organization {org_id} without its name "
+                f"[GET /organization/v1/{org_id}]",
+                status=response.status_code,
+                endpoint=endpoint_of("GET", response.url),
+            )
+
+        def text(key: str) -> str | None:
+            value = body.get(key)
+            return value.strip() or None if isinstance(value, str) else None
+
+        found = Organization(
+            org_id, str(body["name"]).strip(), text("stateOrProvince"), text("country"), text("city")
+        )
+        self._organizations[org_id] = found
+        return found
 
     # -- orders ----------------------------------------------------------------------------------
     def enroll(self, request: EnrollRequest) -> str:

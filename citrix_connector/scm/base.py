@@ -105,6 +105,18 @@ class OrderStatus:
     expires: date | None = None
 
 
+@dataclass(frozen=True)
+class Organization:
+    """An SCM organization (or department) as ``GET /organization/v1/{id}`` describes it: the
+    validated details SCM fills an OV certificate's subject from."""
+
+    org_id: int
+    name: str
+    state: str | None = None  # stateOrProvince
+    country: str | None = None  # ISO 3166 two-letter code
+    city: str | None = None
+
+
 class ScmClient(Protocol):
     """Operations on SCM orders. Every method raises :class:`~citrix_connector.errors.ScmError`
     (or a subclass) carrying SCM's ``code``/``description``, HTTP status and endpoint on failure."""
@@ -163,6 +175,11 @@ class ScmClient(Protocol):
 
     def find_orders(self, *, common_name: str, limit: int = 200) -> list[str]:
         """Order ids SCM lists for a common name; ``ScmUnsupportedError`` where the API has no list."""
+        ...
+
+    def organization(self, org_id: int) -> Organization:
+        """The organization (or department) ``org_id``; ``ScmUnsupportedError`` where the API cannot
+        read organizations (the REST Enrollment API: its REST account fixes the organization)."""
         ...
 
     def close(self) -> None: ...

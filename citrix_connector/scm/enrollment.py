@@ -49,6 +49,7 @@ from .base import (
     EnrollRequest,
     OrderState,
     OrderStatus,
+    Organization,
     ScmCapabilities,
     tagged,
 )
@@ -199,6 +200,12 @@ class EnrollmentScmClient:
         raise ScmUnsupportedError(
             f"the SCM REST Enrollment API cannot look up a certificate profile by name ({cert_type!r}); "
             "give the numeric profile_id"
+        )
+
+    def organization(self, org_id: int) -> Organization:
+        raise ScmUnsupportedError(
+            "the SCM REST Enrollment API cannot read organizations; the REST account fixes the "
+            "organization of its certificates"
         )
 
     def find_orders(self, *, common_name: str, limit: int = 200) -> list[str]:
