@@ -259,3 +259,13 @@ def test_a_subject_the_profile_gives_is_used_as_given(kit: AgentKit) -> None:
     assert outcome.result == "ok", outcome.message
     assert _csr_subject(kit)["O"] == "Example Ltd" and _csr_subject(kit)["C"] == "GB"
     assert not [r for r in kit.world.scm.requests if "/organization/v1/" in r.path]
+
+
+def test_verbose_ha_wording_says_what_the_node_answered(tmp_path: Path, cli: Cli) -> None:
+    with Sandbox(tmp_path / "ha", ha_pairs=1, issue_after_polls=0) as world:
+        scm = _fast_scm(world)
+        alone = cli("-v", "--scm-config", scm, "status", world.profile_path("lb-profile"))
+        assert "HA state Primary, no HA peer (a standalone node); writing to it" in alone.err, alone.err
+        assert "HA state Standalone" not in alone.err
+        pair = cli("-v", "--scm-config", scm, "status", world.profile_path(world.ha_profile_stem(0)))
+        assert re.search(r"HA state Primary, the primary node of an HA pair \(peer [0-9.]+\)", pair.err), pair.err
