@@ -560,3 +560,26 @@ def test_connection_refused_is_not_sent_and_says_so(backend: Backend, keys) -> N
     message = str(info.value)
     assert "nothing was sent" in message and "may exist" not in message
     assert len(sleeps.calls) == 3  # nothing was sent: a refused connection may be tried again
+
+
+def test_organization_details_where_the_api_reads_them(backend: Backend) -> None:
+    """The admin API reads an organization (or a department) as SCM's organization endpoint
+    describes it; the REST Enrollment API cannot (its REST account fixes the organization) and says
+    so without a request."""
+    client = backend.client()
+    seen = len(backend.sim.requests)
+    if backend.name != "admin":
+        with pytest.raises(ScmUnsupportedError, match="cannot read organizations"):
+            client.organization(1234)
+        assert len(backend.sim.requests) == seen
+        return
+    org = client.organization(1234)
+    assert (org.org_id, org.name, org.state, org.country) == (1234, "Sandbox Org", "NJ", "US")
+    assert client.organization(1234) is org  # asked once per client
+    department = client.organization(1235)
+    assert department.name == "Sandbox Department" and department.country == "US"
+    with pytest.raises(ScmError) as refused:
+        client.organization(999)
+    assert refused.value.code == -1023
+    lookups = [r.path for r in backend.sim.requests[seen:] if "/organization/" in r.path]
+    assert lookups == ["/api/organization/v1/1234", "/api/organization/v1/1235", "/api/organization/v1/999"]
