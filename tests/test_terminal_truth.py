@@ -268,4 +268,5 @@ def test_verbose_ha_wording_says_what_the_node_answered(tmp_path: Path, cli: Cli
         assert "HA state Primary, no HA peer (a standalone node); writing to it" in alone.err, alone.err
         assert "HA state Standalone" not in alone.err
         pair = cli("-v", "--scm-config", scm, "status", world.profile_path(world.ha_profile_stem(0)))
-        assert re.search(r"HA state Primary, the primary node of an HA pair \(peer [0-9.]+\)", pair.err), pair.err
+        wording = r"HA state Primary, the primary node of an HA pair \(peer [0-9.]+\)"
+        assert re.search(wording, pair.err), pair.err
