@@ -117,6 +117,10 @@ class DeploymentRecord:
     #: False between installing and the appliance's config save (a later run saves it); records
     #: written before this field existed were saved
     saved: bool = True
+    #: a target of a profile with several appliances (``ProfileState.targets``): its superseded files
+    #: (removed after its next saved deployment), and when the check after its save passed
+    stale_files: list[str] = field(default_factory=list)
+    verified_at: str | None = None
 
 
 @dataclass
@@ -143,8 +147,30 @@ class ProfileState:
     pending: OrderRecord | None = None
     current: IssuedRecord | None = None
     deployed: DeploymentRecord | None = None
+    # A profile with several appliances (``appliances:``): one deployment record per target, keyed by
+    # its ``appliance`` label (``deployed`` and ``stale_files`` above are a single-target profile's).
+    targets: list[DeploymentRecord] = field(default_factory=list)
     revoked: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
+
+    def deployment(self, target: str | None) -> DeploymentRecord | None:
+        """The deployment record of ``target`` (an appliance label), or ``deployed`` for None."""
+        if target is None:
+            return self.deployed
+        return next((d for d in self.targets if d.appliance == target), None)
+
+    def set_deployment(self, target: str | None, record: DeploymentRecord) -> None:
+        if target is None:
+            self.deployed = record
+        else:
+            self.targets = [*(d for d in self.targets if d.appliance != target), record]
+
+    def stale_files_of(self, target: str | None) -> list[str]:
+        """The superseded files waiting for a saved deployment (the list itself: callers edit it)."""
+        if target is None:
+            return self.stale_files
+        record = self.deployment(target)
+        return record.stale_files if record is not None else []
 
     def add_event(self, event: str, **details: Any) -> None:
         """Append ``{"at": now, "event": event, **details}``; keeps the last ``HISTORY_LIMIT``."""

@@ -18,17 +18,20 @@ from .loader import load_appliances_file, load_profile, load_scm_config
 from .problems import Problem, Severity
 from .profile import (
     ApplianceConfig,
+    ApplianceTarget,
     CertificateSpec,
     KeyLocation,
     Profile,
     RenewalSpec,
     SectigoSpec,
     SubjectSpec,
+    Target,
     VserverSpec,
     VserverType,
 )
 from .proxy import ProxySetting
 from .scm import ApiKind, AuthKind, PollSettings, ScmConfig
+from .target import Rollout
 from .values import FrozenMap, Secret
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "ApiKind",
     "ApplianceEntry",
     "ApplianceConfig",
+    "ApplianceTarget",
     "AuthKind",
     "CertificateSpec",
     "FrozenMap",
@@ -47,11 +51,13 @@ __all__ = [
     "Profile",
     "ProxySetting",
     "RenewalSpec",
+    "Rollout",
     "ScmConfig",
     "Secret",
     "SectigoSpec",
     "Severity",
     "SubjectSpec",
+    "Target",
     "VserverSpec",
     "VserverType",
     "check_profile_against_scm",

@@ -221,6 +221,9 @@ def _item_type(annotation: Any) -> Any:
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         return _item_type(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):  # an optional list (appliances:)
+        found = [_item_type(arg) for arg in typing.get_args(annotation)]
+        return next((f for f in found if f is not None), None)
     if origin is tuple:
         return _model_of(typing.get_args(annotation)[0])
     return None
@@ -236,10 +239,17 @@ def _literal_secret_warnings(
     if os.name != "posix":
         return []
     literal = []
-    for loc in _SECRET_LOCS.get(model, ()):
+    locs = list(_SECRET_LOCS.get(model, ()))
+    entries = data.get("appliances") if model is Profile else None
+    for i in range(len(entries) if isinstance(entries, tuple) else 0):
+        locs += [("appliances", i, "password"), ("appliances", i, "proxy")]
+    for loc in locs:
         value: Any = data
         for part in loc:
-            value = value.get(part) if isinstance(value, dict) else None
+            if isinstance(part, int):
+                value = value[part] if isinstance(value, tuple) and part < len(value) else None
+            else:
+                value = value.get(part) if isinstance(value, dict) else None
         if not isinstance(value, str) or loc in doc.referenced:
             continue
         if loc[-1] == "proxy" and not _has_password(value):

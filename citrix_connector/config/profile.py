@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BeforeValidator,
+    ConfigDict,
     Field,
     PlainValidator,
     PrivateAttr,
@@ -19,110 +19,34 @@ from pydantic.json_schema import SkipJsonSchema
 
 from ..crypto import RSA_SIZES, KeySpec, Subject
 from . import checks
-from .fields import Bool, Choice, Float, Int, Text, VerifyTls, expect_str, text_validator
+from .fields import Bool, Choice, Float, Int, Text, expect_str, text_validator
 from .problems import Loc, fail, rule_error
-from .proxy import Proxy, ProxySetting
+from .proxy import ProxySetting
 from .rules import StrictModel, report
 from .scm import ID_MAX, CertType, Term
-from .values import FrozenMap, Secret
+from .target import (
+    MAX_TARGETS,
+    MAX_VSERVERS,
+    PROFILE_SCHEMA_RULES,
+    ROLLOUT_CHOICE,
+    ApplianceConfig,
+    ApplianceTarget,
+    Rollout,
+    Target,
+    Vservers,
+    VserverSpec,
+    VserverType,
+    duplicate_vservers,
+    target_problems,
+)
+from .values import FrozenMap
 
-VserverType = Literal["lb", "cs", "vpn", "authentication"]
 KeyLocation = Literal["local", "appliance"]
 
 #: bounds of what SCM and NetScaler accept (documented in the README)
 MAX_SANS = 250
-MAX_VSERVERS = 64
 MAX_CUSTOM_FIELDS = 50
 _SUPPORTED = "supported: RSA 2048/3072/4096, ECDSA P-256/P-384"
-
-# ------------------------------------------------------------------------------------- appliance
-
-
-def _urls(value: object, info: ValidationInfo) -> tuple[str, ...]:
-    allow_http = info.data.get("allow_http") is True
-    if isinstance(value, tuple):
-        if not 1 <= len(value) <= 2:
-            raise fail(f"give 1 or 2 URLs (an HA pair), got {len(value)}")
-        items = value
-    else:
-        items = (value,)
-    urls: list[str] = []
-    for i, item in enumerate(items):
-        if not isinstance(item, str) or not item.strip():
-            got = checks.type_name(item)
-            raise _at(value, i, f"expected a URL string, got {got}")
-        problem = checks.url_problem(item.strip(), allow_http=allow_http)
-        if problem:
-            raise _at(value, i, problem)
-        url = item.strip().rstrip("/")
-        if url.lower() in (u.lower() for u in urls):
-            raise _at(value, i, f"duplicate URL {url!r}")
-        urls.append(url)
-    return tuple(urls)
-
-
-def _at(value: object, index: int, message: str) -> Exception:
-    return rule_error(((index,) if isinstance(value, tuple) else (), message))
-
-
-_URL_SCHEMA = {"type": "string", "pattern": "^[hH][tT][tT][pP][sS]?://", "maxLength": 2048}
-
-
-class ApplianceConfig(StrictModel):
-    """The NetScaler (or HA pair) to install on."""
-
-    allow_http: Bool = False
-    urls: Annotated[
-        tuple[str, ...],
-        PlainValidator(_urls),
-        WithJsonSchema(
-            {
-                "description": "the NITRO URL, or a list of two for an HA pair",
-                "anyOf": [_URL_SCHEMA, {"type": "array", "items": _URL_SCHEMA, "minItems": 1, "maxItems": 2}],
-            }
-        ),
-    ] = Field(alias="url")
-    username: Annotated[str, Text(255, header=True)]
-    password: Secret
-    verify_tls: VerifyTls = True
-    partition: (
-        Annotated[str, Text(255, check=lambda v: checks.ns_name_problem(v, "partition name"))] | None
-    ) = None
-    timeout: Annotated[float, Float(positive=True, hi=3600)] = 60.0
-    proxy: Proxy | None = None
-
-    @property
-    def url(self) -> str:
-        return self.urls[0]
-
-
-# -------------------------------------------------------------------------------------- vservers
-
-_VSERVER_TYPES: dict[str, str] = {
-    "lb": "lb",
-    "loadbalancing": "lb",
-    "load_balancing": "lb",
-    "cs": "cs",
-    "contentswitching": "cs",
-    "content_switching": "cs",
-    "vpn": "vpn",
-    "gateway": "vpn",
-    "authentication": "authentication",
-    "aaa": "authentication",
-}
-
-
-class VserverSpec(StrictModel):
-    name: Annotated[str, Text(checks.VSERVER_NAME_MAX, check=checks.vserver_name_problem)]
-    type: Annotated[VserverType, Choice(_VSERVER_TYPES)] = "lb"
-    sni: Bool = False
-
-
-def _vserver_item(value: object) -> object:
-    return {"name": value} if isinstance(value, str) else value
-
-
-Vserver = Annotated[VserverSpec, BeforeValidator(_vserver_item, json_schema_input_type=str | VserverSpec)]
 
 # ----------------------------------------------------------------------------------- certificate
 
@@ -343,12 +267,23 @@ class RenewalSpec(StrictModel):
 class Profile(StrictModel):
     """One certificate profile. ``name`` defaults to the file name without its extension."""
 
+    model_config = ConfigDict(json_schema_extra=PROFILE_SCHEMA_RULES)
+
     name: Annotated[str, Text(check=checks.profile_name_problem)] = Field(
         "", validate_default=True, description="default: the file name without .yaml/.yml"
     )
     source: SkipJsonSchema[Path] = Path("profile.yaml")
-    appliance: ApplianceConfig
-    vservers: Annotated[tuple[Vserver, ...], Field(min_length=1, max_length=MAX_VSERVERS)]
+    # exactly one of appliance: / appliances: (the rule is in .target); read both through `targets`
+    single_appliance: ApplianceConfig | None = Field(
+        None, alias="appliance", description="the appliance (or HA pair); or appliances: for several"
+    )
+    appliances: Annotated[tuple[ApplianceTarget, ...], Field(min_length=1, max_length=MAX_TARGETS)] | None = (
+        Field(None, description="several appliances (or HA pairs), one certificate deployed to each")
+    )
+    rollout: Annotated[Rollout, ROLLOUT_CHOICE] = Field(
+        "all", description="appliances: deploy to all at once, or to the first (verified) then the rest"
+    )
+    vservers: Vservers
     certificate: CertificateSpec
     sectigo: SectigoSpec = Field(default_factory=SectigoSpec)
     renewal: RenewalSpec = Field(default_factory=RenewalSpec)
@@ -375,6 +310,34 @@ class Profile(StrictModel):
         return 1
 
     @property
+    def appliance(self) -> ApplianceConfig:
+        """The appliance of a single-target profile; of several, the first (the canary)."""
+        if self.single_appliance is not None:
+            return self.single_appliance
+        assert self.appliances  # the model's rule: one of the two is given
+        return self.appliances[0]
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        """Every appliance the certificate goes to, in the profile's order, with its vservers."""
+        if self.single_appliance is not None or not self.appliances:
+            return (Target(0, self.appliance, self.vservers),)
+        return tuple(
+            Target(i, entry, entry.vservers or self.vservers) for i, entry in enumerate(self.appliances)
+        )
+
+    @property
+    def is_multi(self) -> bool:
+        """Several targets (``appliances:`` with two or more entries): one journal, a record per target."""
+        return self.single_appliance is None and len(self.appliances or ()) > 1
+
+    def for_target(self, target: Target) -> Profile:
+        """This profile as a single-target one (its name, certificate and journal) for ``target``."""
+        return self.model_copy(
+            update={"single_appliance": target.appliance, "appliances": None, "vservers": target.vservers}
+        )
+
+    @property
     def warnings(self) -> tuple[object, ...]:
         """Warnings found while loading (``config.Problem`` with severity warning)."""
         return self._warnings
@@ -398,31 +361,25 @@ class Profile(StrictModel):
         certificate = data.get("certificate")
         if isinstance(certificate, dict) and certificate.get("certkey_name") is None and base:
             data["certificate"] = {**certificate, "certkey_name": checks.derive_certkey_name(base)}
-        problems += _duplicate_vservers(data.get("vservers"))
+        problems += duplicate_vservers(data.get("vservers"))
+        problems += target_problems(data, info)
         report(info, problems)
         return data
 
-
-def _duplicate_vservers(vservers: object) -> list[tuple[Loc, str]]:
-    if not isinstance(vservers, tuple):
-        return []
-    seen: dict[str, int] = {}
-    problems: list[tuple[Loc, str]] = []
-    for i, item in enumerate(vservers):
-        name = item.get("name") if isinstance(item, dict) else item
-        if not isinstance(name, str) or not name.strip():
-            continue
-        name = name.strip()
-        loc: Loc = ("vservers", i, "name") if isinstance(item, dict) else ("vservers", i)
-        if name in seen:
-            problems.append((loc, f"duplicate vserver {name!r} (also vservers[{seen[name]}])"))
-        else:
-            seen[name] = i
-    return problems
+    @model_validator(mode="after")
+    def _one_entry_is_one_appliance(self) -> Profile:
+        """``appliances:`` with one entry is exactly ``appliance:`` (its vservers the profile's)."""
+        if self.single_appliance is None and self.appliances and len(self.appliances) == 1:
+            (entry,) = self.appliances
+            object.__setattr__(self, "single_appliance", entry)
+            object.__setattr__(self, "vservers", entry.vservers or self.vservers)
+        return self
 
 
 __all__ = [
+    "MAX_VSERVERS",
     "ApplianceConfig",
+    "ApplianceTarget",
     "CertificateSpec",
     "KeyLocation",
     "Profile",
@@ -430,6 +387,7 @@ __all__ = [
     "RenewalSpec",
     "SectigoSpec",
     "SubjectSpec",
+    "Target",
     "VserverSpec",
     "VserverType",
     "expect_str",

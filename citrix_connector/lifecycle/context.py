@@ -45,7 +45,8 @@ class ApplianceSession:
         self._changed = False
         self._view: ApplianceView | None = None
         self._preflighted: set[tuple[tuple[str, str, bool], ...]] = set()
-        self.unsaved_profiles: list[tuple[Profile, ProfileState]] = []
+        #: (profile, its journal, the target's label or None): installed here, waiting for the save
+        self.unsaved_profiles: list[tuple[Profile, ProfileState, str | None]] = []
 
     @property
     def changed(self) -> bool:

@@ -20,6 +20,8 @@ ADOPTED_KEY_PREFIX = "adopted:"  # IssuedRecord.key_ref of an adopted certificat
 class Decision:
     action: Action
     reason: str
+    #: a redeploy whose certificate is installed already: only the appliance's save is missing
+    save_only: bool = False
 
 
 _PLAIN = CommandHint()  # a hint without the command's own options (tests, plain callers)
@@ -145,11 +147,29 @@ def _not_served(profile: Profile, state: ProfileState, installed: InstalledState
     if not installed.serial:
         return f"{journal} is not on the appliance (it has no certkey {certkey})"
     if installed.serial != current.serial:
-        return (
-            f"the appliance serves serial {installed.serial} under certkey {certkey}, not {journal}"
-        )
+        return f"the appliance serves serial {installed.serial} under certkey {certkey}, not {journal}"
     unbound = [v.name for v in profile.vservers if v.name not in installed.bound_vservers]
     return f"{journal} is installed but not bound to {', '.join(unbound)}"
+
+
+def decide_target(
+    profile: Profile, state: ProfileState, target: str, installed: InstalledState | None
+) -> Decision:
+    """For one target of a profile with several appliances whose certificate needs no new order
+    (``decide`` said redeploy): install it there, only save there, or nothing. ``profile`` is the
+    profile as that target's (:meth:`~citrix_connector.config.Profile.for_target`)."""
+    record = state.deployment(target)
+    current = state.current
+    assert current is not None
+    if not serving_current(profile, state, installed):
+        return Decision("redeploy", f"{target}: {_not_served(profile, state, installed)}")
+    if record is None or record.serial != current.serial:
+        return Decision(
+            "redeploy", f"the journal has no saved deployment of the last issued certificate on {target}"
+        )
+    if not record.saved:
+        return Decision("redeploy", f"the last deployment on {target} was not saved", save_only=True)
+    return Decision("nothing", "certificate valid and installed")
 
 
 def _profile_change(profile: Profile, state: ProfileState) -> Decision | None:

@@ -12,11 +12,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from .. import crypto
 from ..config import Profile
-from ..errors import CryptoError, PendingError, ScmDeclinedError, StateError, UsageError
+from ..errors import CitrixAgentError, CryptoError, PendingError, ScmDeclinedError, StateError, UsageError
 from ..hints import CommandHint
-from ..nitro.deploy import DeployPlan, deploy
+from ..nitro.client import CertKey
+from ..nitro.deploy import DeployPlan, deploy, remove_unreferenced_files, save
 from ..scm.polling import wait_for_certificate
 from ..state import DeploymentRecord, IssuedRecord, ProfileState
+from . import keys
 from .context import ApplianceSession, Context
 from .outcome import Action, Done, RowFacts, iso, parse_iso
 from .plan import deploy_plan_for_new
@@ -67,6 +69,14 @@ def collect_and_deploy(
                 *deploy_plan_for_new(profile, session, pending),
             ),
         )
+    collect_issued(ctx, profile, state)
+    return deploy_current(ctx, profile, state, session, action=action, why=why)
+
+
+def collect_issued(ctx: Context, profile: Profile, state: ProfileState) -> None:
+    """Wait for the pending order and journal its certificate as the current one (no deployment)."""
+    pending = state.pending
+    assert pending is not None
     scm_config = ctx.require_scm_config()
     if pending.api and pending.api != ctx.scm.api_name:
         raise UsageError(
@@ -141,7 +151,6 @@ def collect_and_deploy(
     )
     ctx.store.save(state)
     log.info("%s: order %s issued, serial %s", profile.name, pending.order_id, info.serial_hex)
-    return deploy_current(ctx, profile, state, session, action=action, why=why)
 
 
 def deploy_current(
@@ -152,8 +161,10 @@ def deploy_current(
     *,
     action: Action = "redeploy",
     why: str = "",
+    target: str | None = None,
 ) -> Done:
-    """Install the journal's last issued certificate (in place, bindings kept) and journal it."""
+    """Install the journal's last issued certificate (in place, bindings kept) and journal it (as
+    ``target``'s deployment for a profile with several appliances, see ``ProfileState.targets``)."""
     current = state.current
     assert current is not None
     leaf = x509.load_pem_x509_certificate(current.cert_pem.encode())
@@ -192,12 +203,13 @@ def deploy_current(
             plan=(*result.actions, f"save the configuration of {session.label}"),
         )
     session.deployed(result.changed)
-    previous = state.deployed
+    previous = state.deployment(target)
+    stale = state.stale_files_of(target)
     if previous is not None and previous.appliance == session.label:  # files of this appliance only
         for old in (previous.cert_file, previous.key_file):
-            if old and old not in (result.cert_file, result.key_file) and old not in state.stale_files:
-                state.stale_files.append(old)
-    state.deployed = DeploymentRecord(
+            if old and old not in (result.cert_file, result.key_file) and old not in stale:
+                stale.append(old)
+    record = DeploymentRecord(
         appliance=session.label,
         partition=profile.appliance.partition,
         certkey=result.certkey,
@@ -207,15 +219,17 @@ def deploy_current(
         cert_file=result.cert_file,
         key_file=result.key_file,
         saved=False,
+        stale_files=stale if target is not None else [],
     )
+    state.set_deployment(target, record)
     state.add_event("deployed", appliance=session.label, certkey=result.certkey, serial=result.serial)
     ctx.store.save(state)
-    session.unsaved_profiles.append((profile, state))
+    session.unsaved_profiles.append((profile, state, target))
     return Done(
         action,
         "ok",
-        installed_message(action, state, why),
-        RowFacts.of(state, None, ctx.clock()),
+        installed_message(action, state, why, target=target),
+        RowFacts.of(state, None, ctx.clock(), target=target),
         plan=tuple(result.actions),
         details={"reason": why} if why else {},
     )
@@ -229,10 +243,12 @@ _DONE_WORDS = {
 }
 
 
-def installed_message(action: Action, state: ProfileState, why: str = "") -> str:
+def installed_message(
+    action: Action, state: ProfileState, why: str = "", *, target: str | None = None
+) -> str:
     """The row's detail after a deployment: the state it left (what is installed and bound), then
     why it was done (the state before) where that adds something."""
-    current, deployed = state.current, state.deployed
+    current, deployed = state.current, state.deployment(target)
     assert current is not None and deployed is not None
     done = _DONE_WORDS.get(action, "installed again")
     bound = ", ".join(deployed.vservers) or "no vserver"
@@ -243,3 +259,43 @@ def installed_message(action: Action, state: ProfileState, why: str = "") -> str
     if why and action != "collect":  # a collect's reason is the pending order the line just named
         message += f" (because {why})"
     return message
+
+
+def save_appliance(ctx: Context, session: ApplianceSession) -> CitrixAgentError | None:
+    """The appliance's one config save (if anything changed), then the housekeeping it allows;
+    returns the save's error, which fails every row that installed something."""
+    if not session.changed and not session.unsaved_profiles:
+        return None
+    try:
+        save(session.nitro)
+    except CitrixAgentError as exc:
+        return exc
+    listed: list[CertKey] | None = None  # read once after the save, for every profile's files
+    for profile, state, target in session.unsaved_profiles:
+        record = state.deployment(target)
+        if record is not None:
+            record.saved = True
+            state.add_event("saved", appliance=session.label)
+        stale = state.stale_files_of(target)
+        if stale:
+            # Only now (saved) may the superseded files go; a failure here is housekeeping only.
+            try:
+                if listed is None:
+                    listed = session.nitro.list_certkeys()
+                removed = remove_unreferenced_files(session.nitro, stale, certkeys=listed)
+            except CitrixAgentError as exc:
+                log.warning(
+                    "%s: could not remove superseded files on %s: %s", profile.name, session.label, exc
+                )
+            else:
+                if removed:
+                    state.add_event("removed-files", files=removed)
+                    log.info("%s: removed superseded files %s", profile.name, ", ".join(removed))
+                stale.clear()
+        removed_keys = keys.prune_superseded_keys(ctx.store, state)
+        if removed_keys:
+            state.add_event("removed-keys", files=removed_keys)
+        ctx.store.save(state)
+    session.unsaved_profiles.clear()
+    session.changed = False
+    return None

@@ -67,6 +67,9 @@ class Outcome:
     plan: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     exit_code: int = EXIT_OK
+    #: a profile with several appliances: which entry of its ``appliances:`` this row is (0 = the
+    #: first); None for a profile with one appliance
+    target: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -93,9 +96,17 @@ class RowFacts:
     details: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, state: ProfileState, installed: InstalledState | None, now: datetime) -> RowFacts:
+    def of(
+        cls,
+        state: ProfileState,
+        installed: InstalledState | None,
+        now: datetime,
+        *,
+        target: str | None = None,
+    ) -> RowFacts:
         """The issued certificate (or the pending order's id), and what the appliance serves:
-        ``days_left`` counts down to the appliance's certificate when it serves another one."""
+        ``days_left`` counts down to the appliance's certificate when it serves another one
+        (``target``: the deployment record of that target of a profile with several appliances)."""
         current = state.current
         order_id = serial = expires = None
         days_left: int | None = None
@@ -117,8 +128,8 @@ class RowFacts:
                 # serials are normalised where they are read (crypto.cert_info, the NITRO client)
                 if current is None or (installed.serial or "0") != current.serial:
                     days_left = (installed.not_after - now).days
-        elif state.deployed is not None:
-            vservers = tuple(state.deployed.vservers)
+        elif (deployed := state.deployment(target)) is not None:
+            vservers = tuple(deployed.vservers)
         return cls(order_id, serial, expires, days_left, vservers, details)
 
 
@@ -162,6 +173,7 @@ def build_outcome(
     appliance: str,
     certkey: str,
     save_error: CitrixAgentError | None = None,
+    target: int | None = None,
 ) -> Outcome:
     """The one place a public row is made: from what happened, and whether the config save (if one
     was due) failed after it."""
@@ -188,4 +200,5 @@ def build_outcome(
         plan=list(done.plan),
         details={**facts.details, **done.details},
         exit_code=exit_code,
+        target=target,
     )

@@ -15,11 +15,11 @@ from typing import Any, TypeVar
 from ..config import ApplianceConfig, Profile, ScmConfig
 from ..errors import EXIT_FAILURE, CitrixAgentError, PendingError, StateError, UsageError
 from ..hints import CommandHint
-from ..nitro.client import CertKey, NitroClient
-from ..nitro.deploy import InstalledState, remove_unreferenced_files, save
+from ..nitro.client import NitroClient
+from ..nitro.deploy import InstalledState
 from ..scm import ScmClient, make_scm_client
 from ..state import ProfileState, StateStore
-from . import adopt, install, keys, ordering, status
+from . import adopt, install, ordering, status, targets
 from .context import ApplianceSession, Context, appliance_key, default_nitro_opener, utc_now
 from .decide import Decision, decide, decide_plain, serving_current
 from .outcome import Action, Deferred, Done, OrderKind, Outcome, RowFacts, Step, build_outcome
@@ -75,28 +75,45 @@ class Agent:
 
     # -- public commands -------------------------------------------------------------------------
     def enroll(self, profiles: Sequence[Profile]) -> list[Outcome]:
-        return self._for_each(profiles, self._enroll_one, attempt="enroll")
+        return self._for_each(
+            profiles, self._enroll_one, lambda p, s: targets.enroll(self.ctx, p, s), attempt="enroll"
+        )
 
     def renew(self, profiles: Sequence[Profile]) -> list[Outcome]:
-        return self._for_each(profiles, lambda p, s: self._order_command(p, s, "renew"), attempt="renew")
+        return self._for_each(
+            profiles,
+            lambda p, s: self._order_command(p, s, "renew"),
+            lambda p, s: targets.order_command(self.ctx, p, s, "renew"),
+            attempt="renew",
+        )
 
     def replace(self, profiles: Sequence[Profile]) -> list[Outcome]:
         return self._for_each(
-            profiles, lambda p, s: self._order_command(p, s, "replace"), attempt="replace"
+            profiles,
+            lambda p, s: self._order_command(p, s, "replace"),
+            lambda p, s: targets.order_command(self.ctx, p, s, "replace"),
+            attempt="replace",
         )
 
     def run(self, profiles: Sequence[Profile]) -> list[Outcome]:
-        return self._for_each(profiles, self._run_one, attempt="run")
+        return self._for_each(
+            profiles, self._run_one, lambda p, s: targets.run(self.ctx, p, s), attempt="run"
+        )
 
     def status(self, profiles: Sequence[Profile]) -> list[Outcome]:
         return self._for_each(
-            profiles, lambda p, s: status.status(self.ctx, p, s), save_config=False, attempt="status"
+            profiles,
+            lambda p, s: status.status(self.ctx, p, s),
+            lambda p, s: targets.status_rows(self.ctx, p, s),
+            save_config=False,
+            attempt="status",
         )
 
     def revoke(self, profiles: Sequence[Profile], *, reason: str, reason_code: int) -> list[Outcome]:
         return self._for_each(
             profiles,
             lambda p, s: status.revoke(self.ctx, p, s, reason, reason_code),
+            lambda p, s: targets.revoke(self.ctx, p, s, reason, reason_code),
             save_config=False,
             attempt="revoke",
         )
@@ -213,7 +230,7 @@ class Agent:
                 and serving_current(profile, state, installed)
             ):
                 # Installed but the save never happened: only the save is missing.
-                session.unsaved_profiles.append((profile, state))
+                session.unsaved_profiles.append((profile, state, None))
                 serial = state.deployed.serial
                 what = f"the configuration a previous run left unsaved (serial {serial} installed)"
                 return Done(
@@ -238,49 +255,108 @@ class Agent:
 
     # -- orchestration ---------------------------------------------------------------------------
     def _for_each(
-        self, profiles: Sequence[Profile], work: Work, *, attempt: Action, save_config: bool = True
+        self,
+        profiles: Sequence[Profile],
+        work: Work,
+        multi: targets.MultiWork,
+        *,
+        attempt: Action,
+        save_config: bool = True,
     ) -> list[Outcome]:
-        groups: dict[tuple[Any, ...], list[Profile]] = {}
-        for profile in profiles:
-            groups.setdefault(appliance_key(profile.appliance), []).append(profile)
+        """``work`` for each single-appliance profile, ``multi`` for each with several appliances;
+        groups of profiles sharing no appliance run concurrently, one session per appliance."""
+        groups = targets.group_profiles(profiles)
 
         def run_group(group: list[Profile]) -> list[Outcome]:
-            session = ApplianceSession(group[0].appliance, self.nitro_opener)
+            sessions: dict[tuple[Any, ...], ApplianceSession] = {}
+
+            def session_for(config: ApplianceConfig) -> ApplianceSession:
+                key = appliance_key(config)
+                if key not in sessions:
+                    sessions[key] = ApplianceSession(config, self.nitro_opener)
+                return sessions[key]
+
             try:
-                steps = [self._guard(profile, session, work, failed_as=attempt) for profile in group]
+                units = [
+                    (
+                        p,
+                        [
+                            targets.Slot(t, p.for_target(t) if p.is_multi else p, session_for(t.appliance))
+                            for t in p.targets
+                        ],
+                    )
+                    for p in group
+                ]
+                steps = [self._first_pass(p, slots, work, multi, attempt) for p, slots in units]
                 # Second pass: collect and install what the first pass ordered (or found pending).
                 done = [
-                    self._guard(p, session, self._collect_deferred(s), failed_as=s.action)
-                    if isinstance(s, Deferred)
-                    else s
-                    for p, s in zip(group, steps, strict=True)
+                    self._second_pass(p, slots, step) for (p, slots), step in zip(units, steps, strict=True)
                 ]
-                save_error = self._save_appliance(session) if save_config and not self.ctx.dry_run else None
+                save_errors = (
+                    {key: install.save_appliance(self.ctx, s) for key, s in sessions.items()}
+                    if save_config and not self.ctx.dry_run
+                    else {}
+                )
                 return [
                     build_outcome(
                         p.name,
-                        d,
-                        appliance=session.label,
+                        row,
+                        appliance=slot.label,
                         certkey=p.certificate.certkey_name,
-                        save_error=save_error,
+                        save_error=save_errors.get(appliance_key(slot.target.appliance)),
+                        target=slot.target.index if p.is_multi else None,
                     )
-                    for p, d in zip(group, done, strict=True)
+                    for (p, slots), rows in zip(units, done, strict=True)
+                    for slot, row in zip(slots, rows, strict=True)
                 ]
             finally:
-                session.close()
+                for session in sessions.values():
+                    session.close()
 
         try:
             if len(groups) == 1:
-                results = [run_group(next(iter(groups.values())))]
+                results = [run_group(groups[0])]
             else:
                 size = min(self.workers or MAX_WORKERS, len(groups))
                 with ThreadPoolExecutor(max_workers=size) as pool:
-                    results = list(pool.map(run_group, groups.values()))
+                    results = list(pool.map(run_group, groups))
         finally:
             self.ctx.close_scm_clients()
         position = {p.name: i for i, p in enumerate(profiles)}
         flat = [o for group in results for o in group]
         return sorted(flat, key=lambda o: position.get(o.profile, len(position)))
+
+    def _first_pass(
+        self,
+        profile: Profile,
+        slots: list[targets.Slot],
+        work: Work,
+        multi: targets.MultiWork,
+        attempt: Action,
+    ) -> Step | targets.MultiStep:
+        if profile.is_multi:
+            return targets.guard(profile, slots, multi, failed_as=attempt)
+        return self._guard(profile, slots[0].session, work, failed_as=attempt)
+
+    def _second_pass(
+        self, profile: Profile, slots: list[targets.Slot], step: Step | targets.MultiStep
+    ) -> list[Done]:
+        """One row per target: the first pass's, or the collection of what it deferred."""
+        if isinstance(step, list):
+            return step
+        if isinstance(step, Done):
+            return [step]
+        deferred = step
+        if profile.is_multi:
+            result = targets.guard(
+                profile,
+                slots,
+                lambda p, s: targets.collect(self.ctx, p, s, deferred),
+                failed_as=deferred.action,
+            )
+            assert isinstance(result, list)  # a collection is never deferred again
+            return result
+        return [self._guard(profile, slots[0].session, self._collect_deferred(step), failed_as=step.action)]
 
     def _guard(
         self,
@@ -324,40 +400,3 @@ class Agent:
             f" ({step.message})" if step.message else "",
         )
         return step
-
-    def _save_appliance(self, session: ApplianceSession) -> CitrixAgentError | None:
-        """The appliance's one config save (if anything changed), then the housekeeping it allows;
-        returns the save's error, which fails every row that installed something."""
-        if not session.changed and not session.unsaved_profiles:
-            return None
-        try:
-            save(session.nitro)
-        except CitrixAgentError as exc:
-            return exc
-        listed: list[CertKey] | None = None  # read once after the save, for every profile's files
-        for profile, state in session.unsaved_profiles:
-            if state.deployed is not None:
-                state.deployed.saved = True
-                state.add_event("saved", appliance=session.label)
-            if state.stale_files:
-                # Only now (saved) may the superseded files go; a failure here is housekeeping only.
-                try:
-                    if listed is None:
-                        listed = session.nitro.list_certkeys()
-                    removed = remove_unreferenced_files(session.nitro, state.stale_files, certkeys=listed)
-                except CitrixAgentError as exc:
-                    log.warning(
-                        "%s: could not remove superseded files on %s: %s", profile.name, session.label, exc
-                    )
-                else:
-                    if removed:
-                        state.add_event("removed-files", files=removed)
-                        log.info("%s: removed superseded files %s", profile.name, ", ".join(removed))
-                    state.stale_files = []
-            removed_keys = keys.prune_superseded_keys(self.ctx.store, state)
-            if removed_keys:
-                state.add_event("removed-keys", files=removed_keys)
-            self.ctx.store.save(state)
-        session.unsaved_profiles.clear()
-        session.changed = False
-        return None

@@ -4,20 +4,34 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from ..config import Profile
 from ..errors import EXIT_OK, CitrixAgentError, ScmAlreadyRevokedError, UsageError
 from ..nitro.deploy import InstalledState
+from ..state import ProfileState
 from .adopt import note_for, unrecorded
 from .context import ApplianceSession, Context
-from .decide import Decision, decide
+from .decide import Decision, decide, decide_target
 from .ordering import load
 from .outcome import EXIT_ATTENTION, Done, RowFacts, iso
 
 
-def status(ctx: Context, profile: Profile, session: ApplianceSession) -> Done:
-    state = load(ctx, profile, recover=False)
+def status(
+    ctx: Context,
+    profile: Profile,
+    session: ApplianceSession,
+    *,
+    state: ProfileState | None = None,
+    target: str | None = None,
+    ask_scm: bool = True,
+) -> Done:
+    """The row of a profile (or of one ``target`` of a profile with several appliances: ``profile``
+    is then the profile as that target's, ``state`` its journal; ``ask_scm`` False: another target's
+    row asked SCM already)."""
+    if state is None:
+        state = load(ctx, profile, recover=False)
     details: dict[str, Any] = {}
     installed: InstalledState | None = None
     try:
@@ -27,7 +41,7 @@ def status(ctx: Context, profile: Profile, session: ApplianceSession) -> Done:
     # SCM is asked only about an order in flight (placed, not collected yet): an issued certificate's
     # facts are in the journal and on the appliance, so status of a settled fleet asks SCM nothing.
     order_id = state.pending.order_id if state.pending else None
-    if order_id and ctx.scm_config is not None:
+    if order_id and ctx.scm_config is not None and ask_scm:
         try:
             scm_status = ctx.scm.status(order_id)
             details["scm_status"] = scm_status.status
@@ -36,7 +50,9 @@ def status(ctx: Context, profile: Profile, session: ApplianceSession) -> Done:
             details["scm_error"] = str(exc)
     now = ctx.clock()
     decision = decide(profile, state, installed, now, hint=ctx.hint)
-    if installed is not None and unrecorded(state, installed):
+    if target is not None and decision.action == "redeploy":
+        decision = decide_target(profile, state, target, installed)
+    elif installed is not None and unrecorded(state, installed):
         decision = Decision(
             "adopt",
             f"{note_for(profile, installed)}: installed, never recorded; "
@@ -50,7 +66,7 @@ def status(ctx: Context, profile: Profile, session: ApplianceSession) -> Done:
         else None
     )
     details["link"] = installed.link if installed else None
-    facts = RowFacts.of(state, installed, now)
+    facts = RowFacts.of(state, installed, now, target=target)
     if installed is not None:
         # the row shows what the appliance serves (nothing: "-"); the journal's view stays in the details
         details["issued_serial"] = facts.serial
@@ -75,20 +91,37 @@ def status(ctx: Context, profile: Profile, session: ApplianceSession) -> Done:
 def revoke(ctx: Context, profile: Profile, session: ApplianceSession, reason: str, reason_code: int) -> Done:
     """Revoke the journal's certificate at SCM (a dry run: say what would be revoked, send and write
     nothing); either way the row names the vservers the certificate is still bound to."""
+    return revoke_targets(ctx, profile, [(profile, session)], reason, reason_code)[0]
+
+
+def revoke_targets(
+    ctx: Context,
+    profile: Profile,
+    targets: Sequence[tuple[Profile, ApplianceSession]],
+    reason: str,
+    reason_code: int,
+) -> list[Done]:
+    """:func:`revoke` of the one certificate, a row per target (``targets``: the profile as each
+    target's, and its session) naming where it is still bound."""
     state = load(ctx, profile)
     current = state.current
     if current is None:
         raise UsageError(f"{profile.name}: nothing to revoke: no issued certificate is recorded for it")
     what = f"order {current.order_id} (serial {current.serial})"
     if ctx.dry_run:
-        where, bound = _still_bound(ctx, profile, session, current.serial, revoked=False)
-        return Done(
-            "revoke",
-            "planned",
-            f"dry run: would revoke {what} at SCM with reason {reason}{where}; nothing sent",
-            RowFacts(current.order_id, current.serial, current.not_after[:10], vservers=bound),
-            plan=(f"revoke SCM {what}, reason {reason} (code {reason_code})",),
-        )
+        rows = []
+        for one, session in targets:
+            where, bound = _still_bound(ctx, one, session, current.serial, revoked=False)
+            rows.append(
+                Done(
+                    "revoke",
+                    "planned",
+                    f"dry run: would revoke {what} at SCM with reason {reason}{where}; nothing sent",
+                    RowFacts(current.order_id, current.serial, current.not_after[:10], vservers=bound),
+                    plan=(f"revoke SCM {what}, reason {reason} (code {reason_code})",),
+                )
+            )
+        return rows
     already = False
     try:
         ctx.scm.revoke(
@@ -105,9 +138,12 @@ def revoke(ctx: Context, profile: Profile, session: ApplianceSession, reason: st
     state.add_event("revoked", order_id=current.order_id, serial=current.serial, reason=reason)
     ctx.store.save(state)
     message = f"{what} {'was already revoked at SCM' if already else 'revoked'} ({reason})"
-    where, bound = _still_bound(ctx, profile, session, current.serial, revoked=True)
-    facts = RowFacts(current.order_id, current.serial, current.not_after[:10], vservers=bound)
-    return Done("revoke", "ok", message + where, facts)
+    rows = []
+    for one, session in targets:
+        where, bound = _still_bound(ctx, one, session, current.serial, revoked=True)
+        facts = RowFacts(current.order_id, current.serial, current.not_after[:10], vservers=bound)
+        rows.append(Done("revoke", "ok", message + where, facts))
+    return rows
 
 
 def _still_bound(

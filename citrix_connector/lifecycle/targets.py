@@ -1,0 +1,427 @@
+"""A profile with several appliances (``appliances:``): one SCM order, one certificate, every target.
+
+The certificate side is the profile's, exactly as for one appliance (the journal's intent, order,
+pending, current; :func:`~.decide.decide`); the deployment side is per target: each target has its own
+deployment record in the journal (``ProfileState.targets``, keyed by the appliance's label), its own
+result row, and is decided on its own (:func:`~.decide.decide_target`) once no order is due.
+
+* Every target is preflighted before anything is ordered: one target that cannot take the
+  certificate (a missing vserver) means no order.
+* A failed target never rolls back the others; its row fails (exit 1, naming the appliance) and the
+  next run installs the journal's certificate on the targets that lack it only: no order, and
+  nothing written to the targets that serve it (their check is read-only).
+* ``rollout: canary``: the first target is installed, its appliance saved and checked (the
+  read-back of :func:`verify_target`) before any other is touched; when it fails the others are
+  left as they are and the next run tries the canary again (its journal record says whether its
+  check passed). ``all`` (the default) installs every target in the profile's order.
+
+The runner holds one NITRO session per appliance for the whole run (a target shares it with the
+single-appliance profiles of the same appliance) and saves each appliance once at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..config import Profile, Target
+from ..errors import EXIT_FAILURE, CitrixAgentError, PendingError, StateError, UsageError
+from ..state import ProfileState
+from . import install, ordering, status
+from .context import ApplianceSession, Context, appliance_key
+from .decide import Decision, decide, decide_target, serving_current
+from .outcome import Action, Deferred, Done, OrderKind, RowFacts, iso
+from .plan import deploy_plan_for_new, plan_order
+
+log = logging.getLogger("citrixagent")
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One target of a profile in this run: the profile as that target's, and its appliance session."""
+
+    target: Target
+    profile: Profile
+    session: ApplianceSession
+
+    @property
+    def label(self) -> str:
+        return self.session.label
+
+
+#: what a command does for a profile with several targets: its order (collected later), or one row
+#: per target in the profile's order
+MultiStep = Deferred | list[Done]
+MultiWork = Callable[[Profile, list[Slot]], MultiStep]
+
+
+# ------------------------------------------------------------------------------------- grouping
+
+
+def group_profiles(profiles: Sequence[Profile]) -> list[list[Profile]]:
+    """Profiles in groups that share no appliance (each group runs in one worker with one session per
+    appliance): a profile with several targets joins the groups of all its appliances."""
+    parent: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+    def find(key: tuple[Any, ...]) -> tuple[Any, ...]:
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for profile in profiles:
+        keys = [appliance_key(t.appliance) for t in profile.targets]
+        for key in keys:
+            parent.setdefault(key, key)
+        for key in keys[1:]:
+            parent[find(key)] = find(keys[0])
+    groups: dict[tuple[Any, ...], list[Profile]] = {}
+    for profile in profiles:
+        groups.setdefault(find(appliance_key(profile.appliance)), []).append(profile)
+    return list(groups.values())
+
+
+def guard(profile: Profile, slots: list[Slot], work: MultiWork, failed_as: Action | None = None) -> MultiStep:
+    """``work``'s step, or what it raised as a failed row for every target (never an exception)."""
+    try:
+        return work(profile, slots)
+    except PendingError as exc:
+        row = Done(
+            failed_as or "collect",
+            "pending",
+            str(exc),
+            RowFacts(order_id=exc.order_id or None),
+            exit_code=exc.exit_code,
+        )
+    except CitrixAgentError as exc:
+        log.debug("profile %s failed", profile.name, exc_info=True)
+        row = Done.failed(failed_as or "nothing", exc)
+    except Exception as exc:  # a bug must not stop the other profiles of an unattended run
+        log.exception("profile %s: internal error", profile.name)
+        row = Done.failed(failed_as or "nothing", f"internal error: {type(exc).__name__}: {exc}")
+    log.info("%s: %s %s (%s)", profile.name, row.action, row.result, row.message)
+    return [row for _ in slots]
+
+
+# ------------------------------------------------------------------------------------- commands
+
+
+def run(ctx: Context, profile: Profile, slots: list[Slot]) -> MultiStep:
+    """``run``: resume or place the profile's order, else bring every target to its certificate."""
+    state = _load(ctx, profile, slots)
+    now = ctx.clock()
+    decision = decide(slots[0].profile, state, None, now)
+    log.info("%s: run decides %s: %s", profile.name, decision.action, decision.reason)
+    if decision.action == "blocked":
+        return [_row(ctx, state, s, "blocked", "failed", decision.reason, EXIT_FAILURE) for s in slots]
+    if decision.action == "collect" and state.pending is None:  # an interrupted order, in a dry run
+        return [_row(ctx, state, s, "collect", "planned", decision.reason) for s in slots]
+    if decision.action == "collect":
+        return _collect_step(ctx, profile, state, slots, decision.reason)
+    if decision.action in ("enroll", "renew", "replace"):
+        kind: OrderKind = decision.action
+        return order(ctx, profile, state, slots, kind, why=decision.reason)
+    return deploy(ctx, profile, state, slots, action="redeploy")
+
+
+def enroll(ctx: Context, profile: Profile, slots: list[Slot]) -> MultiStep:
+    state = _load(ctx, profile, slots)
+    if state.pending is not None:
+        return _collect_step(ctx, profile, state, slots)
+    if state.current is not None and not ctx.force:
+        return deploy(
+            ctx,
+            profile,
+            state,
+            slots,
+            action="redeploy",
+            why="enrolled before; installing that certificate",
+            nothing="already enrolled and installed; use renew or replace, or --force for a new order",
+        )
+    return order(ctx, profile, state, slots, "enroll")
+
+
+def order_command(ctx: Context, profile: Profile, slots: list[Slot], kind: OrderKind) -> MultiStep:
+    """``renew`` / ``replace``: one order for the profile, its certificate then on every target."""
+    state = _load(ctx, profile, slots)
+    if state.pending is not None:
+        return _collect_step(ctx, profile, state, slots)
+    if state.current is None:
+        raise UsageError(
+            f"{profile.name}: nothing to {kind}: no certificate was enrolled for this profile "
+            "yet (run enroll or run)"
+        )
+    return order(ctx, profile, state, slots, kind)
+
+
+def collect(ctx: Context, profile: Profile, slots: list[Slot], deferred: Deferred) -> list[Done]:
+    """The second pass: collect the profile's order once, then install it on every target."""
+    state = ctx.store.load(profile.name)
+    if state.pending is None:  # cannot happen: the first pass journalled it
+        raise StateError(f"{profile.name}: no pending order to collect")
+    install.collect_issued(ctx, slots[0].profile, state)
+    return deploy(ctx, profile, state, slots, action=deferred.action, why=deferred.why, fresh=True)
+
+
+def status_rows(ctx: Context, profile: Profile, slots: list[Slot]) -> list[Done]:
+    """``status``: a row per target (read-only; SCM is asked once, about an order in flight)."""
+    state = _load(ctx, profile, slots, recover=False)
+    return [
+        status.status(ctx, s.profile, s.session, state=state, target=s.label, ask_scm=i == 0)
+        for i, s in enumerate(slots)
+    ]
+
+
+def revoke(ctx: Context, profile: Profile, slots: list[Slot], reason: str, reason_code: int) -> list[Done]:
+    """``revoke``: the one certificate at SCM, then a row per target (warning where it still serves)."""
+    return status.revoke_targets(ctx, profile, [(s.profile, s.session) for s in slots], reason, reason_code)
+
+
+# ---------------------------------------------------------------------------------------- steps
+
+
+def order(
+    ctx: Context, profile: Profile, state: ProfileState, slots: list[Slot], kind: OrderKind, *, why: str = ""
+) -> MultiStep:
+    """Preflight every target, then place the one order (its collection is deferred)."""
+    failures = _preflight_all(slots)
+    if failures:
+        names = ", ".join(slots[i].label for i in failures)
+        return [
+            failures[i]
+            if i in failures
+            else _row(ctx, state, s, kind, "nothing", f"nothing ordered: {names} failed the preflight")
+            for i, s in enumerate(slots)
+        ]
+    if ctx.dry_run:
+        first = plan_order(ctx, slots[0].profile, state, slots[0].session, kind)
+        also = "then install the same certificate on {}:"
+        return [first, *(_install_plan(ctx, state, s, kind, also.format(s.label)) for s in slots[1:])]
+    lead = slots[0]
+    step = ordering.order(ctx, lead.profile, state, lead.session, kind, why=why)  # preflight: asked already
+    return step if isinstance(step, Deferred) else [step for _ in slots]
+
+
+def _preflight_all(slots: list[Slot]) -> dict[int, Done]:
+    failures: dict[int, Done] = {}
+    for i, slot in enumerate(slots):
+        try:
+            slot.session.preflight(slot.profile.vservers)
+        except CitrixAgentError as exc:
+            failures[i] = _failed(slot, "nothing", exc)
+    return failures
+
+
+def _collect_step(
+    ctx: Context, profile: Profile, state: ProfileState, slots: list[Slot], why: str = ""
+) -> MultiStep:
+    if not ctx.dry_run:
+        return Deferred("collect", why)
+    pending = state.pending
+    assert pending is not None
+    collect = f"collect SCM order {pending.order_id} ({pending.kind}), then install it on {{}}:"
+    return [_install_plan(ctx, state, s, "collect", collect.format(s.label)) for s in slots]
+
+
+def _install_plan(ctx: Context, state: ProfileState, slot: Slot, action: Action, first: str) -> Done:
+    """A dry run's plan for a certificate not issued yet on one target (from deploy's read-only pass)."""
+    steps = (
+        first,
+        *deploy_plan_for_new(slot.profile, slot.session, state.pending),
+        f"save the configuration of {slot.label}",
+    )
+    facts = RowFacts.of(state, None, ctx.clock(), target=slot.label)
+    return Done(action, "planned", "dry run: nothing ordered, nothing written", facts, plan=steps)
+
+
+def deploy(
+    ctx: Context,
+    profile: Profile,
+    state: ProfileState,
+    slots: list[Slot],
+    *,
+    action: Action,
+    why: str = "",
+    nothing: str = "",
+    fresh: bool = False,
+) -> list[Done]:
+    """The journal's certificate onto each target that lacks it, in the profile's rollout.
+    ``fresh``: it was just issued (no target has it: nothing is read first)."""
+    decisions: list[Decision | Done] = []
+    for slot in slots:
+        if fresh:
+            decisions.append(Decision("redeploy", why))
+            continue
+        try:
+            installed = slot.session.installed(slot.profile)
+        except CitrixAgentError as exc:
+            decisions.append(_failed(slot, action, exc))
+            continue
+        decisions.append(decide_target(slot.profile, state, slot.label, installed))
+    rows: dict[int, Done] = {}
+    todo: list[int] = []
+    for i, decision in enumerate(decisions):
+        if isinstance(decision, Done):
+            rows[i] = decision
+        elif decision.action == "nothing":
+            rows[i] = _row(ctx, state, slots[i], "nothing", "nothing", nothing or decision.reason)
+        else:
+            todo.append(i)
+    lead = slots[0]
+    if profile.rollout == "canary" and not ctx.dry_run:
+        unchecked = 0 in rows and rows[0].result == "nothing" and not _verified(state, lead.label)
+        if 0 in todo or unchecked:
+            first = decisions[0]
+            assert isinstance(first, Decision)
+            rows[0] = _canary(ctx, state, lead, first, action, why)
+            todo = [i for i in todo if i != 0]
+        if rows[0].result == "failed":
+            for i in todo:
+                rows[i] = _row(
+                    ctx,
+                    state,
+                    slots[i],
+                    action,
+                    "nothing",
+                    f"not deployed: the canary {lead.label} failed (the next run tries it again first)",
+                )
+            return [rows[i] for i in range(len(slots))]
+    for i in todo:
+        decision = decisions[i]
+        assert isinstance(decision, Decision)
+        rows[i] = _deploy_one(ctx, state, slots[i], decision, action, why)
+    return [rows[i] for i in range(len(slots))]
+
+
+def _deploy_one(
+    ctx: Context, state: ProfileState, slot: Slot, decision: Decision, action: Action, why: str
+) -> Done:
+    """One target (its failure is its own row: the other targets go on)."""
+    try:
+        if decision.save_only:
+            slot.session.unsaved_profiles.append((slot.profile, state, slot.label))
+            return _row(
+                ctx,
+                state,
+                slot,
+                "redeploy",
+                "planned" if ctx.dry_run else "ok",
+                "saving the configuration that a previous run left unsaved",
+            )
+        return install.deploy_current(
+            ctx,
+            slot.profile,
+            state,
+            slot.session,
+            action=action,
+            why=why or decision.reason,
+            target=slot.label,
+        )
+    except CitrixAgentError as exc:
+        log.debug("%s on %s failed", slot.profile.name, slot.label, exc_info=True)
+        return _failed(slot, action, exc)
+    except Exception as exc:  # a bug on one target must not stop the others
+        log.exception("%s on %s: internal error", slot.profile.name, slot.label)
+        return Done.failed(action, f"{slot.label}: internal error: {type(exc).__name__}: {exc}")
+
+
+def _canary(
+    ctx: Context, state: ProfileState, slot: Slot, decision: Decision, action: Action, why: str
+) -> Done:
+    """Install on the first target (if it lacks the certificate), save its appliance, check it."""
+    done: Done | None = None
+    if decision.action == "redeploy":
+        done = _deploy_one(ctx, state, slot, decision, action, why)
+        if done.result == "failed":
+            return done
+        error = install.save_appliance(ctx, slot.session)
+        if error is not None:
+            return Done.failed(
+                action, f"{slot.label}: deployed, but saving the configuration failed: {error}"
+            )
+    try:
+        problem = verify_target(ctx, state, slot)
+    except CitrixAgentError as exc:
+        problem = str(exc)
+    if problem is not None:
+        return _row(
+            ctx,
+            state,
+            slot,
+            action,
+            "failed",
+            f"canary {slot.label}: the check after deploying failed: {problem}",
+            EXIT_FAILURE,
+        )
+    record = state.deployment(slot.label)
+    assert record is not None
+    record.verified_at = iso(ctx.clock())
+    state.add_event("verified", appliance=slot.label, serial=record.serial)
+    ctx.store.save(state)
+    if done is not None:
+        return replace(done, message=f"{done.message}; canary checked" if done.message else "canary checked")
+    return _row(ctx, state, slot, "nothing", "ok", f"canary {slot.label} checked: it serves the certificate")
+
+
+def verify_target(ctx: Context, state: ProfileState, slot: Slot) -> str | None:
+    """The check of a target after its save: what it serves, read back (None when it is right)."""
+    slot.session.forget_view()
+    installed = slot.session.installed(slot.profile)
+    if serving_current(slot.profile, state, installed):
+        return None
+    current = state.current
+    assert current is not None
+    bound = ", ".join(installed.bound_vservers) if installed else ""
+    serial = installed.serial if installed else None
+    return (
+        f"{slot.label} serves serial {serial or 'none'} on {bound or 'no vserver'}, "
+        f"expected {current.serial} on every vserver"
+    )
+
+
+def _verified(state: ProfileState, label: str) -> bool:
+    record = state.deployment(label)
+    return (
+        record is not None
+        and record.verified_at is not None
+        and state.current is not None
+        and record.serial == state.current.serial
+    )
+
+
+# -------------------------------------------------------------------------------------- helpers
+
+
+def _load(ctx: Context, profile: Profile, slots: list[Slot], *, recover: bool = True) -> ProfileState:
+    """The profile's journal; a deployment recorded while the profile had one appliance becomes that
+    target's record (so turning ``appliance:`` into ``appliances:`` rewrites nothing there)."""
+    state = ordering.load(ctx, profile, recover=recover)
+    single = state.deployed
+    if single is not None and not state.targets and any(s.label == single.appliance for s in slots):
+        state.targets = [single]
+        state.deployed = None
+        state.stale_files, single.stale_files = [], state.stale_files
+    return state
+
+
+def _row(
+    ctx: Context,
+    state: ProfileState,
+    slot: Slot,
+    action: Action,
+    result: Any,
+    message: str,
+    exit_code: int = 0,
+) -> Done:
+    return Done(
+        action, result, message, RowFacts.of(state, None, ctx.clock(), target=slot.label), exit_code=exit_code
+    )
+
+
+def _failed(slot: Slot, action: Action, error: CitrixAgentError) -> Done:
+    """A target's failed row; its message names the appliance (once)."""
+    text = str(error)
+    host = slot.label.split("[", 1)[0]
+    return replace(Done.failed(action, error), message=text if host in text else f"{slot.label}: {text}")
