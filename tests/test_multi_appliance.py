@@ -123,7 +123,16 @@ def test_one_order_deployed_to_two_appliances_and_an_ha_pair(
     assert [(r["appliance"], r["target"], r["result"]) for r in status] == [
         (label, i, "ok") for i, label in enumerate(labels)
     ]
+    # the table: a row per target, with the appliance
+    res = cli("--scm-config", world.scm_yaml, "status", path)
+    assert res.code == 0, res.output
+    header, *table = res.out.splitlines()[:4]
+    assert header.split()[:3] == ["PROFILE", "APPLIANCE", "ACTION"]
+    assert [row.split()[:4] for row in table] == [["multi", label, "status", "ok"] for label in labels]
     assert _writes(world) == [0, 0, 0, 0]
+    # validate says it
+    res = cli("--scm-config", world.scm_yaml, "validate", path)
+    assert res.code == 0 and "1 vserver(s), 3 appliances, rollout all)" in res.out
 
 
 def test_a_target_failing_midway_converges_alone_on_the_next_run(world: Sandbox, tmp_path: Path) -> None:

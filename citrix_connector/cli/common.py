@@ -96,6 +96,10 @@ def _print_outcomes(ctx: Context, outcomes: Sequence[Outcome]) -> None:
     if not outcomes:
         return
     headers = ["PROFILE", "ACTION", "RESULT", "ORDER", "SERIAL", "EXPIRES", "CERTKEY", "VSERVERS"]
+    # a profile with several appliances has a row per appliance: the table then says which
+    several = any(o.target is not None for o in outcomes)
+    if several:
+        headers.insert(1, "APPLIANCE")
     rows = []
     for o in outcomes:
         expires = (
@@ -104,6 +108,7 @@ def _print_outcomes(ctx: Context, outcomes: Sequence[Outcome]) -> None:
         rows.append(
             [
                 o.profile,
+                *([o.appliance or "-"] if several else []),
                 o.action,
                 o.result,
                 o.order_id or "-",
@@ -118,7 +123,8 @@ def _print_outcomes(ctx: Context, outcomes: Sequence[Outcome]) -> None:
         click.echo("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     for o in outcomes:
         if o.message:
-            click.echo(f"{o.profile}: {o.message}")
+            who = f"{o.profile} on {o.appliance}" if o.target is not None else o.profile
+            click.echo(f"{who}: {o.message}")
         for line in o.plan if o.result == "planned" else []:
             click.echo(f"  - {line}" if not line.startswith("  ") else f"    {line.strip()}")
         if o.action == "status":
@@ -206,7 +212,8 @@ def _profile_command(
 def _scrub_secrets_of(scm: ScmConfig | None, profiles: Sequence[Profile]) -> None:
     """The loaded secrets never leave the agent: the JSON log and notifications scrub them."""
     secrets = [s for s in (scm.password, scm.client_secret) if s is not None] if scm is not None else []
-    scrubber.add(s.reveal() for s in [*secrets, *(p.appliance.password for p in profiles)])
+    passwords = [t.appliance.password for p in profiles for t in p.targets]
+    scrubber.add(s.reveal() for s in [*secrets, *passwords])
 
 
 def _load_settings(ctx: Context) -> Settings | None:

@@ -104,6 +104,8 @@ def validate(ctx: Context, profiles: tuple[str, ...]) -> None:
             elif check.profile is not None:
                 p = check.profile
                 summary = f"{p.name}: {p.certificate.key.describe()}, {len(p.vservers)} vserver(s)"
+                if p.is_multi:
+                    summary += f", {len(p.targets)} appliances, rollout {p.rollout}"
                 report.ok("profile", check.path, summary, name=p.name)
     elif scm is None and not report.problems:
         raise UsageError("nothing to validate: name profiles, or pass --scm-config")
