@@ -237,3 +237,40 @@ def test_preflight_of_the_third_target_stops_the_order(world: Sandbox, tmp_path:
     assert worst_exit_code(outcomes) == EXIT_FAILURE  # as a preflight failure of one appliance
     assert world.scm.order_count() == 0 and scm_writes(world.scm) == []
     assert _writes(world) == [0, 0, 0, 0]
+
+
+def test_renew_is_one_order_for_every_target_and_a_dry_run_writes_nothing(
+    world: Sandbox, tmp_path: Path
+) -> None:
+    profile = load_profile(_write(world, "renewed", _entries(world)))
+    dry = Agent(
+        load_scm_config(world.scm_yaml), StateStore(tmp_path / "state"), sleep=lambda _s: None, dry_run=True
+    ).run([profile])
+    assert _rows(dry) == [("enroll", "planned")] * 3
+    assert any("order a new certificate" in line for line in dry[0].plan)
+    assert all(f"save the configuration of {o.appliance}" in o.plan for o in dry)
+    assert world.scm.order_count() == 0 and _writes(world) == [0, 0, 0, 0]
+
+    first = _agent(world, tmp_path).run([profile])
+    assert _rows(first) == [("enroll", "ok")] * 3
+    renewed = _agent(world, tmp_path).renew([profile])
+    assert _rows(renewed) == [("renew", "ok")] * 3
+    assert world.scm.order_count() == 2  # one renewal order for the three targets
+    serial = renewed[0].serial
+    assert serial != first[0].serial and {o.serial for o in renewed} == {serial}
+    assert all(same_serial(ns.serving_certificate(VS), serial) for ns in _targets(world))
+
+
+def test_a_profile_turned_into_appliances_keeps_its_deployment(world: Sandbox, tmp_path: Path) -> None:
+    single = world.profile_dict("grown", [(VS, "lb", False)], "grown.sandbox.test")
+    path = world.write_profile("grown", single)
+    before = _agent(world, tmp_path).run([load_profile(path)])
+    assert _rows(before) == [("enroll", "ok")]
+    path = _write(world, "grown", _entries(world))
+    _clear(world)
+    after = _agent(world, tmp_path).run([load_profile(path)])
+    # the first appliance keeps what it had (read only); the others get the same certificate
+    assert _rows(after) == [("nothing", "nothing"), ("redeploy", "ok"), ("redeploy", "ok")]
+    assert world.netscalers[0].count_writes() == 0
+    assert world.scm.order_count() == 1 and scm_writes(world.scm) == []
+    assert all(same_serial(ns.serving_certificate(VS), before[0].serial) for ns in _targets(world))
