@@ -74,7 +74,7 @@ def test_discover_write_run_adopts_then_renews_in_place(bf: Sandbox, cli: Cli, t
     }
     shop_serial = world.seed.certkeys["shop_2025"][1]
     assert (
-        f"adopting certkey shop_2025, serial {shop_serial} (SCM order {world.seed.certkeys['shop_2025'][2]})"
+        f"adopted certkey shop_2025, serial {shop_serial} (SCM order {world.seed.certkeys['shop_2025'][2]})"
         in (rows["shop_2025"]["message"])
     )
     assert "no SCM order found" in rows["foreign_www"]["message"]

@@ -186,9 +186,11 @@ class Agent:
             why = f"{adoption.note}: {decision.reason}"
             facts = RowFacts.of(state, installed, now)
             if decision.action == "nothing":
-                return Done(
-                    "adopt", "planned" if ctx.dry_run else "adopted", why, facts, plan=(adoption.note,)
-                )
+                if ctx.dry_run:
+                    return Done("adopt", "planned", why, facts, plan=(adoption.note,))
+                # the row says what it did: "adopted certkey X, serial S (SCM order N): ..."
+                done = "adopted" + why.removeprefix("adopting") if why.startswith("adopting") else why
+                return Done("adopt", "adopted", done, facts, plan=(adoption.note,))
             return self._noted(self._act(profile, session, state, installed, decision, why), adoption.note)
         decision = decide(profile, state, installed, now, hint=ctx.hint)
         return self._act(profile, session, state, installed, decision, decision.reason)
