@@ -68,3 +68,36 @@ def test_a_ca_bundle_from_the_environment_still_applies(monkeypatch: pytest.Monk
     assert ours.merge_environment_settings("https://a.example.test/", {}, None, "/mine.pem", None)[
         "verify"
     ] == ("/mine.pem")
+
+
+def test_the_journals_fast_reader_answers_like_the_checking_one(tmp_path) -> None:
+    import json
+
+    from citrix_connector.errors import StateError
+    from citrix_connector.state import (
+        DeploymentRecord,
+        IssuedRecord,
+        OrderRecord,
+        ProfileState,
+        StateStore,
+        _fast,
+        _from_dict,
+    )
+
+    store = StateStore(tmp_path)
+    state = ProfileState(profile="p1", source="/x/p1.yaml", reorder="renew", stale_files=["/nsconfig/ssl/a"])
+    state.pending = OrderRecord(
+        "7", "renew", "admin", "2026-01-01T00:00:00+00:00", "local", "/k", "CSR", "a", ["a"], "ECDSA P-256"
+    )
+    state.current = IssuedRecord(
+        "6", "AB", "n", "n", "f", "a", ["a"], "ECDSA P-256", "local", "/k", "PEM", ["C"], "t"
+    )
+    state.deployed = DeploymentRecord("h:1", None, "p1", "AB", ["vs"], "t", "/c", "/k", saved=False)
+    state.add_event("ordered", order_id="7")
+    store.save(state)
+    data = json.loads(store.path_for("p1").read_text())
+    assert _fast(data, ProfileState) == _from_dict(ProfileState, data, "") == store.load("p1")
+    data["current"]["sans"] = ["a", 3]  # refused by both; the message comes from the checking reader
+    store.path_for("p1").write_text(json.dumps(data))
+    with pytest.raises(StateError, match=r"current\.sans\[1\]: expected a string, got int"):
+        store.load("p1")

@@ -4,6 +4,7 @@ the value is fine, else the message (never echoing a secret)."""
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import ipaddress
 import re
@@ -115,6 +116,7 @@ def derive_certkey_name(profile_name: str) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=4096)  # pure; a fleet's profiles repeat the same appliance host names
 def host_name_problem(name: str) -> str:
     """'' when ``name`` is a valid DNS name (leftmost ``*`` label allowed) or an IP address."""
     try:
@@ -145,6 +147,7 @@ def email_problem(value: str) -> str:
     return "" if _EMAIL_RE.match(value) else f"not an e-mail address: {shown(value)}"
 
 
+@functools.lru_cache(maxsize=4096)  # pure; every profile of an appliance names the same URL
 def url_problem(value: str, *, allow_http: bool = False) -> str:
     """'' when ``value`` is an https:// (or, with ``allow_http``, http://) URL without credentials."""
     try:

@@ -144,7 +144,8 @@ class CertificateSpec(StrictModel):
     certkey_name: Annotated[str, Text(check=checks.certkey_name_problem)] = Field(
         "", validate_default=True, description="default: derived from the profile name"
     )
-    _key: KeySpec = PrivateAttr(default=KeySpec("RSA", size=2048))
+    # a factory, not a default: pydantic deep-copies a default for every profile loaded
+    _key: KeySpec = PrivateAttr(default_factory=lambda: KeySpec("RSA", size=2048))
 
     @property
     def key(self) -> KeySpec:

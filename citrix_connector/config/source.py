@@ -210,6 +210,18 @@ _NO_KEY = object()
 _SKIP = object()  # a key that was rejected: its value is read and dropped
 
 
+#: Key locations are the same few tuples in every profile; a profile keeps its key lines for its
+#: life (file:line messages), so one shared tuple per location instead of one per profile.
+_LOCS: dict[Loc, Loc] = {}
+
+
+def _interned(where: Loc, key: str) -> Loc:
+    loc = (*where, key)
+    if len(_LOCS) < 65536:
+        return _LOCS.setdefault(loc, loc)
+    return loc
+
+
 class _Builder:
     """Events -> data. Iterative: the nesting depth is the length of ``stack``."""
 
@@ -360,7 +372,7 @@ class _Builder:
                 Problem(self.doc.file, line, format_loc(where) or "(top level)", "keys must be plain names")
             )
             return _SKIP
-        loc = (*where, key)
+        loc = _interned(where, key)
         if loc in self.doc.key_lines:
             first = self.doc.key_lines[loc]
             self.doc.problems.append(

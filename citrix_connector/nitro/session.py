@@ -69,26 +69,43 @@ def records(body: Mapping[str, Any] | None, resource: str) -> list[dict[str, Any
     return []
 
 
-def _trace_redact(obj: Any) -> Any:
+#: Items of a list the debug trace shows (it keeps 2,000 characters anyway): a bulk read of
+#: thousands of certkeys is not copied and redacted whole to log its first lines.
+_TRACE_ITEMS = 5
+
+
+def _trace_redact(obj: Any, items: int | None = None) -> Any:
     if isinstance(obj, Mapping):
         secret = _TRACE_SECRET_KEYS
-        return {k: (REDACTED if str(k).lower() in secret else _trace_redact(v)) for k, v in obj.items()}
+        return {
+            k: (REDACTED if str(k).lower() in secret else _trace_redact(v, items)) for k, v in obj.items()
+        }
     if isinstance(obj, list):
-        return [_trace_redact(v) for v in obj]
+        if items is not None and len(obj) > items:
+            return [*(_trace_redact(v, items) for v in obj[:items]), f"... {len(obj) - items} more"]
+        return [_trace_redact(v, items) for v in obj]
     if isinstance(obj, str) and "PRIVATE KEY" in obj:
         return REDACTED
     return obj
 
 
 def _decode(response: requests.Response) -> tuple[Any, bool]:
-    """(parsed body or None, ok-to-parse). Empty body -> ({}, True)."""
+    """(parsed body or None, ok-to-parse). Empty body -> ({}, True). Parsed once per response (the
+    debug trace and the caller both ask)."""
+    known: tuple[Any, bool] | None = getattr(response, "_citrixagent_decoded", None)
+    if known is not None:
+        return known
     text = response.content
+    decoded: tuple[Any, bool]
     if not text or not text.strip():
-        return {}, True
-    try:
-        return json.loads(text.decode("utf-8")), True
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None, False
+        decoded = {}, True
+    else:
+        try:
+            decoded = json.loads(text.decode("utf-8")), True
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            decoded = None, False
+    response._citrixagent_decoded = decoded  # type: ignore[attr-defined]
+    return decoded
 
 
 def _errorcode(body: Any, ok: bool) -> int | None:
@@ -248,7 +265,7 @@ class NitroSession:
         self._http.session.cookies.clear()
         if log.isEnabledFor(logging.DEBUG):
             body, ok = _decode(response)
-            shown = json.dumps(_trace_redact(body))[:2000] if ok else "<non-JSON>"
+            shown = json.dumps(_trace_redact(body, _TRACE_ITEMS))[:2000] if ok else "<non-JSON>"
             log.debug("nitro %s < %d %s", self.host, response.status_code, shown)
         return response
 

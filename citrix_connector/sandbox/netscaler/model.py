@@ -63,6 +63,8 @@ class Vserver:
     snienable: bool = False
     state: str = "ENABLED"
     ssl_params: dict[str, str] = field(default_factory=dict)
+    # False: no listening socket for the VIP (fleet-sized benchmarks seed thousands of vservers)
+    serves_vip: bool = True
 
     @property
     def is_ssl(self) -> bool:

@@ -138,11 +138,13 @@ class NetScalerSimulator(SimServer):
         snienable: bool = False,
         *,
         partition: str = "default",
+        serve_vip: bool = True,
     ) -> None:
         """Seed a virtual server: ``kind`` is ``lb``, ``cs``, ``vpn`` or ``authentication``.
 
         The VIP must be a loopback address; a TLS-terminating vserver's VIP is bound at once (``port`` 0:
-        a free port, written back to the vserver) and serves real TLS while the simulator runs."""
+        a free port, written back to the vserver) and serves real TLS while the simulator runs, unless
+        ``serve_vip`` is False (fleet-sized benchmarks: thousands of vservers, no socket each)."""
         if kind not in VSERVER_KINDS:
             raise ValueError(f"kind must be one of {sorted(VSERVER_KINDS)}")
         check_loopback(ipv46)
@@ -150,7 +152,7 @@ class NetScalerSimulator(SimServer):
             part = self.model.partition(partition)
             if name in part.vservers:
                 raise ValueError(f"vserver {name} exists")
-            vs = Vserver(name, kind, servicetype.upper(), ipv46, int(port), snienable)
+            vs = Vserver(name, kind, servicetype.upper(), ipv46, int(port), snienable, serves_vip=serve_vip)
             part.vservers[name] = vs
             if self.model.ha_state != "Secondary":
                 self.vips.reserve(part, vs)

@@ -105,7 +105,7 @@ class VipListeners:
     def reserve(self, part: Partition, vs: Vserver) -> None:
         """Bind the VIP now (port 0 picks a free port and writes it back to the vserver)."""
         key = (part.name, vs.name)
-        if key in self._sockets or not vs.terminates_tls:
+        if key in self._sockets or not vs.terminates_tls or not vs.serves_vip:
             return
         family = socket.AF_INET6 if ":" in vs.ipv46 else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
