@@ -66,6 +66,7 @@ from .scm_admin_model import (
     ScmSettings,
     check_knob,
     colon_serial,
+    seed_catalog,
 )
 from .scm_base import ScmSimBase
 from .scm_common import (
@@ -137,51 +138,7 @@ class ScmSimulator(ScmSimBase[int, ScmOrder]):
         self._seed_data()
 
     def _seed_data(self) -> None:
-        self.profiles = {
-            567: {
-                "id": 567,
-                "name": "Sandbox OV SSL",
-                "description": "Sandbox organization-validated TLS server certificate",
-                "terms": [365, 730],
-                "keyTypes": {"RSA": ["2048", "3072", "4096"], "EC": ["P-256", "P-384"]},
-                "useSecondaryOrgName": False,
-            },
-            568: {
-                "id": 568,
-                "name": "Sandbox EV SSL",
-                "description": "Sandbox extended-validation TLS server certificate",
-                "terms": [365],
-                "keyTypes": {"RSA": ["2048", "3072", "4096"], "EC": ["P-256", "P-384"]},
-                "useSecondaryOrgName": False,
-            },
-            569: {
-                "id": 569,
-                "name": "Sandbox RSA 2048 Only SSL",
-                "description": "Sandbox profile that only accepts RSA 2048 keys",
-                "terms": [365],
-                "keyTypes": {"RSA": ["2048"]},
-                "useSecondaryOrgName": False,
-            },
-        }
-        self.custom_fields = [
-            {"id": 54, "name": "Cost Center", "mandatory": False},
-            {"id": 55, "name": "Application Owner", "mandatory": False},
-        ]
-        self.organizations = [
-            {
-                "id": 1234,
-                "name": "Sandbox Org",
-                "certTypes": ["SSL"],
-                "departments": [
-                    {
-                        "id": 1235,
-                        "name": "Sandbox Department",
-                        "parentName": "Sandbox Org",
-                        "certTypes": ["SSL"],
-                    }
-                ],
-            }
-        ]
+        self.profiles, self.custom_fields, self.organizations = seed_catalog()
 
     def reset(self) -> None:
         """Back to the freshly constructed state: no orders, default knobs and seed data, ids from

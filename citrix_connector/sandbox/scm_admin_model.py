@@ -170,3 +170,53 @@ def int_field(body: Mapping[str, Any], key: str) -> int | None:
     if isinstance(value, str) and re.fullmatch(r"-?\d{1,18}", value.strip()):
         return int(value)
     raise parse_error()
+
+
+def seed_catalog() -> tuple[dict[int, dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The sandbox customer's certificate profiles, custom fields and organizations (fresh copies)."""
+    profiles: dict[int, dict[str, Any]] = {
+        567: {
+            "id": 567,
+            "name": "Sandbox OV SSL",
+            "description": "Sandbox organization-validated TLS server certificate",
+            "terms": [365, 730],
+            "keyTypes": {"RSA": ["2048", "3072", "4096"], "EC": ["P-256", "P-384"]},
+            "useSecondaryOrgName": False,
+        },
+        568: {
+            "id": 568,
+            "name": "Sandbox EV SSL",
+            "description": "Sandbox extended-validation TLS server certificate",
+            "terms": [365],
+            "keyTypes": {"RSA": ["2048", "3072", "4096"], "EC": ["P-256", "P-384"]},
+            "useSecondaryOrgName": False,
+        },
+        569: {
+            "id": 569,
+            "name": "Sandbox RSA 2048 Only SSL",
+            "description": "Sandbox profile that only accepts RSA 2048 keys",
+            "terms": [365],
+            "keyTypes": {"RSA": ["2048"]},
+            "useSecondaryOrgName": False,
+        },
+    }
+    custom_fields: list[dict[str, Any]] = [
+        {"id": 54, "name": "Cost Center", "mandatory": False},
+        {"id": 55, "name": "Application Owner", "mandatory": False},
+    ]
+    organizations: list[dict[str, Any]] = [
+        {
+            "id": 1234,
+            "name": "Sandbox Org",
+            "certTypes": ["SSL"],
+            "departments": [
+                {
+                    "id": 1235,
+                    "name": "Sandbox Department",
+                    "parentName": "Sandbox Org",
+                    "certTypes": ["SSL"],
+                }
+            ],
+        }
+    ]
+    return profiles, custom_fields, organizations
