@@ -274,3 +274,27 @@ def test_a_profile_turned_into_appliances_keeps_its_deployment(world: Sandbox, t
     assert world.netscalers[0].count_writes() == 0
     assert world.scm.order_count() == 1 and scm_writes(world.scm) == []
     assert all(same_serial(ns.serving_certificate(VS), before[0].serial) for ns in _targets(world))
+
+
+def test_a_target_whose_save_failed_is_only_saved_on_the_next_run(world: Sandbox, tmp_path: Path) -> None:
+    profile = load_profile(_write(world, "unsaved", _entries(world)))
+    second = world.netscalers[1]
+    second.add_fault(r"/config/nsconfig$", method="POST", status=503, times=None)
+    outcomes = _agent(world, tmp_path).run([profile])
+    assert _rows(outcomes) == [("enroll", "ok"), ("enroll", "failed"), ("enroll", "ok")]
+    assert "saving the configuration failed" in outcomes[1].message
+    label = second.url.split("://")[1]
+    record = StateStore(tmp_path / "state").load("unsaved").deployment(label)
+    assert record is not None and not record.saved
+
+    second.clear_faults()
+    _clear(world)
+    outcomes = _agent(world, tmp_path).run([profile])
+    assert _rows(outcomes) == [("nothing", "nothing"), ("redeploy", "ok"), ("nothing", "nothing")]
+    assert outcomes[1].message.startswith(f"saved the configuration a previous run left unsaved on {label}")
+    # only the save was sent to that target; nothing to the others, nothing to SCM
+    assert (second.count_writes(), saves(second)) == (1, 1)
+    assert _writes(world)[0] == 0 and _writes(world)[2:] == [0, 0]
+    assert scm_writes(world.scm) == []
+    record = StateStore(tmp_path / "state").load("unsaved").deployment(label)
+    assert record is not None and record.saved

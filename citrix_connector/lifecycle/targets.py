@@ -112,7 +112,7 @@ def run(ctx: Context, profile: Profile, slots: list[Slot]) -> MultiStep:
     """``run``: resume or place the profile's order, else bring every target to its certificate."""
     state = _load(ctx, profile, slots)
     now = ctx.clock()
-    decision = decide(slots[0].profile, state, None, now)
+    decision = decide(slots[0].profile, state, None, now, hint=ctx.hint)
     log.info("%s: run decides %s: %s", profile.name, decision.action, decision.reason)
     if decision.action == "blocked":
         return [_row(ctx, state, s, "blocked", "failed", decision.reason, EXIT_FAILURE) for s in slots]
@@ -151,7 +151,7 @@ def order_command(ctx: Context, profile: Profile, slots: list[Slot], kind: Order
     if state.current is None:
         raise UsageError(
             f"{profile.name}: nothing to {kind}: no certificate was enrolled for this profile "
-            "yet (run enroll or run)"
+            f"yet; run `{ctx.hint('run', profile.source)}` to enroll one"
         )
     return order(ctx, profile, state, slots, kind)
 
@@ -186,7 +186,7 @@ def order(
     ctx: Context, profile: Profile, state: ProfileState, slots: list[Slot], kind: OrderKind, *, why: str = ""
 ) -> MultiStep:
     """Preflight every target, then place the one order (its collection is deferred)."""
-    failures = _preflight_all(slots)
+    failures = _preflight_all(slots, kind)
     if failures:
         names = ", ".join(slots[i].label for i in failures)
         return [
@@ -204,13 +204,13 @@ def order(
     return step if isinstance(step, Deferred) else [step for _ in slots]
 
 
-def _preflight_all(slots: list[Slot]) -> dict[int, Done]:
+def _preflight_all(slots: list[Slot], action: Action) -> dict[int, Done]:
     failures: dict[int, Done] = {}
     for i, slot in enumerate(slots):
         try:
             slot.session.preflight(slot.profile.vservers)
         except CitrixAgentError as exc:
-            failures[i] = _failed(slot, "nothing", exc)
+            failures[i] = _failed(slot, action, exc)
     return failures
 
 
@@ -302,14 +302,13 @@ def _deploy_one(
     try:
         if decision.save_only:
             slot.session.unsaved_profiles.append((slot.profile, state, slot.label))
-            return _row(
-                ctx,
-                state,
-                slot,
-                "redeploy",
-                "planned" if ctx.dry_run else "ok",
-                "saving the configuration that a previous run left unsaved",
+            serial = state.current.serial if state.current else "?"
+            what = (
+                f"the configuration a previous run left unsaved on {slot.label} (serial {serial} installed)"
             )
+            result = "planned" if ctx.dry_run else "ok"
+            message = f"would save {what}" if ctx.dry_run else f"saved {what}"
+            return _row(ctx, state, slot, "redeploy", result, message)
         return install.deploy_current(
             ctx,
             slot.profile,
