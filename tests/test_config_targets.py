@@ -168,3 +168,12 @@ def test_schema_describes_the_appliances_form(tmp_path: Path) -> None:
     onbox = {"common_name": "www.example.com", "key_location": "appliance"}
     assert errors(_profile(appliances=[A, B], certificate=onbox))
     assert errors(_profile(appliances=[A], certificate=onbox)) == []
+
+
+def test_discover_counts_a_profile_with_several_appliances_as_a_profile_of_each(tmp_path: Path) -> None:
+    from citrix_connector.discovery.targets import _targets_from_profiles
+
+    profile = load_profile(_write(tmp_path, _profile(appliances=[A, PAIR])), env=ENV)
+    found = _targets_from_profiles([profile], set())
+    assert [t.urls for t in found] == [("https://127.0.0.1:9001",), tuple(PAIR["url"])]
+    assert [t.managed for t in found] == [{("default", "web"): "web"}] * 2

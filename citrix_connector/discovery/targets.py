@@ -130,7 +130,8 @@ def _profile_password_ref(profile: Profile) -> str | None:
 
 def _targets_from_profiles(profiles: Sequence[Profile], taken: set[str]) -> list[Target]:
     groups: dict[tuple[tuple[str, ...], str], list[Profile]] = {}
-    for p in profiles:
+    # a profile with several appliances (appliances:) is a profile of each of them
+    for p in [q.for_target(t) if q.is_multi else q for q in profiles for t in q.targets]:
         key = (tuple(sorted(u.lower().rstrip("/") for u in p.appliance.urls)), p.appliance.username)
         groups.setdefault(key, []).append(p)
     out: list[Target] = []
