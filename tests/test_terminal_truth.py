@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from conftest import AgentKit, CliResult
 
@@ -183,8 +182,6 @@ def test_status_on_a_fresh_appliance_shows_what_it_serves(
 
 
 def test_superseded_keys_are_removed_after_a_saved_deployment(kit: AgentKit) -> None:
-    if kit.api != "admin":
-        pytest.skip("renewed several times through the admin API (renew by id)")
     data = yaml.safe_load(kit.world.profile_path("lb-profile").read_text(encoding="utf-8"))
     ecdsa = {**data["certificate"], "key_type": "ECDSA", "curve": "P-256", "key_size": None}
     profile = kit.profile(certificate=ecdsa)
