@@ -198,3 +198,22 @@ def test_revoke_dry_run_sends_and_writes_nothing(world: Sandbox, cli: Cli, state
     assert journal.read_bytes() == before
     order = world.scm.orders[int(enrolled["order_id"])]
     assert order.status == "Issued"
+
+
+def test_validate_json_lists_warnings_without_failing(world: Sandbox, cli: Cli, tmp_path: Path) -> None:
+    data = _profile(world)
+    data["sectigo"] = {"org_id": 1234}
+    path = _write(tmp_path / "d", "with-org.yaml", data)
+    res = cli("--scm-config", world.scm_enrollment_yaml, "--json", "validate", path)
+    assert res.code == 0, res.output
+    body = json.loads(res.out)
+    assert body["ok"] is True
+    [warning] = body["problems"]
+    assert (warning["file"], warning["field"], warning["severity"]) == (
+        str(path),
+        "sectigo.org_id",
+        "warning",
+    )
+    assert warning["line"] > 0 and "ignored with api: enrollment" in warning["message"]
+    text = cli("--scm-config", world.scm_enrollment_yaml, "validate", path)
+    assert text.code == 0 and f"warning: {path}:{warning['line']}: sectigo.org_id: ignored" in text.err
