@@ -181,9 +181,9 @@ class Fleet:
                     },
                     "sectigo": {"org_id": SCM_ORG_ID, "cert_type": SCM_CERT_TYPE, "term": 365},
                 }
-                (self.profile_dir / f"{name}.yaml").write_text(
-                    yaml.safe_dump(profile, sort_keys=False), encoding="utf-8"
-                )
+                path = self.profile_dir / f"{name}.yaml"
+                path.write_text(yaml.safe_dump(profile, sort_keys=False), encoding="utf-8")
+                path.chmod(0o600)  # it holds the appliance password, as the agent asks
 
     # -- simulator control API ---------------------------------------------------------------
     def sim(self, base: str, method: str, route: str, **kwargs: Any) -> Any:

@@ -119,11 +119,14 @@ def derive_certkey_name(profile_name: str) -> str:
 @functools.lru_cache(maxsize=4096)  # pure; a fleet's profiles repeat the same appliance host names
 def host_name_problem(name: str) -> str:
     """'' when ``name`` is a valid DNS name (leftmost ``*`` label allowed) or an IP address."""
-    try:
-        ipaddress.ip_address(name)
-        return ""
-    except ValueError:
-        pass
+    # only digits and dots (IPv4) or a colon (IPv6) can be an address: a host name is not tried
+    # as one (a refused address costs two exceptions, and a fleet has thousands of names)
+    if ":" in name or name.replace(".", "").isdigit():
+        try:
+            ipaddress.ip_address(name)
+            return ""
+        except ValueError:
+            pass
     if not name.isascii():
         return f"{shown(name)} is not ASCII; use the IDNA form (xn--...)"
     if len(name) > 253:
