@@ -205,14 +205,27 @@ def test_superseded_keys_are_removed_after_a_saved_deployment(kit: AgentKit) -> 
     assert [len(e["files"]) for e in events] == [1, 1, 1]  # from the second renewal on, one key each time
 
 
-def test_the_key_of_a_declined_order_is_removed_at_once(world: Sandbox, cli: Cli, state_dir: Path) -> None:
+def test_the_key_of_a_declined_order_is_removed_at_once(
+    world: Sandbox, cli: Cli, state_dir: Path, tmp_path: Path
+) -> None:
     profile = _ec_profile(world)
+    scm = _fast_scm(world)
     world.scm.set_defaults(mode="declined")
-    res = cli("--scm-config", _fast_scm(world), "enroll", profile)
+    res = cli("--scm-config", scm, "enroll", profile)
     assert res.code == 1, res.output
     state = StateStore(state_dir).load("lb-profile")
     assert state.declined is not None and state.pending is None
     assert list((state_dir / "keys" / "lb-profile").glob("*.key.pem")) == []
+
+    # run waits for a person, and says what to type once SCM is fixed; typed, it works
+    blocked = _row(cli("--json", "--scm-config", scm, "run", profile))
+    assert (blocked["action"], blocked["result"]) == ("blocked", "failed"), blocked
+    hint = _hint(blocked["message"])
+    assert shlex.split(hint)[-2:] == ["enroll", str(profile.absolute())]
+    world.scm.set_defaults(mode="auto")
+    typed = _type_into_a_shell(hint, tmp_path / "elsewhere")
+    assert typed.returncode == 0, typed.stdout + typed.stderr
+    assert re.search(r"^lb-profile\s+enroll\s+ok", typed.stdout, re.M), typed.stdout
 
 
 def _csr_subject(kit: AgentKit) -> dict[str, str]:
