@@ -298,3 +298,19 @@ def test_a_target_whose_save_failed_is_only_saved_on_the_next_run(world: Sandbox
     assert scm_writes(world.scm) == []
     record = StateStore(tmp_path / "state").load("unsaved").deployment(label)
     assert record is not None and record.saved
+
+
+def test_a_canary_never_checked_is_checked_first_without_writes(world: Sandbox, tmp_path: Path) -> None:
+    path = _write(world, "later", _entries(world))
+    assert _rows(_agent(world, tmp_path).run([load_profile(path)])) == [("enroll", "ok")] * 3
+    # the profile turns to a canary rollout: its first target never had the check after its save
+    profile = load_profile(_write(world, "later", _entries(world), rollout="canary"))
+    status = _agent(world, tmp_path).status([profile])
+    assert [o.result for o in status] == ["attention", "ok", "ok"]
+    assert status[0].details["next"] == "check" and "has not passed yet" in status[0].message
+    _clear(world)
+    outcomes = _agent(world, tmp_path).run([profile])
+    assert _rows(outcomes) == [("nothing", "ok"), ("nothing", "nothing"), ("nothing", "nothing")]
+    assert "checked" in outcomes[0].message
+    assert _writes(world) == [0, 0, 0, 0] and scm_writes(world.scm) == []
+    assert [o.result for o in _agent(world, tmp_path).status([profile])] == ["ok"] * 3

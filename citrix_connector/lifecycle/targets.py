@@ -32,7 +32,7 @@ from ..state import ProfileState
 from . import install, ordering, status
 from .context import ApplianceSession, Context, appliance_key
 from .decide import Decision, decide, decide_target, serving_current
-from .outcome import Action, Deferred, Done, OrderKind, RowFacts, iso
+from .outcome import EXIT_ATTENTION, Action, Deferred, Done, OrderKind, RowFacts, iso
 from .plan import deploy_plan_for_new, plan_order
 
 log = logging.getLogger("citrixagent")
@@ -168,10 +168,19 @@ def collect(ctx: Context, profile: Profile, slots: list[Slot], deferred: Deferre
 def status_rows(ctx: Context, profile: Profile, slots: list[Slot]) -> list[Done]:
     """``status``: a row per target (read-only; SCM is asked once, about an order in flight)."""
     state = _load(ctx, profile, slots, recover=False)
-    return [
+    rows = [
         status.status(ctx, s.profile, s.session, state=state, target=s.label, ask_scm=i == 0)
         for i, s in enumerate(slots)
     ]
+    lead = slots[0]
+    if profile.rollout == "canary" and rows[0].result == "ok" and not _verified(state, lead.label):
+        why = (
+            f"the canary {lead.label} serves the certificate but its check after the save has not "
+            "passed yet: run checks it before installing on the other targets"
+        )
+        details = {**rows[0].details, "next": "check", "next_reason": why}
+        rows[0] = replace(rows[0], result="attention", message=why, details=details, exit_code=EXIT_ATTENTION)
+    return rows
 
 
 def revoke(ctx: Context, profile: Profile, slots: list[Slot], reason: str, reason_code: int) -> list[Done]:
