@@ -314,3 +314,42 @@ def test_a_canary_never_checked_is_checked_first_without_writes(world: Sandbox, 
     assert "checked" in outcomes[0].message
     assert _writes(world) == [0, 0, 0, 0] and scm_writes(world.scm) == []
     assert [o.result for o in _agent(world, tmp_path).status([profile])] == ["ok"] * 3
+
+
+def test_enroll_replace_and_revoke_with_several_targets(world: Sandbox, tmp_path: Path, cli: Any) -> None:
+    path = _write(world, "cycle", _entries(world))
+    profile = load_profile(path)
+    assert _rows(_agent(world, tmp_path).enroll([profile])) == [("enroll", "ok")] * 3
+    # a replace that fails on the second target; enroll then installs the journal's certificate there only
+    second = world.netscalers[1]
+    second.add_fault(r"/config/sslcertkey$", method="POST", status=503, times=None)
+    assert _rows(_agent(world, tmp_path).replace([profile]))[1] == ("replace", "failed")
+    second.clear_faults()
+    _clear(world)
+    rows = _agent(world, tmp_path).enroll([profile])
+    assert _rows(rows) == [("nothing", "nothing"), ("redeploy", "ok"), ("nothing", "nothing")]
+    assert scm_writes(world.scm) == []
+    assert [ns.count_writes() > 0 for ns in _targets(world)] == [False, True, False]
+    # other names: run replaces, one order for every target
+    changed = load_profile(
+        _write(
+            world, "cycle", _entries(world), {"subject_alt_names": ["cycle.sandbox.test", "new.sandbox.test"]}
+        )
+    )
+    _clear(world)
+    rows = _agent(world, tmp_path).run([changed])
+    assert _rows(rows) == [("replace", "ok")] * 3
+    assert len([w for w in scm_writes(world.scm) if "replace" in w]) == 1  # one order for all three
+    serial = rows[0].serial
+    assert all(same_serial(ns.serving_certificate(VS), serial) for ns in _targets(world))
+    # revoke: one revocation at SCM, a row per target saying it is still bound there
+    res = cli(
+        "--scm-config", world.scm_yaml, "--json", "revoke", "--yes", "--reason", "superseded", changed.source
+    )
+    assert res.code == 0, res.output
+    revoked = json.loads(res.out)
+    assert [(r["action"], r["result"], r["target"]) for r in revoked] == [
+        ("revoke", "ok", i) for i in range(3)
+    ]
+    assert all("still installed" in r["message"] for r in revoked)
+    assert len([r for r in world.scm.requests if r.method == "POST" and "revoke" in r.path]) == 1
