@@ -144,6 +144,7 @@ def test_a_target_failing_midway_converges_alone_on_the_next_run(world: Sandbox,
     failed = outcomes[1]
     assert failed.appliance == second.url.split("://")[1] and failed.target == 1
     assert failed.appliance in failed.message  # the row names the appliance
+    assert failed.order_id == outcomes[0].order_id and failed.serial is None  # the order it was installing
     assert worst_exit_code(outcomes) == EXIT_FAILURE
     serial = outcomes[0].serial
     assert same_serial(world.netscalers[0].serving_certificate(VS), serial)

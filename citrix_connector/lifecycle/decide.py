@@ -157,18 +157,19 @@ def decide_target(
 ) -> Decision:
     """For one target of a profile with several appliances whose certificate needs no new order
     (``decide`` said redeploy): install it there, only save there, or nothing. ``profile`` is the
-    profile as that target's (:meth:`~citrix_connector.config.Profile.for_target`)."""
+    profile as that target's (:meth:`~citrix_connector.config.Profile.for_target`); the reasons do
+    not name the appliance (the target's row does)."""
     record = state.deployment(target)
     current = state.current
     assert current is not None
     if not serving_current(profile, state, installed):
-        return Decision("redeploy", f"{target}: {_not_served(profile, state, installed)}")
+        return Decision("redeploy", _not_served(profile, state, installed))
     if record is None or record.serial != current.serial:
         return Decision(
-            "redeploy", f"the journal has no saved deployment of the last issued certificate on {target}"
+            "redeploy", "the journal has no saved deployment of the last issued certificate there"
         )
     if not record.saved:
-        return Decision("redeploy", f"the last deployment on {target} was not saved", save_only=True)
+        return Decision("redeploy", "the last deployment there was not saved", save_only=True)
     return Decision("nothing", "certificate valid and installed")
 
 

@@ -329,7 +329,8 @@ def _deploy_one(
         )
     except CitrixAgentError as exc:
         log.debug("%s on %s failed", slot.profile.name, slot.label, exc_info=True)
-        return _failed(slot, action, exc)
+        order_id = state.current.order_id if state.current else None  # the order it was installing
+        return replace(_failed(slot, action, exc), facts=RowFacts(order_id=order_id or None))
     except Exception as exc:  # a bug on one target must not stop the others
         log.exception("%s on %s: internal error", slot.profile.name, slot.label)
         return Done.failed(action, f"{slot.label}: internal error: {type(exc).__name__}: {exc}")
