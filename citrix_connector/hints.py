@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CommandHint", "quote_command"]
+__all__ = ["CommandHint", "invoked_program", "quote_command"]
 
 
 def quote_command(parts: Sequence[str]) -> str:
@@ -21,16 +21,28 @@ def quote_command(parts: Sequence[str]) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def invoked_program(argv0: str | None = None) -> tuple[str, ...]:
+    """How this process was started, as the start of a command line that starts it again:
+    ``python -m citrix_connector`` and ``python .../citrixagent.py`` (a checkout, perhaps with no
+    ``citrixagent`` on PATH) as such, with this interpreter; anything else as ``citrixagent``."""
+    path = Path(argv0 if argv0 is not None else (sys.argv[0] if sys.argv else ""))
+    if path.name == "__main__.py" and path.parent.name == "citrix_connector":
+        return (sys.executable, "-m", "citrix_connector")
+    if path.name == "citrixagent.py":
+        return (sys.executable, str(path.absolute()))
+    return ("citrixagent",)
+
+
 @dataclass(frozen=True)
 class CommandHint:
     """Builds ``citrixagent --scm-config X --state-dir Y SUBCOMMAND [OPTIONS] PROFILE``."""
 
     scm_config: Path | None = None
     state_dir: Path | None = None
-    program: str = "citrixagent"
+    program: tuple[str, ...] = ("citrixagent",)
 
     def __call__(self, subcommand: str, profile: str | Path | None = None, *options: str) -> str:
-        parts = [self.program]
+        parts = [*self.program]
         if self.scm_config is not None:
             parts += ["--scm-config", str(Path(self.scm_config).absolute())]
         if self.state_dir is not None:

@@ -280,3 +280,58 @@ def test_verbose_ha_wording_says_what_the_node_answered(tmp_path: Path, cli: Cli
         pair = cli("-v", "--scm-config", scm, "status", world.profile_path(world.ha_profile_stem(0)))
         wording = r"HA state Primary, the primary node of an HA pair \(peer [0-9.]+\)"
         assert re.search(wording, pair.err), pair.err
+
+
+def test_a_hint_starts_the_agent_the_way_it_was_started(
+    world: Sandbox, state_dir: Path, tmp_path: Path
+) -> None:
+    """Started as ``python -m citrix_connector``, the hint does the same (a checkout or venv whose
+    ``citrixagent`` is not on PATH): typed into a shell without it, it works."""
+    scm = _fast_scm(world)
+    profile = _ec_profile(world)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITRIXAGENT_")}
+    env["PATH"] = "/usr/bin:/bin"  # no citrixagent here
+    args = ["--accept-license", "--scm-config", str(scm), "--state-dir", str(state_dir), "--json"]
+    started = subprocess.run(
+        [sys.executable, "-m", "citrix_connector", *args, "renew", str(profile)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert started.returncode == 2, started.stdout + started.stderr
+    message = json.loads(started.stdout)[0]["message"]
+    found = re.search(r"`([^`]+ --state-dir [^`]+)`", message)
+    assert found, message
+    hint = found.group(1)
+    assert shlex.split(hint)[:3] == [sys.executable, "-m", "citrix_connector"], hint
+    typed = subprocess.run(
+        hint, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert typed.returncode == 0, typed.stdout + typed.stderr
+    assert re.search(r"^lb-profile\s+enroll\s+ok", typed.stdout, re.M), typed.stdout
+
+
+def test_invoked_program_forms(tmp_path: Path) -> None:
+    from citrix_connector.hints import CommandHint, invoked_program
+
+    script = tmp_path / "checkout" / "citrixagent.py"
+    assert invoked_program(str(script)) == (sys.executable, str(script))
+    main = tmp_path / "site" / "citrix_connector" / "__main__.py"
+    assert invoked_program(str(main)) == (sys.executable, "-m", "citrix_connector")
+    assert invoked_program("/usr/local/bin/citrixagent") == ("citrixagent",)
+    assert invoked_program(str(tmp_path / "pytest" / "__main__.py")) == ("citrixagent",)
+    hint = CommandHint(Path("scm.yaml"), tmp_path / "my state", (sys.executable, str(script)))
+    parts = shlex.split(hint("run", "p.yaml"))
+    assert parts == [
+        sys.executable,
+        str(script),
+        "--scm-config",
+        str(Path("scm.yaml").absolute()),
+        "--state-dir",
+        str(tmp_path / "my state"),
+        "run",
+        str(Path("p.yaml").absolute()),
+    ]

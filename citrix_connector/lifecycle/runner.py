@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from ..config import ApplianceConfig, Profile, ScmConfig
 from ..errors import EXIT_FAILURE, CitrixAgentError, PendingError, StateError, UsageError
-from ..hints import CommandHint
+from ..hints import CommandHint, invoked_program
 from ..nitro.client import NitroClient
 from ..nitro.deploy import InstalledState
 from ..scm import ScmClient, make_scm_client
@@ -62,7 +62,9 @@ class Agent:
             dry_run=dry_run,
             force=force,
             # hints in messages name the scm.yaml and state directory this command was given
-            hint=CommandHint(scm_config.source if scm_config is not None else None, store.root),
+            hint=CommandHint(
+                scm_config.source if scm_config is not None else None, store.root, invoked_program()
+            ),
         )
         self.nitro_opener: Callable[[ApplianceConfig], NitroClient] = nitro_opener or (
             lambda config: default_nitro_opener(config, sleep=sleep)
