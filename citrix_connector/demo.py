@@ -75,6 +75,7 @@ def run_demo(
                 "bound_certkeys": bound,
                 "serial": installed.serial if installed else None,
             }
+            data["tls_probe"] = outcome.details.get("verification", {}).get("vips", [])
             echo(json.dumps(data, indent=2))
             return code
         say("")
@@ -94,6 +95,13 @@ def run_demo(
             f"                     certkey serial {installed.serial if installed else '?'}; "
             f"configuration {'saved' if saved else 'NOT saved'}"
         )
+        for vip in outcome.details.get("verification", {}).get("vips", []):
+            say(
+                f"  TLS probe          {vip['address']} (SNI {vip['server_name']}): {vip['status']}, "
+                f"serves serial {vip['served_serial']} over {vip['protocol']}"
+                if vip["served_serial"]
+                else f"  TLS probe          {vip['address']}: {vip['detail']}"
+            )
         if installed is None or profile.certificate.certkey_name not in bound or not saved:
             say("  WARNING: the read-back does not show the certificate bound")
             return EXIT_FAILURE

@@ -215,6 +215,13 @@ class StopRequested(CitrixAgentError):
     exit_code = EXIT_PENDING
 
 
+class LoopbackOnlyError(CitrixAgentError):
+    """A TLS probe would connect outside 127.0.0.0/8 and ::1 while the loopback-only guard is on (the
+    test suite, the demo, the sandbox, the benchmarks): refused before any socket is opened."""
+
+    exit_code = EXIT_CONFIG
+
+
 class NotifyError(CitrixAgentError):
     """A notification channel could not deliver (SMTP or webhook refused, unreachable, TLS). Logged and
     retried on the next run; it never changes a run's exit code."""

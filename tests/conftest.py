@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,10 @@ from citrix_connector.lifecycle import Agent
 from citrix_connector.sandbox.ca import LocalCA
 from citrix_connector.sandbox.world import Sandbox
 from citrix_connector.state import StateStore
+
+# No test ever probes a VIP off this machine: the TLS probe refuses any non-loopback address before
+# connecting while this is set (citrix_connector/probe/guard.py).
+os.environ["CITRIXAGENT_LOOPBACK_ONLY"] = "1"
 
 # ---------------------------------------------------------------------------------------- crypto
 

@@ -537,6 +537,8 @@ def test_demo_json(cli: Cli, tmp_path: Path) -> None:
         "serial": data["serial"],
     }
     assert (tmp_path / "demo" / "lb-profile.yaml").is_file()  # it wrote the profile it enrolled
+    [vip] = data["tls_probe"]
+    assert (vip["vserver"], vip["status"], vip["served_serial"]) == ("vs_shop_https", "ok", data["serial"])
 
 
 def test_demo_verbose_narrates_once(cli: Cli, tmp_path: Path) -> None:

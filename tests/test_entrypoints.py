@@ -119,6 +119,14 @@ def test_demo(env: dict[str, str], api: str) -> None:
     # the read-back over NITRO shows the certificate bound with the issued serial, and saved
     assert f"sslvserver_sslcertkey_binding/vs_shop_https -> {certkey.group(1)}" in out
     assert f"certkey serial {serial.group(1)}; configuration saved" in out
+    # a real TLS handshake to the vserver's loopback VIP saw the new certificate
+    probe = re.search(
+        r"^\s+TLS probe\s+127\.0\.0\.1:\d+ \(SNI shop\.sandbox\.test\): "
+        r"ok, serves serial (\S+) over TLSv1\.[23]$",
+        out,
+        re.M,
+    )
+    assert probe and probe.group(1) == serial.group(1), out
     assert "WARNING" not in out and "Traceback" not in res.stderr
     assert out.isascii() and res.stderr.isascii()  # a Windows console's code page can print it
 

@@ -140,6 +140,26 @@ def _print_outcomes(ctx: Context, outcomes: Sequence[Outcome]) -> None:
                 value = o.details.get(key)
                 if value and not (key == "issued_serial" and value == o.serial):
                     click.echo(f"  {key.replace('_', ' ')}: {value}")
+        for line in _verification_lines(o):
+            click.echo(f"  {line}")
+
+
+def _verification_lines(o: Outcome) -> list[str]:
+    """Each VIP probed (and the HA secondary) of a row: ``vip: vs_www 127.0.0.1:443: ok: ...``."""
+    if o.action == "status":
+        lines = [f"vip: {line}" for line in o.details.get("probe_lines", [])]
+        return lines + ([f"probe error: {o.details['probe_error']}"] if o.details.get("probe_error") else [])
+    verification = o.details.get("verification")
+    if not isinstance(verification, dict):
+        return []
+    lines = []
+    for vip in verification.get("vips", []):
+        sni = f" (SNI {vip['server_name']})" if vip.get("server_name") else ""
+        lines.append(f"vip: {vip['vserver']} {vip['address']}{sni}: {vip['detail']}")
+    ha = verification.get("ha")
+    if isinstance(ha, dict):
+        lines.append(f"secondary: {ha['detail']}")
+    return lines
 
 
 def _finish(ctx: Context, outcomes: Sequence[Outcome]) -> NoReturn:

@@ -14,7 +14,8 @@ from ..errors import EXIT_FAILURE, CitrixAgentError, UsageError
 from ..redaction import scrubber
 
 if TYPE_CHECKING:
-    from ..lifecycle import Outcome
+    from ..config import Profile
+    from ..lifecycle import Agent, Outcome
 
 
 from .common import _agent, _load_scm, _profile_command, _scrub_secrets_of, profiles_argument, workers_option
@@ -36,6 +37,11 @@ from .group import cli
 )
 @click.option("--warning-days", type=click.IntRange(0, 3650), default=14, show_default=True)
 @click.option("--critical-days", type=click.IntRange(0, 3650), default=7, show_default=True)
+@click.option(
+    "--probe",
+    is_flag=True,
+    help="Also a TLS handshake to every vserver's VIP: the serial, chain, protocol and names served.",
+)
 def status(
     ctx: Context,
     profiles: tuple[str, ...],
@@ -43,11 +49,12 @@ def status(
     output_format: str,
     warning_days: int,
     critical_days: int,
+    probe: bool,
 ) -> None:
     """One row per profile: installed certificate, SCM order, pending work, what `run` would do next.
 
     Without PROFILES: every profile the state directory has worked with.
-    Exit 0 when nothing needs attention, 5 when some profile needs work
+    Exit 0 when nothing needs attention, 5 when some profile needs work, a VIP with --probe included
     (with --format nagios: the Nagios plugin exit codes instead)."""
     if output_format == "nagios":
         _nagios_status(ctx, profiles, warning_days, critical_days, workers)
@@ -55,7 +62,12 @@ def status(
         profiles = tuple(str(p) for p in ctx.store.recorded_sources())
         if not profiles:
             raise UsageError(f"no profile given, and the state directory {ctx.state_dir} knows none yet")
-    _profile_command(ctx, profiles, _agent("status"), scm_required=False, lock=False, workers=workers)
+    run = _probing_status if probe else _agent("status")
+    _profile_command(ctx, profiles, run, scm_required=False, lock=False, workers=workers)
+
+
+def _probing_status(agent: Agent, profiles: list[Profile]) -> list[Outcome]:
+    return agent.status(profiles, probe=True)
 
 
 def _nagios_status(

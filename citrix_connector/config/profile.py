@@ -40,6 +40,7 @@ from .target import (
     target_problems,
 )
 from .values import FrozenMap
+from .verify import HaSyncSpec, ProbeSetting, ProbeSpec
 
 KeyLocation = Literal["local", "appliance"]
 
@@ -288,6 +289,8 @@ class Profile(StrictModel):
     certificate: CertificateSpec
     sectigo: SectigoSpec = Field(default_factory=SectigoSpec)
     renewal: RenewalSpec = Field(default_factory=RenewalSpec)
+    probe: ProbeSetting = Field(default_factory=ProbeSpec)
+    ha_sync: HaSyncSpec = Field(default_factory=HaSyncSpec)
     _key_lines: dict[Loc, int] = PrivateAttr(default_factory=dict)
     _lines: dict[str, int] | None = PrivateAttr(default=None)
     _warnings: tuple[object, ...] = PrivateAttr(default=())

@@ -20,6 +20,7 @@ from .problems import Loc, fail, format_loc, rule_error
 from .proxy import Proxy
 from .rules import StrictModel, is_null
 from .values import Secret
+from .verify import ProbeAddress
 
 VserverType = Literal["lb", "cs", "vpn", "authentication"]
 Rollout = Literal["all", "canary"]
@@ -109,6 +110,8 @@ class VserverSpec(StrictModel):
     name: Annotated[str, Text(checks.VSERVER_NAME_MAX, check=checks.vserver_name_problem)]
     type: Annotated[VserverType, Choice(_VSERVER_TYPES)] = "lb"
     sni: Bool = False
+    #: connect here instead of the VIP NITRO reports (NAT, a firewall's external address)
+    probe: ProbeAddress | None = None
 
 
 def _vserver_item(value: object) -> object:

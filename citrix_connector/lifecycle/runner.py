@@ -19,7 +19,7 @@ from ..nitro.client import NitroClient
 from ..nitro.deploy import InstalledState
 from ..scm import ScmClient, make_scm_client
 from ..state import ProfileState, StateStore
-from . import adopt, install, ordering, status, targets
+from . import adopt, install, ordering, status, targets, verify
 from .context import ApplianceSession, Context, appliance_key, default_nitro_opener, utc_now
 from .decide import Decision, decide, decide_plain, serving_current
 from .outcome import Action, Deferred, Done, OrderKind, Outcome, RowFacts, Step, build_outcome
@@ -102,11 +102,12 @@ class Agent:
             profiles, self._run_one, lambda p, s: targets.run(self.ctx, p, s), attempt="run"
         )
 
-    def status(self, profiles: Sequence[Profile]) -> list[Outcome]:
+    def status(self, profiles: Sequence[Profile], *, probe: bool = False) -> list[Outcome]:
+        """``probe``: also a TLS handshake to every VIP of each profile (read-only)."""
         return self._for_each(
             profiles,
-            lambda p, s: status.status(self.ctx, p, s),
-            lambda p, s: targets.status_rows(self.ctx, p, s),
+            lambda p, s: status.status(self.ctx, p, s, probe=probe),
+            lambda p, s: targets.status_rows(self.ctx, p, s, probe=probe),
             save_config=False,
             attempt="status",
         )
@@ -296,11 +297,17 @@ class Agent:
                 done = [
                     self._second_pass(p, slots, step) for (p, slots), step in zip(units, steps, strict=True)
                 ]
+                # what each appliance's save is about to make permanent: verified once saved
+                unsaved = {
+                    key: [(p.name, t) for p, _, t in s.unsaved_profiles] for key, s in sessions.items()
+                }
                 save_errors = (
                     {key: install.save_appliance(self.ctx, s) for key, s in sessions.items()}
                     if save_config and not self.ctx.dry_run
                     else {}
                 )
+                if save_config and not self.ctx.dry_run:
+                    done = self._verify_saved(units, done, unsaved, save_errors)
                 return [
                     build_outcome(
                         p.name,
@@ -329,6 +336,32 @@ class Agent:
         position = {p.name: i for i, p in enumerate(profiles)}
         flat = [o for group in results for o in group]
         return sorted(flat, key=lambda o: position.get(o.profile, len(position)))
+
+    def _verify_saved(
+        self,
+        units: list[tuple[Profile, list[targets.Slot]]],
+        done: list[list[Done]],
+        unsaved: dict[tuple[Any, ...], list[tuple[str, str | None]]],
+        save_errors: dict[tuple[Any, ...], CitrixAgentError | None],
+    ) -> list[list[Done]]:
+        """After the saves: every row that installed the certificate on an appliance saved without
+        error, verified (the HA secondary in sync, every VIP serving it; ``lifecycle/verify.py``)."""
+        picked: list[verify.Saved] = []
+        where: dict[tuple[int, int], int] = {}
+        for u, ((p, slots), rows) in enumerate(zip(units, done, strict=True)):
+            for r, (slot, row) in enumerate(zip(slots, rows, strict=True)):
+                key = appliance_key(slot.target.appliance)
+                target = slot.label if p.is_multi else None
+                if save_errors.get(key) is None and (p.name, target) in unsaved.get(key, ()):
+                    where[(u, r)] = len(picked)
+                    picked.append(verify.Saved(slot.profile, slot.session, target, row))
+        if not picked:
+            return done
+        checked = verify.verify_saved(self.ctx, picked)
+        return [
+            [checked[where[(u, r)]] if (u, r) in where else row for r, row in enumerate(rows)]
+            for u, rows in enumerate(done)
+        ]
 
     def _first_pass(
         self,

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..config import Profile
-from ..errors import EXIT_OK, CitrixAgentError, ScmAlreadyRevokedError, UsageError
+from ..errors import EXIT_OK, CitrixAgentError, LoopbackOnlyError, ScmAlreadyRevokedError, UsageError
 from ..nitro.deploy import InstalledState
 from ..state import ProfileState
 from .adopt import note_for, unrecorded
@@ -16,6 +16,7 @@ from .context import ApplianceSession, Context
 from .decide import Decision, decide, decide_target
 from .ordering import load
 from .outcome import EXIT_ATTENTION, Done, RowFacts, iso
+from .verify import probe_installed
 
 
 def status(
@@ -26,10 +27,11 @@ def status(
     state: ProfileState | None = None,
     target: str | None = None,
     ask_scm: bool = True,
+    probe: bool = False,
 ) -> Done:
     """The row of a profile (or of one ``target`` of a profile with several appliances: ``profile``
     is then the profile as that target's, ``state`` its journal; ``ask_scm`` False: another target's
-    row asked SCM already)."""
+    row asked SCM already); ``probe``: also a TLS handshake to each of its VIPs (read-only)."""
     if state is None:
         state = load(ctx, profile, recover=False)
     details: dict[str, Any] = {}
@@ -77,7 +79,13 @@ def status(
             expires=served_expiry if installed.serial else None,
             days_left=facts.days_left if installed.serial else None,
         )
-    attention = decision.action != "nothing" or "appliance_error" in details or "scm_error" in details
+    probe_attention = _probe(profile, session, state, installed, details) if probe else False
+    attention = (
+        decision.action != "nothing"
+        or "appliance_error" in details
+        or "scm_error" in details
+        or probe_attention
+    )
     return Done(
         "status",
         "attention" if attention else "ok",
@@ -86,6 +94,36 @@ def status(
         details=details,
         exit_code=EXIT_ATTENTION if attention else EXIT_OK,
     )
+
+
+def _probe(
+    profile: Profile,
+    session: ApplianceSession,
+    state: ProfileState,
+    installed: InstalledState | None,
+    details: dict[str, Any],
+) -> bool:
+    """``status --probe``: every VIP of the profile, for the serial the journal issued (or, for a
+    certkey it never recorded, the one installed); True when a finding needs attention."""
+    if installed is None or not installed.serial or profile.probe.mode == "off":
+        off = profile.probe.mode == "off"
+        details["probe_lines"] = [
+            "none probed: probe is off in the profile" if off else "none probed: nothing installed"
+        ]
+        return False
+    serial = state.current.serial if state.current is not None else installed.serial
+    chain = state.current.chain_pem if state.current is not None else []
+    try:
+        reports = probe_installed(profile, session.view(), session.nitro.host, serial=serial, chain_pem=chain)
+    except LoopbackOnlyError:
+        raise
+    except CitrixAgentError as exc:
+        details["probe_error"] = f"the VIPs could not be read: {exc}"
+        details["probe"], details["probe_lines"] = [], []
+        return True
+    details["probe"] = [r.to_dict() for r in reports]
+    details["probe_lines"] = [r.line() for r in reports]
+    return any(not r.ok and (r.status != "unreachable" or profile.probe.mode == "required") for r in reports)
 
 
 def revoke(ctx: Context, profile: Profile, session: ApplianceSession, reason: str, reason_code: int) -> Done:

@@ -30,6 +30,7 @@ from ..config import Profile, Target
 from ..errors import EXIT_FAILURE, CitrixAgentError, PendingError, StateError, UsageError
 from ..state import ProfileState
 from . import install, ordering, status
+from . import verify as verification
 from .context import ApplianceSession, Context, appliance_key
 from .decide import Decision, decide, decide_target, serving_current
 from .outcome import EXIT_ATTENTION, Action, Deferred, Done, OrderKind, RowFacts, iso
@@ -165,11 +166,12 @@ def collect(ctx: Context, profile: Profile, slots: list[Slot], deferred: Deferre
     return deploy(ctx, profile, state, slots, action=deferred.action, why=deferred.why, fresh=True)
 
 
-def status_rows(ctx: Context, profile: Profile, slots: list[Slot]) -> list[Done]:
-    """``status``: a row per target (read-only; SCM is asked once, about an order in flight)."""
+def status_rows(ctx: Context, profile: Profile, slots: list[Slot], *, probe: bool = False) -> list[Done]:
+    """``status``: a row per target (read-only; SCM is asked once, about an order in flight);
+    ``probe``: each target's VIPs too."""
     state = _load(ctx, profile, slots, recover=False)
     rows = [
-        status.status(ctx, s.profile, s.session, state=state, target=s.label, ask_scm=i == 0)
+        status.status(ctx, s.profile, s.session, state=state, target=s.label, ask_scm=i == 0, probe=probe)
         for i, s in enumerate(slots)
     ]
     lead = slots[0]
@@ -350,8 +352,12 @@ def _canary(
             return Done.failed(
                 action, f"{slot.label}: deployed, but saving the configuration failed: {error}"
             )
+    proof: verification.TargetVerification | None = None
     try:
         problem = verify_target(ctx, state, slot)
+        if problem is None:  # then the proof: the HA secondary in sync, every VIP serving it
+            proof = verification.check_session(ctx, slot.profile, slot.session, state)
+            problem = "; ".join(proof.failures) or None
     except CitrixAgentError as exc:
         problem = str(exc)
     if problem is not None:
@@ -369,9 +375,13 @@ def _canary(
     record.verified_at = iso(ctx.clock())
     state.add_event("verified", appliance=slot.label, serial=record.serial)
     ctx.store.save(state)
-    if done is not None:
-        return replace(done, message=f"{done.message}; canary checked" if done.message else "canary checked")
-    return _row(ctx, state, slot, "nothing", "ok", f"canary {slot.label} checked: it serves the certificate")
+    if done is None:
+        done = _row(
+            ctx, state, slot, "nothing", "ok", f"canary {slot.label} checked: it serves the certificate"
+        )
+    else:
+        done = replace(done, message=f"{done.message}; canary checked" if done.message else "canary checked")
+    return verification.fold_into(done, proof) if proof is not None else done
 
 
 def verify_target(ctx: Context, state: ProfileState, slot: Slot) -> str | None:

@@ -106,6 +106,7 @@ class NitroClient:
             proxy=proxy,
         )
         self._ssl_dir = ssl_dir
+        self._ha_info: HaInfo | None = None
 
     # -- the session -------------------------------------------------------------------------------
 
@@ -178,7 +179,12 @@ class NitroClient:
 
     def ha_info(self) -> HaInfo:
         """Role of the node we talk to: Primary/Secondary in a pair, Standalone without a peer."""
-        return HaInfo.from_nodes(self._get("hanode"))
+        self._ha_info = HaInfo.from_nodes(self._get("hanode"))
+        return self._ha_info
+
+    def known_ha_info(self) -> HaInfo:
+        """The role this session read last (when it chose the node to write to), else read now."""
+        return self._ha_info if self._ha_info is not None else self.ha_info()
 
     def save_config(self) -> None:
         """``save ns config``; NITRO 293 (a save already running) is retried with backoff, bounded."""

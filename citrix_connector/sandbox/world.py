@@ -23,6 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ..config.schema import SCHEMA_FILES, SchemaKind, schema_text
 from ..crypto import private_key_to_pem
+from ..probe import guard as probe_guard
 from .brownfield import BrownfieldSeed, seed_brownfield
 from .ca import LocalCA
 from .httpserver import SimServer
@@ -194,6 +195,7 @@ class Sandbox:
         return [self.scm, self.enrollment, *self.netscalers, *nodes]
 
     def start(self) -> Sandbox:
+        probe_guard.enable()  # from now on this process probes loopback addresses only
         for server in self.servers:
             server.latency = self.latency
         self.scm.start()
@@ -461,6 +463,7 @@ class Sandbox:
             host, port = ns.vip(vs)
             out.append(f"  vserver {vs} ({kind}{', SNI' if sni else ''})  VIP {host}:{port}")
         return out
+
 
 def _schema_header(kind: SchemaKind) -> str:
     """The comment that lets a YAML language server (VS Code...) validate and complete the file."""

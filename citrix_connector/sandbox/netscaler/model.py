@@ -173,8 +173,8 @@ def covered(part: Partition, vs: Vserver) -> bool:
 
 
 def served_certkey(part: Partition, vserver: str, servername: str | None) -> CertKey | None:
-    """The certkey a TLS client gets from ``vserver``: the SNI binding whose CN matches ``servername``
-    (SNI enabled), else the default (non-SNI) server binding."""
+    """The certkey a TLS client gets from ``vserver``: the SNI binding whose CN or a DNS SAN matches
+    ``servername`` (SNI enabled), else the default (non-SNI) server binding."""
     if vserver not in part.vservers:
         return None
     vs = part.vservers[vserver]

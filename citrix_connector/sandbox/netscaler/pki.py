@@ -264,10 +264,16 @@ def load_pfx(data: bytes, passplain: str | None) -> tuple[x509.Certificate, Any]
 
 
 def sni_matches(facts: Facts, servername: str) -> bool:
-    if not facts.cn:
-        return False
-    pattern = facts.cn.lower()
+    """The client's server name against the certificate's CN and DNS SANs (one leftmost wildcard
+    label), as the appliance matches an SNI certificate."""
     host = servername.lower()
-    if pattern.startswith("*."):
-        return host.count(".") == pattern.count(".") and host.endswith(pattern[1:])
-    return host == pattern
+    for name in (facts.cn, *facts.dns):
+        if not name:
+            continue
+        pattern = name.lower()
+        if pattern.startswith("*."):
+            if host.count(".") == pattern.count(".") and host.endswith(pattern[1:]):
+                return True
+        elif host == pattern:
+            return True
+    return False

@@ -2,9 +2,10 @@
 
 What a TLS client gets is decided per connection from the appliance's state, as on a real box:
 
-* the certificate: the SNI binding whose certificate's CN matches the client's server name (SNI enabled
-  on the vserver), otherwise the default (non-SNI) server binding; no certificate for the handshake →
-  the handshake fails; a vserver with no server certificate at all, or DISABLED, resets the connection;
+* the certificate: the SNI binding whose certificate's CN or a DNS SAN matches the client's server
+  name (SNI enabled on the vserver), otherwise the default (non-SNI) server binding; no certificate
+  for the handshake → the handshake fails; a vserver with no server certificate at all, or
+  DISABLED, resets the connection;
 * the chain: the leaf, then each CA certkey reached by following ``linkcertkeyname`` links (so a missing
   link is a missing intermediate on the wire);
 * the protocol versions: ``sslvserver``'s ``tls1``/``tls11``/``tls12``/``tls13`` flags (the lowest to the

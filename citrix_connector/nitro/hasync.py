@@ -1,0 +1,149 @@
+"""The HA secondary in sync: after the deployment is saved on the Primary, trigger the SSL file sync
+there and check, with read-only NITRO calls on the Secondary, that it holds the new certificate.
+
+Nothing is ever written to the Secondary: on it the agent logs in (a session, not configuration),
+reads ``hanode`` (its role), ``sslcertkey/<name>`` (serial, files) and ``systemfile`` listings (the
+files are there), and logs out. The wait is a poll with a deadline and an injected clock and sleep
+(``scm/polling.py``'s idea), so tests never really wait.
+
+Why both checks: command propagation brings the certkey's *configuration* to the Secondary at once,
+but its files only arrive with the file sync; until they have, the Secondary cannot serve the new
+certificate after a failover (Citrix CTX579137).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import posixpath
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..errors import CitrixAgentError
+from .client import NitroClient
+
+__all__ = ["HaSyncResult", "SecondaryLook", "look_at_secondary", "trigger_file_sync", "wait_for_secondary"]
+
+log = logging.getLogger("citrixagent.nitro")
+
+SYNC_MODE = "ssl"
+
+
+def trigger_file_sync(primary: NitroClient) -> None:
+    """``sync ha files ssl`` on the Primary (``POST hafiles?action=sync``, reference §2.9)."""
+    primary.session.call("POST", "hafiles", action="sync", payload={"hafiles": {"mode": [SYNC_MODE]}})
+
+
+@dataclass(frozen=True)
+class SecondaryLook:
+    """What one read-only look at the Secondary found."""
+
+    role: str  # Primary | Secondary | Standalone, as its hanode says
+    serial: str | None  # the certkey's serial there (None: no such certkey)
+    missing_files: tuple[str, ...] = ()  # files the certkey names that the Secondary does not hold
+
+    def holds(self, serial: str) -> bool:
+        return self.role == "Secondary" and self.serial == serial and not self.missing_files
+
+    def describe(self, serial: str) -> str:
+        if self.role != "Secondary":
+            return f"it reports HA state {self.role}, not Secondary"
+        if self.serial is None:
+            return "it has no such certkey yet"
+        if self.serial != serial:
+            return f"it still holds serial {self.serial}"
+        return "its files " + ", ".join(self.missing_files) + " have not arrived"
+
+
+def look_at_secondary(secondary: NitroClient, certkey: str) -> SecondaryLook:
+    """Read-only: the Secondary's role, its certkey's serial and whether the files it names exist."""
+    role = secondary.ha_info().state
+    found = secondary.get_certkey(certkey)
+    if found is None:
+        return SecondaryLook(role, None)
+    wanted = [f for f in (found.cert, found.key or "") if f]
+    listings: dict[str, set[str]] = {}
+    missing: list[str] = []
+    for path in wanted:
+        full = path if path.startswith("/") else posixpath.join(secondary.ssl_dir, path)
+        directory, name = posixpath.split(full)
+        if directory not in listings:
+            listings[directory] = set(secondary.list_files(directory))
+        if name not in listings[directory]:
+            missing.append(full)
+    return SecondaryLook(role, found.serial, tuple(missing))
+
+
+@dataclass(frozen=True)
+class HaSyncResult:
+    """The verdict on one HA pair after a deployment."""
+
+    peer: str  # the Secondary's host (or URL) as configured
+    in_sync: bool
+    detail: str
+    looks: int = 0  # read-only looks taken at the Secondary
+    triggered: bool = False  # the file sync was requested on the Primary
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "peer": self.peer,
+            "in_sync": self.in_sync,
+            "detail": self.detail,
+            "looks": self.looks,
+            "file_sync_triggered": self.triggered,
+        }
+
+
+def wait_for_secondary(
+    open_secondary: Callable[[], NitroClient],
+    certkey: str,
+    serial: str,
+    *,
+    peer: str,
+    deadline: float,
+    interval: float,
+    monotonic: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> HaSyncResult:
+    """Look at the Secondary until it holds ``certkey`` with ``serial`` and its files, or until
+    ``deadline`` seconds have passed (then ``in_sync`` is False and ``detail`` says what it lacked).
+    A Secondary that cannot be reached or logged in to is looked at again until the deadline too.
+    At most ``1 + ceil(deadline / interval)`` looks are taken, whatever the clock says."""
+    start = monotonic()
+    max_looks = 1 + math.ceil(deadline / interval)
+    looks = 0
+    last = "it was not looked at"
+    client: NitroClient | None = None
+    try:
+        while True:
+            try:
+                if client is None:
+                    client = open_secondary()
+                seen = look_at_secondary(client, certkey)
+                looks += 1
+                if seen.holds(serial):
+                    return HaSyncResult(
+                        peer, True, f"secondary {peer} holds {certkey} serial {serial} and its files", looks
+                    )
+                last = seen.describe(serial)
+            except CitrixAgentError as exc:
+                looks += 1
+                last = f"it could not be read: {exc}"
+                if client is not None:
+                    client.close()
+                    client = None
+            elapsed = monotonic() - start
+            if elapsed >= deadline or looks >= max_looks:
+                break
+            log.debug("secondary %s not in sync yet (%s); looking again in %g s", peer, last, interval)
+            sleep(min(interval, max(deadline - elapsed, 0.0)))
+    finally:
+        if client is not None:
+            client.close()
+    return HaSyncResult(
+        peer,
+        False,
+        f"secondary {peer} did not receive {certkey} serial {serial} within {deadline:g} s: {last}",
+        looks,
+    )

@@ -1,0 +1,142 @@
+"""The HA secondary in sync, end to end over HTTPS: the agent deploys and saves on the Primary of a
+simulated pair, requests the SSL file sync there, and checks with read-only NITRO calls on the
+Secondary that it holds the certkey with the new serial and its files; a Secondary whose file sync
+never works is a failure of that target naming the peer. Nothing is ever written to the Secondary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import AgentKit
+from lifecycle_helpers import FakeTime, count
+
+from citrix_connector.lifecycle import Outcome
+from citrix_connector.nitro.client import NitroClient
+from citrix_connector.sandbox.netscaler import HaPair, NetScalerSimulator
+from citrix_connector.sandbox.world import ADC_PASSWORD, ADC_USER, Sandbox
+from citrix_connector.state import StateStore
+
+
+@pytest.fixture
+def ha_world(tmp_path: Path) -> Iterator[Sandbox]:
+    with Sandbox(tmp_path / "sandbox", issue_after_polls=1, ha_pairs=1) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def kit(ha_world: Sandbox, tmp_path: Path) -> AgentKit:
+    return AgentKit(ha_world, "admin", StateStore(tmp_path / "ha-state"))
+
+
+@pytest.fixture
+def pair(ha_world: Sandbox) -> HaPair:
+    return ha_world.pairs[0]
+
+
+def serial_on(world: Sandbox, node: NetScalerSimulator, certkey: str) -> str | None:
+    """Read-only, over NITRO: the serial the node holds under ``certkey``."""
+    with NitroClient(node.url, username=ADC_USER, password=ADC_PASSWORD, verify=world.ca_bundle) as nitro:
+        found = nitro.get_certkey(certkey)
+    return found.serial if found is not None else None
+
+
+def run(kit: AgentKit, time: FakeTime | None = None, **overrides: object) -> Outcome:
+    profile = kit.profile(kit.world.ha_profile_stem(0), **overrides)
+    agent = kit.agent(monotonic=time.monotonic, sleep=time.sleep) if time else kit.agent()
+    [outcome] = agent.run([profile])
+    return outcome
+
+
+def test_the_secondary_holds_the_new_certificate_after_the_file_sync(
+    kit: AgentKit, ha_world: Sandbox, pair: HaPair
+) -> None:
+    certkey = kit.profile(ha_world.ha_profile_stem(0)).certificate.certkey_name
+    assert serial_on(ha_world, pair.secondary, certkey) is None
+    before = len(pair.secondary.requests)
+    outcome = run(kit)
+    agent_on_secondary = pair.secondary.requests[before:]
+    assert outcome.result == "ok", outcome.message
+    ha = outcome.details["verification"]["ha"]
+    peer = pair.secondary.url.split("://", 1)[1]
+    assert ha == {
+        "peer": peer,
+        "in_sync": True,
+        "detail": f"secondary {peer} holds {certkey} serial {outcome.serial} and its files",
+        "looks": 1,
+        "file_sync_triggered": True,
+    }
+    assert serial_on(ha_world, pair.secondary, certkey) == outcome.serial
+    # one file sync, requested on the Primary after its save; the Secondary was only read
+    primary_log = [f"{r.method} {r.path}?{r.query}" for r in pair.primary.requests]
+    syncs = [i for i, line in enumerate(primary_log) if "/config/hafiles" in line]
+    saves = [i for i, line in enumerate(primary_log) if "action=save" in line]
+    assert len(syncs) == 1 and len(saves) == 1 and saves[0] < syncs[0]
+    assert pair.sync_count == 1
+    assert pair.secondary.count_writes() == 0
+    assert [r.path for r in agent_on_secondary if r.path.endswith(f"/sslcertkey/{certkey}")] == [
+        f"/nitro/v1/config/sslcertkey/{certkey}"
+    ]  # one look was enough: the sync had been requested before it
+    assert all(r.method == "GET" or r.path.endswith(("/login", "/logout")) for r in agent_on_secondary)
+    # the VIP floats on the Primary: the probe saw the new certificate there
+    [vip] = outcome.details["verification"]["vips"]
+    assert vip["status"] == "ok" and vip["served_serial"] == outcome.serial
+
+
+def test_without_the_sync_the_secondary_does_not_hold_it(
+    kit: AgentKit, ha_world: Sandbox, pair: HaPair
+) -> None:
+    """The propagated certkey waits on the Secondary for its files: only the sync brings it."""
+    outcome = run(kit, ha_sync={"verify": False})
+    assert outcome.result == "ok" and outcome.details["verification"]["ha"] is None
+    certkey = kit.profile(ha_world.ha_profile_stem(0)).certificate.certkey_name
+    assert serial_on(ha_world, pair.primary, certkey) == outcome.serial
+    assert serial_on(ha_world, pair.secondary, certkey) is None
+    assert count(pair.primary, "/config/hafiles") == 0 and pair.sync_count == 0
+
+
+def test_a_secondary_that_never_syncs_fails_the_target_naming_the_peer(
+    kit: AgentKit, ha_world: Sandbox, pair: HaPair
+) -> None:
+    knob = requests.post(
+        f"{pair.primary.url}/_sim/ha_pair",
+        json={"file_sync_broken": True},
+        verify=str(ha_world.ca_bundle),
+        timeout=10,
+    )
+    assert knob.ok, knob.text
+    time = FakeTime()
+    outcome = run(kit, time, ha_sync={"deadline": 30, "interval": 10})
+    assert outcome.result == "failed" and outcome.exit_code == 1
+    peer = pair.secondary.url.split("://", 1)[1]
+    certkey = kit.profile(ha_world.ha_profile_stem(0)).certificate.certkey_name
+    assert (
+        f"secondary {peer} did not receive {certkey} serial {outcome.serial} within 30 s: "
+        "it has no such certkey yet"
+    ) in outcome.message
+    assert outcome.message.startswith(f"deployed and saved on {pair.primary.url.split('://', 1)[1]}")
+    ha = outcome.details["verification"]["ha"]
+    assert ha["in_sync"] is False and ha["looks"] == 4  # at 0, 10, 20 and 30 s of the injected clock
+    assert time.slept[-3:] == [10, 10, 10]  # (before them: SCM's polls)
+    assert count(pair.secondary, f"/config/sslcertkey/{certkey}", method="GET") == 4
+    assert pair.secondary.count_writes() == 0 and pair.sync_failures == 1
+    # the Primary holds and serves it: only the pair's other half is behind
+    assert outcome.details["verification"]["vips"][0]["status"] == "ok"
+    # the journal says so too
+    events = [e for e in kit.store.load(outcome.profile).history if e["event"] == "verified"]
+    assert events[-1]["ok"] is False and peer in events[-1]["failures"][0]
+
+
+def test_a_pair_listed_by_its_primary_only_is_synced_and_warned_about(
+    kit: AgentKit, ha_world: Sandbox, pair: HaPair
+) -> None:
+    app = {"url": pair.primary.url}
+    outcome = run(kit, appliance=app)
+    assert outcome.result == "ok" and outcome.exit_code == 0
+    assert count(pair.primary, "/config/hafiles") == 1
+    assert (
+        "the secondary (127.0.0.1) is not verified: list both node URLs in appliance.url" in outcome.message
+    )
+    assert pair.secondary.requests == []
