@@ -140,3 +140,23 @@ def test_a_pair_listed_by_its_primary_only_is_synced_and_warned_about(
         "the secondary (127.0.0.1) is not verified: list both node URLs in appliance.url" in outcome.message
     )
     assert pair.secondary.requests == []
+
+
+def test_one_file_sync_per_pair_whatever_the_number_of_profiles(
+    kit: AgentKit, ha_world: Sandbox, pair: HaPair
+) -> None:
+    first = kit.profile(ha_world.ha_profile_stem(0))
+    second = kit.profile(
+        ha_world.ha_profile_stem(0),
+        name="ha1-second",
+        certificate={"common_name": "second.sandbox.test", "subject_alt_names": ["second.sandbox.test"]},
+        vservers=[{"name": "cs_portal_https", "type": "cs"}],
+    )
+    outcomes = kit.agent().run([first, second])
+    assert [o.result for o in outcomes] == ["ok", "ok"], [o.message for o in outcomes]
+    assert count(pair.primary, "/config/hafiles") == 1  # once for the pair, after its one save
+    for outcome, profile in zip(outcomes, (first, second), strict=True):
+        ha = outcome.details["verification"]["ha"]
+        assert ha["in_sync"] is True and ha["file_sync_triggered"] is True  # for the pair, once
+        assert serial_on(ha_world, pair.secondary, profile.certificate.certkey_name) == outcome.serial
+    assert pair.secondary.count_writes() == 0

@@ -362,3 +362,20 @@ def test_a_vserver_without_a_vip_address_is_unreachable_with_a_hint() -> None:
     )
     assert "lb vserver gone not found on adc.example.test" in reports[1].detail
     assert reports[2].address == "127.0.0.2:8443" and reports[2].detail == "unreachable: refused"
+
+
+def test_two_profiles_on_one_vserver_the_probe_sees_who_won(kit: AgentKit, world: Sandbox) -> None:
+    """Both bind as the vserver's default certificate: the second replaces the first's binding, and
+    only the probe of the first says so (its own read-back ran before the second deployment)."""
+    first = kit.profile("lb-profile")
+    second = kit.profile(
+        "lb-profile",
+        name="lb-other",
+        certificate={"common_name": "other.sandbox.test", "subject_alt_names": ["other.sandbox.test"]},
+    )
+    one, two = kit.agent().run([first, second])
+    assert (one.result, two.result) == ("failed", "ok"), (one.message, two.message)
+    [vip] = vips(one)
+    assert vip["status"] == "wrong-certificate" and vip["served_serial"] == two.serial
+    assert vip["served_subject"] == "CN=other.sandbox.test"
+    assert "name mismatch: the certificate served does not cover shop.sandbox.test" in one.message
