@@ -13,6 +13,7 @@ import requests
 from conftest import AgentKit
 from lifecycle_helpers import FakeTime, count
 
+from citrix_connector.config import Profile, load_profile
 from citrix_connector.lifecycle import Outcome
 from citrix_connector.nitro.client import NitroClient
 from citrix_connector.sandbox.netscaler import HaPair, NetScalerSimulator
@@ -160,3 +161,72 @@ def test_one_file_sync_per_pair_whatever_the_number_of_profiles(
         assert ha["in_sync"] is True and ha["file_sync_triggered"] is True  # for the pair, once
         assert serial_on(ha_world, pair.secondary, profile.certificate.certkey_name) == outcome.serial
     assert pair.secondary.count_writes() == 0
+
+
+# ----------------------------------------------------- several appliances: every target, the canary
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[Sandbox]:
+    with Sandbox(tmp_path / "fleet", appliances=2, ha_pairs=1, issue_after_polls=1) as sandbox:
+        yield sandbox
+
+
+def _multi(world: Sandbox, name: str, **top: object) -> Profile:
+    pair = world.pairs[0]
+    entries = [
+        {
+            "url": urls if len(urls) > 1 else urls[0],
+            "username": ADC_USER,
+            "password": ADC_PASSWORD,
+            "verify_tls": str(world.ca_bundle),
+        }
+        for urls in (
+            [world.netscalers[0].url],
+            [world.netscalers[1].url],
+            [pair.primary.url, pair.secondary.url],
+        )
+    ]
+    data = world.profile_dict(name, [("vs_shop_https", "lb", False)], f"{name}.sandbox.test")
+    del data["appliance"]
+    return load_profile(world.write_profile(name, {**data, "appliances": entries, **top}))
+
+
+def test_every_target_is_verified_and_the_pairs_secondary_checked(fleet: Sandbox, tmp_path: Path) -> None:
+    profile = _multi(fleet, "multi")
+    agent = AgentKit(fleet, "admin", StateStore(tmp_path / "s")).agent()
+    outcomes = agent.run([profile])
+    assert [o.result for o in outcomes] == ["ok"] * 3, [o.message for o in outcomes]
+    for outcome, ns in zip(
+        outcomes, (fleet.netscalers[0], fleet.netscalers[1], fleet.pairs[0].primary), strict=True
+    ):
+        [vip] = outcome.details["verification"]["vips"]
+        assert vip["status"] == "ok" and vip["address"] == "{}:{}".format(*ns.vip("vs_shop_https"))
+    assert [o.details["verification"]["ha"] is not None for o in outcomes] == [False, False, True]
+    assert outcomes[2].details["verification"]["ha"]["in_sync"] is True
+    assert (
+        fleet.pairs[0].secondary.count_writes() == 0 and count(fleet.pairs[0].primary, "/config/hafiles") == 1
+    )
+
+
+def test_a_canary_serving_tls10_only_stops_the_rollout(fleet: Sandbox, tmp_path: Path) -> None:
+    canary = fleet.netscalers[0]
+    with NitroClient(canary.url, username=ADC_USER, password=ADC_PASSWORD, verify=fleet.ca_bundle) as nitro:
+        nitro.session.call(
+            "PUT",
+            "sslvserver",
+            payload={
+                "sslvserver": {
+                    "vservername": "vs_shop_https",
+                    "tls1": "ENABLED",
+                    "tls11": "DISABLED",
+                    "tls12": "DISABLED",
+                    "tls13": "DISABLED",
+                }
+            },
+        )
+    profile = _multi(fleet, "canary", rollout="canary")
+    outcomes = AgentKit(fleet, "admin", StateStore(tmp_path / "s")).agent().run([profile])
+    assert [o.result for o in outcomes] == ["failed", "nothing", "nothing"], [o.message for o in outcomes]
+    assert "old protocol: TLSv1" in outcomes[0].message and "canary" in outcomes[0].message
+    assert fleet.netscalers[1].count_writes() == 0 and fleet.pairs[0].primary.count_writes() == 0
