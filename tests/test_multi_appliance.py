@@ -304,6 +304,13 @@ def test_a_target_whose_save_failed_is_only_saved_on_the_next_run(world: Sandbox
 def test_a_canary_never_checked_is_checked_first_without_writes(world: Sandbox, tmp_path: Path) -> None:
     path = _write(world, "later", _entries(world))
     assert _rows(_agent(world, tmp_path).run([load_profile(path)])) == [("enroll", "ok")] * 3
+    # every target was checked after its save; a journal written before that check existed lacks it
+    store = StateStore(tmp_path / "state")
+    state = store.load("later")
+    assert all(t.verified_at is not None for t in state.targets)
+    for record in state.targets:
+        record.verified_at = None
+    store.save(state)
     # the profile turns to a canary rollout: its first target never had the check after its save
     profile = load_profile(_write(world, "later", _entries(world), rollout="canary"))
     status = _agent(world, tmp_path).status([profile])
