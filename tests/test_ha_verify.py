@@ -230,3 +230,30 @@ def test_a_canary_serving_tls10_only_stops_the_rollout(fleet: Sandbox, tmp_path:
     assert [o.result for o in outcomes] == ["failed", "nothing", "nothing"], [o.message for o in outcomes]
     assert "old protocol: TLSv1" in outcomes[0].message and "canary" in outcomes[0].message
     assert fleet.netscalers[1].count_writes() == 0 and fleet.pairs[0].primary.count_writes() == 0
+
+
+def test_a_failed_check_is_shown_by_status_and_checked_again_by_the_next_run(
+    kit: AgentKit, ha_world: Sandbox, pair: HaPair
+) -> None:
+    pair.file_sync_broken = True
+    time = FakeTime()
+    failed = run(kit, time, ha_sync={"deadline": 10, "interval": 10})
+    assert failed.result == "failed"
+    profile = kit.profile(ha_world.ha_profile_stem(0), ha_sync={"deadline": 10, "interval": 10})
+    [status] = kit.agent().status([profile])
+    assert status.result == "attention" and status.exit_code == 5
+    assert status.details["last_check"].startswith("failed after the last save: secondary ")
+    # the pair is repaired; the next run writes nothing, requests the sync again and checks: it passes
+    pair.file_sync_broken = False
+    writes = pair.primary.count_writes()
+    [again] = kit.agent(monotonic=time.monotonic, sleep=time.sleep).run([profile])
+    assert (again.action, again.result, again.exit_code) == ("nothing", "nothing", 0), again.message
+    assert "checked again after the last failed check: it passes now" in again.message
+    assert again.details["verification"]["ha"]["in_sync"] is True
+    assert pair.primary.count_writes() == writes + 1  # the hafiles sync request, no configuration
+    assert pair.secondary.count_writes() == 0
+    # passed: the run after that checks nothing, and status is ok
+    [idle] = kit.agent().run([profile])
+    assert idle.result == "nothing" and "verification" not in idle.details
+    assert pair.primary.count_writes() == writes + 1
+    assert kit.agent().status([profile])[0].result == "ok"

@@ -136,6 +136,7 @@ def _print_outcomes(ctx: Context, outcomes: Sequence[Outcome]) -> None:
                 "link",
                 "appliance_error",
                 "scm_error",
+                "last_check",
             ):
                 value = o.details.get(key)
                 if value and not (key == "issued_serial" and value == o.serial):

@@ -16,7 +16,7 @@ from .context import ApplianceSession, Context
 from .decide import Decision, decide, decide_target
 from .ordering import load
 from .outcome import EXIT_ATTENTION, Done, RowFacts, iso
-from .verify import probe_installed
+from .verify import last_check_failed, probe_installed
 
 
 def status(
@@ -80,11 +80,15 @@ def status(
             days_left=facts.days_left if installed.serial else None,
         )
     probe_attention = _probe(profile, session, state, installed, details) if probe else False
+    failed_check = last_check_failed(state, target)
+    if failed_check:
+        details["last_check"] = "failed after the last save: " + "; ".join(failed_check)
     attention = (
         decision.action != "nothing"
         or "appliance_error" in details
         or "scm_error" in details
         or probe_attention
+        or bool(failed_check)
     )
     return Done(
         "status",

@@ -49,6 +49,8 @@ __all__ = [
     "check_session",
     "failed_to_verify",
     "fold_into",
+    "last_check_failed",
+    "recheck",
     "open_node",
     "probe_installed",
     "verified",
@@ -395,6 +397,34 @@ def check_session(
     )
 
 
+def last_check_failed(state: ProfileState, target: str | None = None) -> list[str] | None:
+    """The failures of the last check after a save of the journal's certificate (on ``target``),
+    when that check failed; None when it passed, or when there was none (adopted, older journals)."""
+    current = state.current
+    for event in reversed(state.history):
+        kind = event.get("event")
+        here = target is None or event.get("appliance") == target
+        if kind == "deployed" and here:
+            return None  # deployed again since: its own check decides
+        if kind != "verified" or not here:
+            continue
+        if current is None or event.get("serial") != current.serial or event.get("ok", True):
+            return None
+        return [str(f) for f in event.get("failures", [])] or ["the check failed"]
+    return None
+
+
+def recheck(ctx: Context, profile: Profile, session: ApplianceSession, done: Done) -> Done:
+    """A ``nothing`` row of a certificate whose last check failed, checked again (read-only on the
+    appliance; for an HA pair the file sync is requested again)."""
+    checked = verified(ctx, profile, session, done, nothing_ok=True)
+    if checked.result == "nothing":
+        return dataclasses.replace(
+            checked, message=f"{done.message}; checked again after the last failed check: it passes now"
+        )
+    return checked
+
+
 def verified(
     ctx: Context,
     profile: Profile,
@@ -403,12 +433,13 @@ def verified(
     *,
     target: str | None = None,
     sync_requested: bool = False,
+    nothing_ok: bool = False,
 ) -> Done:
     """``done`` (a step that installed the journal's certificate on ``session``'s appliance, saved
     since) after :func:`verify_target`, with a ``verified`` journal event (and the deployment record
     of that target marked verified when it passed)."""
     state = ctx.store.load(profile.name)
-    if state.current is None or done.result != "ok":
+    if state.current is None or done.result not in (("ok", "nothing") if nothing_ok else ("ok",)):
         return done
     try:
         verification = check_session(ctx, profile, session, state, sync_requested=sync_requested)
