@@ -6,10 +6,7 @@ its work -- every failure is logged and the next run tries again.
 from __future__ import annotations
 
 import logging
-import shlex
 import socket
-import subprocess
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -17,6 +14,7 @@ from pathlib import Path
 
 from .config import Profile
 from .errors import CitrixAgentError
+from .hints import CommandHint, invoked_program
 from .lifecycle import Outcome
 from .metrics import RunFacts, write_metrics
 from .notify.render import RunContext
@@ -46,21 +44,13 @@ def run_context(run_id: str, now: datetime) -> RunContext:
     return RunContext(run_id, host_name(), now.astimezone(timezone.utc).isoformat(timespec="seconds"))
 
 
-def _quote(parts: Sequence[str]) -> str:
-    if sys.platform == "win32":
-        return subprocess.list2cmdline(list(parts))
-    return " ".join(shlex.quote(p) for p in parts)
-
-
 def command_builder(scm_config: Path | None, state_dir: Path) -> Callable[[str, str | None], str]:
-    """``(subcommand, profile file) -> the exact command line`` a person runs by hand."""
-    base = ["citrixagent"]
-    if scm_config is not None:
-        base += ["--scm-config", str(Path(scm_config).absolute())]
-    base += ["--state-dir", str(Path(state_dir).absolute())]
+    """``(subcommand, profile file) -> the exact command line`` a person runs by hand: the same
+    command line the run's own hints print (:class:`~citrix_connector.hints.CommandHint`)."""
+    hint = CommandHint(scm_config, state_dir, invoked_program())
 
     def build(subcommand: str, source: str | None) -> str:
-        return _quote([*base, subcommand, str(Path(source).absolute()) if source else "PROFILE.yaml"])
+        return hint(subcommand, source) if source else hint(subcommand) + " PROFILE.yaml"
 
     return build
 
