@@ -257,3 +257,33 @@ def test_a_failed_check_is_shown_by_status_and_checked_again_by_the_next_run(
     assert idle.result == "nothing" and "verification" not in idle.details
     assert pair.primary.count_writes() == writes + 1
     assert kit.agent().status([profile])[0].result == "ok"
+
+
+def _protocols(world: Sandbox, ns: NetScalerSimulator, *, old_only: bool) -> None:
+    flags = (
+        {"tls1": "ENABLED", "tls11": "DISABLED", "tls12": "DISABLED", "tls13": "DISABLED"}
+        if old_only
+        else {"tls1": "DISABLED", "tls11": "DISABLED", "tls12": "ENABLED", "tls13": "ENABLED"}
+    )
+    with NitroClient(ns.url, username=ADC_USER, password=ADC_PASSWORD, verify=world.ca_bundle) as nitro:
+        nitro.session.call(
+            "PUT", "sslvserver", payload={"sslvserver": {"vservername": "vs_shop_https", **flags}}
+        )
+
+
+def test_a_target_that_failed_its_check_is_checked_again_alone(fleet: Sandbox, tmp_path: Path) -> None:
+    second = fleet.netscalers[1]
+    _protocols(fleet, second, old_only=True)
+    profile = _multi(fleet, "recheck")
+    kit = AgentKit(fleet, "admin", StateStore(tmp_path / "s"))
+    first = kit.agent().run([profile])
+    assert [o.result for o in first] == ["ok", "failed", "ok"]
+    assert "old protocol: TLSv1" in first[1].message
+    _protocols(fleet, second, old_only=False)  # fixed by hand (TLS 1.2 and 1.3 only)
+    writes = [ns.count_writes() for ns in (fleet.netscalers[0], second, fleet.pairs[0].primary)]
+    again = kit.agent().run([profile])
+    assert [(o.action, o.result) for o in again] == [("nothing", "nothing")] * 3, [o.message for o in again]
+    assert "checked again after the last failed check: it passes now" in again[1].message
+    assert again[1].details["verification"]["vips"][0]["protocol"] == "TLSv1.3"
+    assert "verification" not in again[0].details and "verification" not in again[2].details
+    assert [ns.count_writes() for ns in (fleet.netscalers[0], second, fleet.pairs[0].primary)] == writes

@@ -247,7 +247,7 @@ class Agent:
             return install.deploy_current(ctx, profile, state, session, why=why)
         if not ctx.dry_run and verify.last_check_failed(state):
             # installed and saved, but its check after the save failed last time: check it again
-            return verify.recheck(ctx, profile, session, Done("nothing", "nothing", why, facts))
+            return verify.recheck(ctx, profile, session, Done("nothing", "nothing", why, facts), state=state)
         return Done("nothing", "nothing", why, facts)
 
     def _collect_deferred(self, deferred: Deferred) -> Callable[[Profile, ApplianceSession], Done]:

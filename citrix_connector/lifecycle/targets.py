@@ -278,6 +278,12 @@ def deploy(
             rows[i] = decision
         elif decision.action == "nothing":
             rows[i] = _row(ctx, state, slots[i], "nothing", "nothing", nothing or decision.reason)
+            canary = profile.rollout == "canary" and i == 0  # the canary's own check is below
+            if not ctx.dry_run and not canary and verification.last_check_failed(state, slots[i].label):
+                # installed and saved there, but its check after the save failed: check it again
+                rows[i] = verification.recheck(
+                    ctx, slots[i].profile, slots[i].session, rows[i], state=state, target=slots[i].label
+                )
         else:
             todo.append(i)
     lead = slots[0]

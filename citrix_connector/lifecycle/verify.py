@@ -414,10 +414,19 @@ def last_check_failed(state: ProfileState, target: str | None = None) -> list[st
     return None
 
 
-def recheck(ctx: Context, profile: Profile, session: ApplianceSession, done: Done) -> Done:
+def recheck(
+    ctx: Context,
+    profile: Profile,
+    session: ApplianceSession,
+    done: Done,
+    *,
+    state: ProfileState,
+    target: str | None = None,
+) -> Done:
     """A ``nothing`` row of a certificate whose last check failed, checked again (read-only on the
-    appliance; for an HA pair the file sync is requested again)."""
-    checked = verified(ctx, profile, session, done, nothing_ok=True)
+    appliance; for an HA pair the file sync is requested again). ``state`` is the caller's journal
+    (the event is added to it and saved)."""
+    checked = verified(ctx, profile, session, done, target=target, nothing_ok=True, state=state)
     if checked.result == "nothing":
         return dataclasses.replace(
             checked, message=f"{done.message}; checked again after the last failed check: it passes now"
@@ -434,11 +443,13 @@ def verified(
     target: str | None = None,
     sync_requested: bool = False,
     nothing_ok: bool = False,
+    state: ProfileState | None = None,
 ) -> Done:
     """``done`` (a step that installed the journal's certificate on ``session``'s appliance, saved
     since) after :func:`verify_target`, with a ``verified`` journal event (and the deployment record
     of that target marked verified when it passed)."""
-    state = ctx.store.load(profile.name)
+    if state is None:
+        state = ctx.store.load(profile.name)
     if state.current is None or done.result not in (("ok", "nothing") if nothing_ok else ("ok",)):
         return done
     try:
