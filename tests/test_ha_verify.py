@@ -5,6 +5,7 @@ never works is a failure of that target naming the peer. Nothing is ever written
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -287,3 +288,26 @@ def test_a_target_that_failed_its_check_is_checked_again_alone(fleet: Sandbox, t
     assert again[1].details["verification"]["vips"][0]["protocol"] == "TLSv1.3"
     assert "verification" not in again[0].details and "verification" not in again[2].details
     assert [ns.count_writes() for ns in (fleet.netscalers[0], second, fleet.pairs[0].primary)] == writes
+
+
+def test_file_names_are_never_reused_so_the_secondary_never_loads_an_old_file(
+    kit: AgentKit, ha_world: Sandbox, pair: HaPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three deployments within one second: the second's save lets housekeeping delete the first's
+    files on the primary, but the secondary keeps them (a file sync never deletes). Reusing that name
+    for the third would make the secondary's propagated update load the first certificate again."""
+    from citrix_connector.nitro import plan as nitro_plan
+
+    monkeypatch.setattr(nitro_plan, "stamp", lambda _now: "20261202000000")
+    profile = kit.profile(ha_world.ha_profile_stem(0))
+    agent = kit.agent()
+    serials = []
+    for command in (agent.enroll, agent.replace, agent.replace):
+        [outcome] = command([profile])
+        assert outcome.result == "ok", outcome.message
+        serials.append(outcome.serial)
+    assert len(set(serials)) == 3
+    assert serial_on(ha_world, pair.secondary, profile.certificate.certkey_name) == serials[-1]
+    names = [r.body for r in pair.primary.requests if r.method == "POST" and r.path.endswith("/systemfile")]
+    uploaded = [json.loads(b)["systemfile"]["filename"] for b in names]
+    assert len(uploaded) == len(set(uploaded))  # every upload under a name never used before

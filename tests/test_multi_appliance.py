@@ -346,7 +346,7 @@ def test_enroll_replace_and_revoke_with_several_targets(world: Sandbox, tmp_path
     )
     _clear(world)
     rows = _agent(world, tmp_path).run([changed])
-    assert _rows(rows) == [("replace", "ok")] * 3
+    assert _rows(rows) == [("replace", "ok")] * 3, [o.message for o in rows]
     assert len([w for w in scm_writes(world.scm) if "replace" in w]) == 1  # one order for all three
     serial = rows[0].serial
     assert all(same_serial(ns.serving_certificate(VS), serial) for ns in _targets(world))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -253,12 +254,14 @@ class Run:
         """Upload files ``<stem><ext>`` under one fresh stem; returns the stem. 1642 -> next stem."""
         exts = [ext for ext, _, _ in ext_content]
         for _ in range(5):
-            stem = fresh_stem(stem_base, self.stamp, self.files(), exts)
+            stem = fresh_stem(stem_base, self.stamp, self.files() | _uploaded_here(self.nitro), exts)
             try:
                 for ext, content, what in ext_content:
                     name = f"{stem}{ext}"
                     self.write(f"upload {what} {self.path(name)}", _uploader(self.nitro, name, content))
                     self.files().add(name)
+                    if not self.dry_run:
+                        _remember_upload(self.nitro, name)
                 return stem
             except NitroError as exc:
                 if not codes.file_exists(exc):
@@ -269,6 +272,25 @@ class Run:
                     self.view.forget_files()
                 self.files().update(f"{stem}{ext}" for ext in exts)
         raise ApplianceStateError(f"cannot upload {stem_base}: every file name tried exists already")
+
+
+# File names this process uploaded, per appliance URL and SSL directory: never used again, even after
+# housekeeping deleted the file on the appliance. An HA secondary keeps the old file under that name
+# (the file sync copies, it never deletes), so a propagated update naming it would load the *old*
+# certificate there (Citrix CTX579137: never reuse a file name). Across processes the timestamp in
+# the name differs (runs are seconds apart); within one process two deployments can share a second.
+_UPLOADED: dict[tuple[str, str], set[str]] = {}
+_UPLOADED_LOCK = threading.Lock()
+
+
+def _uploaded_here(nitro: NitroClient) -> set[str]:
+    with _UPLOADED_LOCK:
+        return set(_UPLOADED.get((nitro.url, nitro.ssl_dir), ()))
+
+
+def _remember_upload(nitro: NitroClient, name: str) -> None:
+    with _UPLOADED_LOCK:
+        _UPLOADED.setdefault((nitro.url, nitro.ssl_dir), set()).add(name)
 
 
 def _uploader(nitro: NitroClient, name: str, content: bytes) -> Callable[[], object]:
