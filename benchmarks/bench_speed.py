@@ -214,18 +214,23 @@ def scale_fleet(a: argparse.Namespace, root: Path, say: Say, log: Path) -> None:
             f"at scale: {n_app} appliances x {per} = {n} profiles, latency {a.latency_ms} ms, seeded "
             f"(untimed) in {fleet.seconds_to_seed:.1f} s"
         )
-        rows: dict[str, list[Sample]] = {"status": [], "run": []}
+        rows: dict[str, list[Sample]] = {"status": [], "run": [], "few": [], "validate": []}
         nitro: list[int] = []
+        base = [PYTHON, "-m", "citrixagent", "--scm-config", str(fleet.scm_yaml)]
         for _ in range(a.scale_rounds):
             for cmd in ("status", "run"):
                 fleet.clear_logs()
-                cmdline = [PYTHON, "-m", "citrixagent", "--scm-config", str(fleet.scm_yaml), cmd]
-                rows[cmd].append(time_process([*cmdline, str(fleet.profile_dir)], env, log))
+                rows[cmd].append(time_process([*base, cmd, str(fleet.profile_dir)], env, log))
                 nitro = fleet.nitro_requests()
+            few = [*base, "status", "--workers", str(a.scale_few_workers), str(fleet.profile_dir)]
+            rows["few"].append(time_process(few, env, log))
+            rows["validate"].append(time_process([*base, "validate", str(fleet.profile_dir)], env, log))
         say("")
         say(HEAD.format(f"{n} profiles, {a.scale_rounds} rounds"))
         say(row("agent `status`", rows["status"]))
         say(row("agent idle `run`", rows["run"]))
+        say(row(f"agent `status --workers {a.scale_few_workers}`", rows["few"]))
+        say(row("`validate` (profile loading, no network)", rows["validate"]))
         say("")
         wall = statistics.median(s.wall for s in rows["status"])
         rss = max(s.maxrss_mib for s in rows["status"])
@@ -383,6 +388,7 @@ def main() -> None:
     p.add_argument("--scale-appliances", type=int, default=200, help="0: skip the scale run")
     p.add_argument("--scale-profiles-per-appliance", type=int, default=50)
     p.add_argument("--scale-rounds", type=int, default=2)
+    p.add_argument("--scale-few-workers", type=int, default=32, help="status at scale with fewer workers")
     p.add_argument("--cold-rounds", type=int, default=10)
     p.add_argument("--deploy-appliances", type=int, default=20)
     p.add_argument("--deploy-profiles-per-appliance", type=int, default=10)
