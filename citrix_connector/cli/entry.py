@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -12,13 +13,10 @@ from typing import Any
 import click
 
 from .. import stopping
-from ..completion import register as _register_powershell_completion
 from ..errors import EXIT_CONFIG, EXIT_FAILURE, CitrixAgentError, ConfigError
 from . import certificates, readonly, sandbox, tools, validate  # noqa: F401  (they register their commands)
 from .context import log
 from .group import cli
-
-_register_powershell_completion()
 
 __all__ = ["cli", "main"]
 
@@ -68,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _main(argv: Sequence[str] | None) -> None:
+    if os.environ.get("_CITRIXAGENT_COMPLETE"):  # Click's completion protocol: only then PowerShell's
+        from ..completion import register
+
+        register()
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = any(a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in args)
     try:
