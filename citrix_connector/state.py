@@ -13,23 +13,21 @@ when the process ends, even by a crash); a second run fails at once with :class:
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import re
 import sys
 import tempfile
 import time
-import types
-import typing
 from collections.abc import Iterator
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union, cast
+from typing import Any, Literal
 
 from .errors import LockHeldError, StateDirError, StateError
 from .private_files import FILE_MODE, make_private_dir, open_private
+from .state_codec import Invalid, record_from_dict, state_to_json
 from .statedir import STATE_DIR_ENV, default_state_dir  # re-exported: where the journal lives
 
 __all__ = [
@@ -181,199 +179,6 @@ class ProfileState:
             del self.history[: len(self.history) - HISTORY_LIMIT]
 
 
-# ------------------------------------------------------------------------------------ (de)serializing
-
-_T = TypeVar("_T")
-
-
-class _Invalid(Exception):
-    pass
-
-
-def _check(value: Any, hint: Any, where: str) -> Any:
-    """Check ``value`` against a (simple) type hint; records become dataclass instances."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (Union, types.UnionType):
-        return _check_union(value, args, where)
-    if origin is Literal:
-        if not all(isinstance(a, str) for a in args) or not isinstance(value, str):
-            raise _Invalid(f"{where}: expected a string, got {type(value).__name__}")
-        return value
-    if hint is Any:
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise _Invalid(f"{where}: expected a list, got {type(value).__name__}")
-        (item_hint,) = args or (Any,)
-        return [_check(v, item_hint, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise _Invalid(f"{where}: expected an object, got {type(value).__name__}")
-        return value
-    if isinstance(hint, type) and hasattr(hint, "__dataclass_fields__"):
-        return _from_dict(hint, value, where)
-    return _check_scalar(value, hint, where)
-
-
-def _check_union(value: Any, args: tuple[Any, ...], where: str) -> Any:
-    if value is None and type(None) in args:
-        return None
-    errors: list[str] = []
-    for arg in (a for a in args if a is not type(None)):
-        try:
-            return _check(value, arg, where)
-        except _Invalid as exc:
-            errors.append(str(exc))
-    raise _Invalid(errors[0] if errors else f"{where}: unexpected null")
-
-
-#: JSON scalar type -> (is this value one, what the message calls it)
-_SCALARS: dict[type, tuple[typing.Callable[[Any], bool], str]] = {
-    bool: (lambda v: isinstance(v, bool), "true or false"),
-    int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
-    str: (lambda v: isinstance(v, str), "a string"),
-}
-
-
-def _check_scalar(value: Any, hint: Any, where: str) -> Any:
-    if hint not in _SCALARS:
-        raise _Invalid(f"{where}: unsupported type {hint!r}")  # pragma: no cover - programming error
-    accepts, expected = _SCALARS[hint]
-    if not accepts(value):
-        raise _Invalid(f"{where}: expected {expected}, got {type(value).__name__}")
-    return value
-
-
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    """The resolved field types of a record class (resolving them costs more than reading a file)."""
-    return typing.get_type_hints(cls)
-
-
-def _from_dict(cls: type[_T], data: Any, where: str) -> _T:
-    if not isinstance(data, dict):
-        raise _Invalid(f"{where}: expected an object, got {type(data).__name__}")
-    hints = _hints(cast("type", cls))
-    kwargs: dict[str, Any] = {}
-    for f in fields(cls):  # type: ignore[arg-type]
-        key_where = f"{where}.{f.name}" if where else f.name
-        if f.name not in data:
-            if f.default is MISSING and f.default_factory is MISSING:
-                raise _Invalid(f"{key_where}: missing")
-            continue  # forward compatible: older files lack newer optional fields
-        kwargs[f.name] = _check(data[f.name], hints[f.name], key_where)
-    return cls(**kwargs)  # unknown extra keys are ignored
-
-
-# ---- the same checks without building a "where" for every value: a fleet's status reads thousands of
-# journals. Anything the fast path refuses goes through _from_dict again, which names the problem.
-
-
-@functools.cache
-def _shape(hint: Any) -> tuple[str, tuple[Any, ...]]:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (Union, types.UnionType):
-        others = tuple(a for a in args if a is not type(None))
-        return "union", others + ((None,) if type(None) in args else ())
-    if origin is Literal:
-        return "literal", args
-    if hint is Any:
-        return "any", ()
-    if origin is list:
-        return "list", args or (Any,)
-    if origin is dict:
-        return "dict", ()
-    if isinstance(hint, type) and hasattr(hint, "__dataclass_fields__"):
-        return "record", ()
-    return "scalar", ()
-
-
-@functools.cache
-def _record_fields(cls: type) -> tuple[tuple[str, Any, bool], ...]:
-    hints = _hints(cls)
-    return tuple(
-        (f.name, hints[f.name], f.default is MISSING and f.default_factory is MISSING) for f in fields(cls)
-    )
-
-
-def _fast(value: Any, hint: Any) -> Any:
-    kind, args = _shape(hint)
-    if kind == "scalar":
-        accepts = _SCALARS.get(hint)
-        if accepts is None or not accepts[0](value):
-            raise _Invalid
-        return value
-    if kind == "record":
-        return _fast_record(value, hint)
-    if kind == "union":
-        return _fast_union(value, args)
-    if kind == "list":
-        if not isinstance(value, list):
-            raise _Invalid
-        return [_fast(v, args[0]) for v in value]
-    if kind == "dict" and not isinstance(value, dict):
-        raise _Invalid
-    if kind == "literal" and (not all(isinstance(a, str) for a in args) or not isinstance(value, str)):
-        raise _Invalid
-    return value  # a dict, a literal, Any
-
-
-def _fast_record(value: Any, cls: type) -> Any:
-    if not isinstance(value, dict):
-        raise _Invalid
-    kwargs: dict[str, Any] = {}
-    for name, field_hint, required in _record_fields(cls):
-        if name in value:
-            kwargs[name] = _fast(value[name], field_hint)
-        elif required:
-            raise _Invalid
-    return cls(**kwargs)
-
-
-def _fast_union(value: Any, args: tuple[Any, ...]) -> Any:
-    if value is None and args and args[-1] is None:
-        return None
-    for arg in args:
-        if arg is None:
-            continue
-        try:
-            return _fast(value, arg)
-        except _Invalid:
-            pass
-    raise _Invalid
-
-
-def _record_from_dict(cls: type[_T], data: Any) -> _T:
-    """:func:`_from_dict`, fast when the data is valid (the usual case)."""
-    try:
-        return cast("_T", _fast(data, cls))
-    except _Invalid:
-        return _from_dict(cls, data, "")  # raises _Invalid with where and what
-
-
-@functools.cache
-def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
-
-
-def _plain(value: Any) -> Any:
-    """What ``dataclasses.asdict`` gives for the journal's records (plain dataclasses, lists, dicts
-    and JSON scalars), without its deep copies: several saves per profile per run add up."""
-    if hasattr(value, "__dataclass_fields__"):
-        return {name: _plain(getattr(value, name)) for name in _field_names(cast("type", type(value)))}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-def _state_to_json(state: ProfileState) -> str:
-    return json.dumps(_plain(state), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-
-
 # --------------------------------------------------------------------------------------- the store
 
 
@@ -503,8 +308,8 @@ class StateStore:
                 f"(this one understands version {STATE_VERSION})"
             )
         try:
-            state = _record_from_dict(ProfileState, data)
-        except _Invalid as exc:
+            state = record_from_dict(ProfileState, data)
+        except Invalid as exc:
             raise StateError(f"state file {path} is invalid: {exc}") from exc
         if state.profile != profile:
             raise StateError(f"state file {path} belongs to profile {state.profile!r}, not {profile!r}")
@@ -517,7 +322,7 @@ class StateStore:
         if len(state.history) > HISTORY_LIMIT:
             del state.history[: len(state.history) - HISTORY_LIMIT]
         try:
-            atomic_write_text(path, _state_to_json(state))
+            atomic_write_text(path, state_to_json(state))
         except OSError as exc:
             raise StateError(f"cannot write state file {path}: {exc.strerror or exc}") from exc
 

@@ -80,9 +80,8 @@ def test_the_journals_fast_reader_answers_like_the_checking_one(tmp_path) -> Non
         OrderRecord,
         ProfileState,
         StateStore,
-        _fast,
-        _from_dict,
     )
+    from citrix_connector.state_codec import _fast, _from_dict
 
     store = StateStore(tmp_path)
     state = ProfileState(profile="p1", source="/x/p1.yaml", reorder="renew", stale_files=["/nsconfig/ssl/a"])
