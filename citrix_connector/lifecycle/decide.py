@@ -6,7 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from cryptography import x509
+
 from ..config import Profile
+from ..crypto import normalize_serial
 from ..hints import CommandHint
 from ..nitro.deploy import InstalledState
 from ..state import ProfileState
@@ -34,7 +37,31 @@ def serving_current(profile: Profile, state: ProfileState, installed: InstalledS
         return False
     if installed.serial != state.current.serial:
         return False
-    return all(v.name in installed.bound_vservers for v in profile.vservers)
+    if not all(v.name in installed.bound_vservers for v in profile.vservers):
+        return False
+    return _link_problem(state, installed) is None
+
+
+def issuer_serial(state: ProfileState) -> str | None:
+    """The serial of the journal's certificate's issuer (the first of its chain), None without a chain
+    (an adopted certificate, or one SCM sent without its chain)."""
+    current = state.current
+    if current is None or not current.chain_pem:
+        return None
+    return normalize_serial(x509.load_pem_x509_certificate(current.chain_pem[0].encode()).serial_number)
+
+
+def _link_problem(state: ProfileState, installed: InstalledState) -> str | None:
+    """Why the certkey's CA link is not the journal's issuer (None when it is, or nothing is known)."""
+    expected = issuer_serial(state)
+    if expected is None:
+        return None
+    if not installed.link:
+        return "is not linked to its issuing CA's certkey"
+    if installed.link_serial != expected:
+        held = f"serial {installed.link_serial}" if installed.link_serial else "no certkey"
+        return f"is linked to certkey {installed.link} ({held}), not to its issuing CA (serial {expected})"
+    return None
 
 
 def decide(
@@ -149,7 +176,10 @@ def _not_served(profile: Profile, state: ProfileState, installed: InstalledState
     if installed.serial != current.serial:
         return f"the appliance serves serial {installed.serial} under certkey {certkey}, not {journal}"
     unbound = [v.name for v in profile.vservers if v.name not in installed.bound_vservers]
-    return f"{journal} is installed but not bound to {', '.join(unbound)}"
+    if unbound:
+        return f"{journal} is installed but not bound to {', '.join(unbound)}"
+    link = _link_problem(state, installed)
+    return f"{journal} is installed but certkey {certkey} {link or 'is not served'}"
 
 
 def decide_target(

@@ -82,9 +82,17 @@ class InstalledState:
     link: str | None = None
     cert_file: str = ""
     key_file: str = ""
+    #: the serial of the certificate the certkey is linked to ("" when that certkey is absent; None
+    #: when unlinked)
+    link_serial: str | None = None
 
 
-def _installed(ck: CertKey, bound_all: Sequence[str], vservers: Sequence[VserverTarget]) -> InstalledState:
+def _installed(
+    ck: CertKey,
+    bound_all: Sequence[str],
+    vservers: Sequence[VserverTarget],
+    link_serial: str | None = None,
+) -> InstalledState:
     wanted = [v.name for v in vservers]
     bound = [v for v in wanted if v in bound_all] if wanted else list(bound_all)
     return InstalledState(
@@ -95,6 +103,7 @@ def _installed(ck: CertKey, bound_all: Sequence[str], vservers: Sequence[Vserver
         link=ck.linkcertkeyname,
         cert_file=ck.cert,
         key_file=ck.key or "",
+        link_serial=link_serial,
     )
 
 
@@ -105,14 +114,19 @@ def _absent() -> InstalledState:
 def read_installed(
     nitro: NitroClient, certkey: str, vservers: Sequence[VserverTarget] = ()
 ) -> InstalledState:
-    """What the appliance holds under ``certkey`` and which of ``vservers`` it serves (two requests).
+    """What the appliance holds under ``certkey`` and which of ``vservers`` it serves (two requests,
+    three when the certkey is linked).
 
     Without ``vservers`` every vserver the certkey is bound to is reported.
     """
     ck = nitro.get_certkey(certkey)
     if ck is None:
         return _absent()
-    return _installed(ck, nitro.certkey_vservers(certkey), vservers)
+    link_serial = None
+    if ck.linkcertkeyname:  # a third request: the certificate the link points at
+        linked = nitro.get_certkey(ck.linkcertkeyname)
+        link_serial = linked.serial if linked is not None else ""
+    return _installed(ck, nitro.certkey_vservers(certkey), vservers, link_serial)
 
 
 class ApplianceView:
@@ -207,7 +221,11 @@ class ApplianceView:
         ck = self.certkey(certkey)
         if ck is None:
             return _absent()
-        return _installed(ck, self.served_by(certkey), vservers)
+        link_serial = None
+        if ck.linkcertkeyname:
+            linked = self.certkey(ck.linkcertkeyname)
+            link_serial = linked.serial if linked is not None else ""
+        return _installed(ck, self.served_by(certkey), vservers, link_serial)
 
     def served_by(self, certkey: str) -> list[str]:
         """The vservers ``certkey`` is bound to as a server or SNI certificate (CA bindings left out)."""
@@ -258,4 +276,3 @@ class ApplianceView:
     def forget_files(self) -> None:
         """List the SSL directory again when next asked (a name thought free was taken)."""
         self._files = None
-
