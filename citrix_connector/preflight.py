@@ -1,7 +1,8 @@
 """Everything ``run`` checks before its first network call, in one place, so that ``run`` and
 ``validate`` reject the same things with the same message and exit code: the state directory, the
 settings file, scm.yaml, the profile paths (an empty directory, a missing file), every profile file
-on its own and against scm.yaml, and profile names used twice."""
+on its own and against scm.yaml, ``probe:`` overrides the loopback guard refuses, and profile names
+used twice."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ def check_profile_files(args: Sequence[str | Path], scm: ScmConfig | None) -> li
     :class:`ConfigError` for paths that do not exist."""
     from .config import Problem, check_profile_against_scm, expand_profile_paths, load_profile
     from .config.problems import raise_problems
+    from .probe.guard import refused_overrides
 
     if not args:
         raise UsageError("no profile given: name profile files or a directory of profiles")
@@ -51,6 +53,8 @@ def check_profile_files(args: Sequence[str | Path], scm: ScmConfig | None) -> li
         try:
             profile = load_profile(path)
             check.warnings.extend(_as_problems(profile.warnings))
+            refused = [Problem(str(path), line, f, text) for f, line, text in refused_overrides(profile)]
+            raise_problems(refused)  # the loopback guard (tests, demo, sandbox): before any network call
             if scm is not None:
                 crossed = check_profile_against_scm(profile, scm)
                 check.warnings.extend(p for p in crossed if not p.is_error)

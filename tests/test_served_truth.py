@@ -4,10 +4,11 @@ refuses is caught before anything is ordered; ``next:`` after a failed check."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import AgentKit
+from conftest import AgentKit, CliResult
 
 from citrix_connector.nitro.client import NitroClient
 from citrix_connector.sandbox.world import ADC_PASSWORD, ADC_USER, Sandbox
@@ -54,3 +55,27 @@ def test_a_removed_ca_link_is_reported_by_status_and_repaired_by_run(kit: AgentK
     [idle] = kit.agent().run([profile])
     assert idle.action == "nothing", idle.message
     assert kit.agent().status([profile])[0].result == "ok"
+
+
+def test_a_refused_probe_override_is_caught_before_anything_is_ordered(
+    kit: AgentKit, world: Sandbox, cli: Callable[..., CliResult]
+) -> None:
+    profile = kit.profile(
+        "lb-profile", name="far", vservers=[{"name": "vs_shop_https", "probe": "192.0.2.7:443"}]
+    )
+    where = f"{profile.source}:{profile.line_of('vservers[0].probe')}: vservers[0].probe"
+    scm_before, ns_before = len(world.scm.requests), len(world.netscaler.requests)
+    checked = cli("--scm-config", world.scm_yaml, "validate", profile.source)
+    assert checked.code == 2, checked.output
+    assert where in checked.output and "only loopback" in checked.output
+    ran = cli("--scm-config", world.scm_yaml, "run", profile.source)
+    assert ran.code == 2, ran.output
+    assert where in ran.output and "192.0.2.7:443" in ran.output
+    # refused before any network call: SCM and the appliance were not asked anything
+    assert len(world.scm.requests) == scm_before and len(world.netscaler.requests) == ns_before
+    # the library's run refuses it the same way, before ordering
+    [outcome] = kit.agent().run([profile])
+    assert (outcome.result, outcome.exit_code) == ("failed", 2), outcome.message
+    assert where in outcome.message
+    assert len(world.scm.requests) == scm_before and len(world.netscaler.requests) == ns_before
+    assert kit.store.load(profile.name).current is None

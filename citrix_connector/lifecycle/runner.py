@@ -17,6 +17,7 @@ from ..errors import EXIT_FAILURE, CitrixAgentError, PendingError, StateError, U
 from ..hints import CommandHint, invoked_program
 from ..nitro.client import NitroClient
 from ..nitro.deploy import InstalledState
+from ..probe.guard import check_overrides
 from ..scm import ScmClient, make_scm_client
 from ..state import ProfileState, StateStore
 from . import adopt, install, ordering, status, targets, verify
@@ -374,6 +375,8 @@ class Agent:
         multi: targets.MultiWork,
         attempt: Action,
     ) -> Step | targets.MultiStep:
+        if attempt not in ("status", "revoke"):  # before any network call: nothing ordered, nothing deployed
+            work, multi = _overrides_first(work), _overrides_first_multi(multi)
         if profile.is_multi:
             return targets.guard(profile, slots, multi, failed_as=attempt)
         return self._guard(profile, slots[0].session, work, failed_as=attempt)
@@ -440,3 +443,25 @@ class Agent:
             f" ({step.message})" if step.message else "",
         )
         return step
+
+
+def _overrides_first(work: Work) -> Work:
+    """``work`` after the profile's ``probe:`` overrides passed the loopback guard (a refused one is
+    the profile's fault, exit 2, before SCM or the appliance is asked anything)."""
+
+    def checked(profile: Profile, session: ApplianceSession) -> Step:
+        check_overrides(profile)
+        return work(profile, session)
+
+    return checked
+
+
+def _overrides_first_multi(multi: targets.MultiWork) -> targets.MultiWork:
+    """:func:`_overrides_first` for a profile with several appliances (each target's vservers)."""
+
+    def checked(profile: Profile, slots: list[targets.Slot]) -> targets.MultiStep:
+        for slot in slots:
+            check_overrides(slot.profile)
+        return multi(profile, slots)
+
+    return checked

@@ -35,7 +35,8 @@ from ..errors import EXIT_FAILURE, CitrixAgentError, LoopbackOnlyError, StateErr
 from ..nitro.checks import ApplianceView
 from ..nitro.client import NitroClient
 from ..nitro.hasync import HaSyncResult, trigger_file_sync, wait_for_secondary
-from ..probe import Expectation, ProbeMode, VipReport, checked_address, probe_vips
+from ..probe import Expectation, ProbeMode, VipReport, probe_vips
+from ..probe.guard import check_overrides
 from ..probe.judge import subject_text
 from ..probe.targets import vip_targets
 from ..proxy import proxy_argument
@@ -186,23 +187,11 @@ def probe_installed(
     """Read-only: every vserver's VIP of the profile on appliance ``host``, probed for ``serial`` and
     the chain the certkey is linked to there (and the intermediates in ``chain_pem``). Vservers and
     certkeys come from ``view`` (read once per session)."""
-    _check_overrides(profile)
+    check_overrides(profile)  # checked before the run too (preflight); a library caller may skip it
     expect = Expectation(normalize_serial(serial), _intermediates(view, profile, chain_pem))
     names = profile.certificate.subject_alt_names  # the CN first, then the other names
     targets = vip_targets(view, host, profile.vservers, names)
     return probe_vips(targets, expect, timeout=profile.probe.timeout)
-
-
-def _check_overrides(profile: Profile) -> None:
-    """A ``probe: host:port`` the loopback guard refuses is the profile's fault: say where it is."""
-    for i, vs in enumerate(profile.vservers):
-        if vs.probe is None:
-            continue
-        field = f"vservers[{i}].probe"
-        try:
-            checked_address(vs.probe.host, vs.probe.port, what=f"vserver {vs.name}")
-        except LoopbackOnlyError as exc:
-            raise LoopbackOnlyError(f"{profile.source}:{profile.line_of(field)}: {field}: {exc}") from None
 
 
 def _intermediates(
@@ -454,7 +443,11 @@ def verified(
         return done
     try:
         verification = check_session(ctx, profile, session, state, sync_requested=sync_requested)
-    except CitrixAgentError as exc:
+    except CitrixAgentError as exc:  # journalled as a failed check: status and the next run see it
+        state.add_event(
+            "verified", appliance=session.label, serial=state.current.serial, ok=False, failures=[str(exc)]
+        )
+        ctx.store.save(state)
         return failed_to_verify(done, session.label, exc)
     except Exception as exc:  # a bug must not stop the other profiles of an unattended run
         log.exception("%s: internal error while verifying on %s", profile.name, session.label)

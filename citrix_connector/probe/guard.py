@@ -15,10 +15,14 @@ from __future__ import annotations
 import ipaddress
 import os
 import threading
+from typing import TYPE_CHECKING
 
 from ..errors import LoopbackOnlyError
 
-__all__ = ["ENV_VAR", "checked_address", "enable", "enabled"]
+if TYPE_CHECKING:
+    from ..config import Profile
+
+__all__ = ["ENV_VAR", "checked_address", "check_overrides", "enable", "enabled", "refused_overrides"]
 
 ENV_VAR = "CITRIXAGENT_LOOPBACK_ONLY"
 
@@ -57,3 +61,25 @@ def checked_address(host: str, port: int, *, what: str) -> str:
         f"{what}: refusing to probe {host}:{port}: only loopback addresses (127.0.0.0/8, ::1) may be "
         f"probed here ({ENV_VAR} is set, or the sandbox runs in this process)"
     )
+
+
+def refused_overrides(profile: Profile) -> list[tuple[str, int, str]]:
+    """The ``probe: host:port`` overrides of ``profile``'s vservers this guard refuses, as (field,
+    line, message): checked when a profile is loaded for ``validate`` and before ``run`` makes any
+    network call, so such a profile is refused before anything is ordered or deployed."""
+    refused: list[tuple[str, int, str]] = []
+    for i, vs in enumerate(profile.vservers):
+        if vs.probe is None:
+            continue
+        field = f"vservers[{i}].probe"
+        try:
+            checked_address(vs.probe.host, vs.probe.port, what=f"vserver {vs.name}")
+        except LoopbackOnlyError as exc:
+            refused.append((field, profile.line_of(field), str(exc)))
+    return refused
+
+
+def check_overrides(profile: Profile) -> None:
+    """:class:`LoopbackOnlyError` (``file:line: field: ...``) for the first refused override."""
+    for field, line, message in refused_overrides(profile):
+        raise LoopbackOnlyError(f"{profile.source}:{line}: {field}: {message}")
