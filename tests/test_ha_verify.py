@@ -71,12 +71,18 @@ def test_the_secondary_holds_the_new_certificate_after_the_file_sync(
         "file_sync_triggered": True,
     }
     assert serial_on(ha_world, pair.secondary, certkey) == outcome.serial
-    # one file sync, requested on the Primary after its save; the Secondary was only read
+    # the SSL file sync is requested after the uploads and before each certkey add that names them
+    # (the CA's, then the leaf's), never after the save; the Secondary was only read
     primary_log = [f"{r.method} {r.path}?{r.query}" for r in pair.primary.requests]
     syncs = [i for i, line in enumerate(primary_log) if "/config/hafiles" in line]
+    uploads = [i for i, line in enumerate(primary_log) if line.startswith("POST /nitro/v1/config/systemfile")]
+    adds = [i for i, line in enumerate(primary_log) if line == "POST /nitro/v1/config/sslcertkey?"]
     saves = [i for i, line in enumerate(primary_log) if "action=save" in line]
-    assert len(syncs) == 1 and len(saves) == 1 and saves[0] < syncs[0]
-    assert pair.sync_count == 1
+    assert len(syncs) == 2 and len(adds) == 2 and len(saves) == 1, primary_log
+    assert uploads[0] < syncs[0] < adds[0] < uploads[1] < syncs[1] < adds[1] < saves[0], primary_log
+    assert pair.sync_count == 2
+    # every propagated command applied on the Secondary at once: none waited for, or failed on, a file
+    assert pair.propagation_errors == [] and pair.held == [] and pair.pending == []
     assert pair.secondary.count_writes() == 0
     assert [r.path for r in agent_on_secondary if r.path.endswith(f"/sslcertkey/{certkey}")] == [
         f"/nitro/v1/config/sslcertkey/{certkey}"
@@ -123,7 +129,10 @@ def test_a_secondary_that_never_syncs_fails_the_target_naming_the_peer(
     assert ha["in_sync"] is False and ha["looks"] == 4  # at 0, 10, 20 and 30 s of the injected clock
     assert time.slept[-3:] == [10, 10, 10]  # (before them: SCM's polls)
     assert count(pair.secondary, f"/config/sslcertkey/{certkey}", method="GET") == 4
-    assert pair.secondary.count_writes() == 0 and pair.sync_failures == 1
+    # asked before the CA's add, before the leaf's add, and again after the save (the files never came)
+    assert pair.secondary.count_writes() == 0 and pair.sync_failures == 3
+    # the propagated adds failed on the Secondary for want of their files (held for a later sync)
+    assert any("1647" in e or "1631" in e or "1632" in e for e in pair.propagation_errors)
     # the Primary holds and serves it: only the pair's other half is behind
     assert outcome.details["verification"]["vips"][0]["status"] == "ok"
     # the journal says so too
@@ -137,14 +146,16 @@ def test_a_pair_listed_by_its_primary_only_is_synced_and_warned_about(
     app = {"url": pair.primary.url}
     outcome = run(kit, appliance=app)
     assert outcome.result == "ok" and outcome.exit_code == 0
-    assert count(pair.primary, "/config/hafiles") == 1
+    # requested before the CA's add and before the leaf's (the Secondary unknown: nothing looked at),
+    # not again after the save
+    assert count(pair.primary, "/config/hafiles") == 2
     assert (
         "the secondary (127.0.0.1) is not verified: list both node URLs in appliance.url" in outcome.message
     )
     assert pair.secondary.requests == []
 
 
-def test_one_file_sync_per_pair_whatever_the_number_of_profiles(
+def test_the_file_sync_comes_before_each_certkey_step_not_after_the_save(
     kit: AgentKit, ha_world: Sandbox, pair: HaPair
 ) -> None:
     first = kit.profile(ha_world.ha_profile_stem(0))
@@ -156,7 +167,10 @@ def test_one_file_sync_per_pair_whatever_the_number_of_profiles(
     )
     outcomes = kit.agent().run([first, second])
     assert [o.result for o in outcomes] == ["ok", "ok"], [o.message for o in outcomes]
-    assert count(pair.primary, "/config/hafiles") == 1  # once for the pair, after its one save
+    # before each certkey add naming new files (the CA once, each leaf), none after the one save:
+    # the Secondary was seen holding every file
+    assert count(pair.primary, "/config/hafiles") == 3
+    assert pair.propagation_errors == []
     for outcome, profile in zip(outcomes, (first, second), strict=True):
         ha = outcome.details["verification"]["ha"]
         assert ha["in_sync"] is True and ha["file_sync_triggered"] is True  # for the pair, once
@@ -206,8 +220,8 @@ def test_every_target_is_verified_and_the_pairs_secondary_checked(fleet: Sandbox
     assert [o.details["verification"]["ha"] is not None for o in outcomes] == [False, False, True]
     assert outcomes[2].details["verification"]["ha"]["in_sync"] is True
     assert (
-        fleet.pairs[0].secondary.count_writes() == 0 and count(fleet.pairs[0].primary, "/config/hafiles") == 1
-    )
+        fleet.pairs[0].secondary.count_writes() == 0 and count(fleet.pairs[0].primary, "/config/hafiles") == 2
+    )  # before the CA's add and the leaf's; none on the standalone appliances
 
 
 def test_a_canary_serving_tls10_only_stops_the_rollout(fleet: Sandbox, tmp_path: Path) -> None:

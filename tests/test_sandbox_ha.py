@@ -126,6 +126,7 @@ def test_roles_and_peers_as_hanode_reports_them(pair: HaPair, primary: Nitro, se
 def test_config_reaches_the_secondary_and_ssl_files_only_after_a_sync(
     pair: HaPair, primary: Nitro, secondary: Nitro, pki: Pki
 ) -> None:
+    pair.propagation_without_files = "wait"  # the forgiving model: commands wait for their files
     leaf, key = pki.leaf("www.example.com")
     deploy(primary, "www-1", leaf, key)
     assert primary.call("POST", "nsconfig", query="action=save", body={"nsconfig": {}}).ok
@@ -203,7 +204,35 @@ def test_a_broken_sync_never_delivers_and_says_so(
     stat = secondary.call("GET", "hanode", api="stat").json()["hanode"]
     assert stat["haerrsyncfailure"] == "2"
     state = requests.get(f"{pair.secondary.url}/_sim/ha_pair", verify=str(bundle), timeout=10).json()
-    assert state["sync_failures"] == 2 and state["pending"]
+    assert state["sync_failures"] == 2 and state["held"] and not state["pending"]
+    assert state["propagation_without_files"] == "fail"
+
+
+def test_a_propagated_add_before_its_files_fails_on_the_secondary(
+    pair: HaPair, primary: Nitro, secondary: Nitro, pki: Pki
+) -> None:
+    """The realistic default (reference §6): the add fails there, the bind after it too; the next file
+    sync (the config sync fixing the Secondary up) replays them. Files first: no error at all."""
+    leaf, key = pki.leaf("www.example.com")
+    deploy(primary, "www-1", leaf, key)
+    errors = pair.describe()["propagation_errors"]
+    assert len(errors) == 2 and errors[0].startswith("POST /nitro/v1/config/sslcertkey")
+    assert "1647" in errors[0]
+    assert "sslvserver_sslcertkey_binding" in errors[1]
+    assert serial_on(secondary, "www") is None and len(pair.held) == 2
+    sync(primary)
+    assert serial_on(secondary, "www") == serial_on(primary, "www") and pair.held == []
+    bound = items(secondary.get("sslvserver_sslcertkey_binding", "vs_www"), "sslvserver_sslcertkey_binding")
+    assert [b["certkeyname"] for b in bound] == ["www"]
+    # files synced before the update that names them: applied on the Secondary at once, no error
+    new_leaf, new_key = pki.leaf("www.example.com")
+    assert primary.upload("www-2.crt", cert_pem(new_leaf)).status_code == 201
+    assert primary.upload("www-2.key", key_pem(new_key)).status_code == 201
+    sync(primary)
+    fields = {"certkey": "www", "cert": "www-2.crt", "key": "www-2.key"}
+    assert primary.call("POST", "sslcertkey", query="action=update", body={"sslcertkey": fields}).ok
+    assert serial_on(secondary, "www") == serial_on(primary, "www")
+    assert pair.describe()["propagation_errors"] == errors and pair.held == []
 
 
 def vip_serial(node: NetScalerSimulator) -> str:

@@ -47,6 +47,9 @@ class ApplianceSession:
         self._preflighted: set[tuple[tuple[str, str, bool], ...]] = set()
         #: (profile, its journal, the target's label or None): installed here, waiting for the save
         self.unsaved_profiles: list[tuple[Profile, ProfileState, str | None]] = []
+        #: HA Primary: None = no SSL file sync before a certkey step yet; True = each one brought the
+        #: files to the Secondary (the check after the save requests no other); False = one did not
+        self.files_synced: bool | None = None
 
     @property
     def changed(self) -> bool:

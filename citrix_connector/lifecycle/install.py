@@ -18,7 +18,7 @@ from ..nitro.client import CertKey
 from ..nitro.deploy import DeployPlan, deploy, remove_unreferenced_files, save
 from ..scm.polling import wait_for_certificate
 from ..state import DeploymentRecord, IssuedRecord, ProfileState
-from . import keys
+from . import hafiles, keys
 from .context import ApplianceSession, Context
 from .outcome import Action, Done, RowFacts, iso, parse_iso
 from .plan import deploy_plan_for_new
@@ -190,7 +190,13 @@ def deploy_current(
     if not ctx.dry_run:
         session.preflight(plan.vservers)  # asks nothing when checked before the order
     try:
-        result = deploy(session.nitro, plan, dry_run=ctx.dry_run, view=session.view())
+        result = deploy(
+            session.nitro,
+            plan,
+            dry_run=ctx.dry_run,
+            view=session.view(),
+            before_certkey=hafiles.before_certkey(ctx, profile, session),
+        )
     except BaseException:
         session.forget_view()  # it may have written half-way: the next question reads again
         raise

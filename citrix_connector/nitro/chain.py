@@ -89,6 +89,7 @@ def _add_ca(run: Run, name: str, ca: x509.Certificate, cn: str) -> str:
     stem = run.upload(name, [(".crt", cert_to_pem(ca).encode("ascii"), f"CA certificate {cn!r} as")])
     try:
         cert_file = run.path(f"{stem}.crt")
+        run.files_ready()
         run.write(f"add CA certkey {name!r} ({cn})", lambda: nitro.add_certkey(name, cert_file, None))
     except NitroError as exc:
         match = _CONTENTS_RE.search(exc.nitro_message or str(exc))

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -89,13 +89,17 @@ def deploy(
     dry_run: bool = False,
     now: Callable[[], datetime] | None = None,
     view: ApplianceView | None = None,
+    before_certkey: Callable[[Sequence[str]], None] | None = None,
 ) -> DeployResult:
     """Install ``plan`` on the appliance (see the module docstring for the rules); no config save.
 
     ``view``: the session's bulk reads of this partition, used and kept up to date (after a failure
-    the caller calls :meth:`ApplianceView.invalidate`)."""
+    the caller calls :meth:`ApplianceView.invalidate`). ``before_certkey``: called with the files
+    uploaded since its last call, after the uploads and before the add or update that names them
+    (on an HA Primary: sync them to the Secondary, :func:`~.hasync.sync_before_certkey`)."""
     plan.validate(dry_run=dry_run)
-    run = Run(nitro, plan, dry_run, (now or (lambda: datetime.now(timezone.utc)))(), view)
+    stamp_now = (now or (lambda: datetime.now(timezone.utc)))()
+    run = Run(nitro, plan, dry_run, stamp_now, view, before_certkey)
     with step("read"):
         installed = run.certkey(plan.certkey)
     with step("chain"):
@@ -139,6 +143,7 @@ def _install_leaf(run: Run, installed: CertKey | None) -> _Leaf:
         stem = _upload_leaf(run)
     cert_file = run.path(f"{stem}.crt")
     key_file = run.path(f"{stem}.key") if plan.uploads_key else (plan.appliance_keyfile or "")
+    run.files_ready()  # HA: the Secondary holds the files before the propagated add or update
     if installed is None:
         with step("add"):
             _add(run, cert_file, key_file)

@@ -1,5 +1,7 @@
-"""The HA secondary in sync: after the deployment is saved on the Primary, trigger the SSL file sync
-there and check, with read-only NITRO calls on the Secondary, that it holds the new certificate.
+"""The HA secondary in sync: before the certkey step, force the SSL file sync on the Primary and see
+the uploaded files on the Secondary (:func:`sync_before_certkey`: a propagated add/update that
+arrives before its files fails there, reference §6); after the deployment is saved, check, with
+read-only NITRO calls on the Secondary, that it holds the new certificate.
 
 Nothing is ever written to the Secondary: on it the agent logs in (a session, not configuration),
 reads ``hanode`` (its role), ``sslcertkey/<name>`` (serial, files) and ``systemfile`` listings (the
@@ -17,13 +19,22 @@ import logging
 import math
 import posixpath
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..errors import CitrixAgentError
 from .client import NitroClient
 
-__all__ = ["HaSyncResult", "SecondaryLook", "look_at_secondary", "trigger_file_sync", "wait_for_secondary"]
+__all__ = [
+    "HaSyncResult",
+    "SecondaryLook",
+    "files_missing_on",
+    "look_at_secondary",
+    "sync_before_certkey",
+    "trigger_file_sync",
+    "wait_for_files",
+    "wait_for_secondary",
+]
 
 log = logging.getLogger("citrixagent.nitro")
 
@@ -63,16 +74,105 @@ def look_at_secondary(secondary: NitroClient, certkey: str) -> SecondaryLook:
     if found is None:
         return SecondaryLook(role, None)
     wanted = [f for f in (found.cert, found.key or "") if f]
+    return SecondaryLook(role, found.serial, files_missing_on(secondary, wanted))
+
+
+def files_missing_on(node: NitroClient, files: Sequence[str]) -> tuple[str, ...]:
+    """Read-only: which of ``files`` (absolute, or relative to its SSL directory) ``node`` lacks;
+    one ``systemfile`` listing per directory."""
     listings: dict[str, set[str]] = {}
     missing: list[str] = []
-    for path in wanted:
-        full = path if path.startswith("/") else posixpath.join(secondary.ssl_dir, path)
+    for path in files:
+        full = path if path.startswith("/") else posixpath.join(node.ssl_dir, path)
         directory, name = posixpath.split(full)
         if directory not in listings:
-            listings[directory] = set(secondary.list_files(directory))
+            listings[directory] = set(node.list_files(directory))
         if name not in listings[directory]:
             missing.append(full)
-    return SecondaryLook(role, found.serial, tuple(missing))
+    return tuple(missing)
+
+
+def sync_before_certkey(
+    primary: NitroClient,
+    files: Sequence[str],
+    *,
+    open_secondary: Callable[[], NitroClient] | None,
+    peer: str,
+    deadline: float,
+    interval: float,
+    monotonic: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """After uploading ``files`` to an HA Primary and before the add/update that names them: force
+    the SSL file sync, then (when the Secondary is known) look read-only until it holds them.
+
+    A propagated add or update that reaches the Secondary before its files fails there (reference
+    §6), so the files go first. True when the files are known to be on the Secondary (or nothing
+    needs syncing: not an HA Primary); False after a warning (the sync could not be requested, or
+    the files did not arrive by ``deadline``): the deployment goes on, and the check after the save
+    fails the target if the Secondary still lacks the certificate."""
+    if primary.known_ha_info().state != "Primary":
+        return True
+    try:
+        trigger_file_sync(primary)
+    except CitrixAgentError as exc:
+        log.warning("NetScaler %s: the SSL file sync could not be requested: %s", primary.host, exc)
+        return False
+    if open_secondary is None:
+        return True  # requested; the Secondary cannot be read (not among the configured URLs)
+    missing = wait_for_files(
+        open_secondary, files, deadline=deadline, interval=interval, monotonic=monotonic, sleep=sleep
+    )
+    if missing:
+        log.warning(
+            "NetScaler %s: after the SSL file sync the secondary %s still lacks %s",
+            primary.host,
+            peer,
+            ", ".join(missing),
+        )
+        return False
+    log.info("NetScaler %s: secondary %s holds %s", primary.host, peer, ", ".join(files))
+    return True
+
+
+def wait_for_files(
+    open_secondary: Callable[[], NitroClient],
+    files: Sequence[str],
+    *,
+    deadline: float,
+    interval: float,
+    monotonic: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[str, ...]:
+    """Look read-only at the Secondary until it holds ``files`` (returns ``()``), or until
+    ``deadline`` seconds have passed (returns what it still lacks; a Secondary that cannot be read
+    lacks them all). At most ``1 + ceil(deadline / interval)`` looks."""
+    start = monotonic()
+    max_looks = 1 + math.ceil(deadline / interval)
+    missing: tuple[str, ...] = tuple(files)
+    client: NitroClient | None = None
+    try:
+        for look in range(1, max_looks + 1):
+            try:
+                if client is None:
+                    client = open_secondary()
+                missing = files_missing_on(client, files)
+            except CitrixAgentError as exc:
+                log.debug("the secondary could not be read: %s", exc)
+                missing = tuple(files)
+                if client is not None:
+                    client.close()
+                    client = None
+            if not missing:
+                return ()
+            elapsed = monotonic() - start
+            if elapsed >= deadline or look >= max_looks:
+                break
+            sleep(min(interval, max(deadline - elapsed, 0.0)))
+    finally:
+        if client is not None:
+            client.close()
+    return missing
 
 
 @dataclass(frozen=True)

@@ -189,8 +189,13 @@ class Run:
         dry_run: bool,
         now: datetime,
         view: ApplianceView | None = None,
+        before_certkey: Callable[[Sequence[str]], None] | None = None,
     ) -> None:
         self.nitro = nitro
+        # called with the files uploaded since its last call, before a certkey step names them
+        # (an HA Primary syncs them to its Secondary first: reference §6)
+        self._before_certkey = before_certkey
+        self._unsynced: list[str] = []
         self.plan = plan
         self.dry_run = dry_run
         self.stamp = stamp(now)
@@ -230,6 +235,14 @@ class Run:
         if not self.dry_run:
             fn()
 
+    def files_ready(self) -> None:
+        """Before an add or update names the files uploaded since the last call: hand them to the
+        ``before_certkey`` hook (an HA Primary syncs them to its Secondary first). Not in a dry run."""
+        if self.dry_run or not self._unsynced or self._before_certkey is None:
+            return
+        files, self._unsynced = list(self._unsynced), []
+        self._before_certkey(files)
+
     def later(self, text: str) -> None:
         """Record a write whose details wait for the certificate (a plan for one not issued yet)."""
         assert self.dry_run and not self.plan.issued
@@ -262,6 +275,7 @@ class Run:
                     self.files().add(name)
                     if not self.dry_run:
                         _remember_upload(self.nitro, name)
+                        self._unsynced.append(self.path(name))
                 return stem
             except NitroError as exc:
                 if not codes.file_exists(exc):

@@ -45,7 +45,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/users", "add a NITRO user: {username, password, partitions}"),
     ("POST", "/ha", "set this node's HA state: {state, peer_address}"),
     ("GET", "/ha_pair", "the HA pair: pending commands, syncs, failures"),
-    ("POST", "/ha_pair", "HA pair knobs: {file_sync_interval, file_sync_broken}"),
+    ("POST", "/ha_pair", "HA pair knobs: {file_sync_interval, file_sync_broken, propagation_without_files}"),
     ("POST", "/ha_pair/sync", "an SSL file sync now"),
     ("POST", "/ha_pair/failover", "swap the roles (the VIPs move)"),
     ("POST", "/expire_sessions", "end every NITRO session"),
@@ -141,7 +141,8 @@ def control(sim: NetScalerSimulator, route: str, request: Request) -> Response:
 
 def _ha_pair(sim: NetScalerSimulator, route: str, method: str, body: Any) -> Response:
     """``GET /_sim/ha_pair`` (state), ``POST /_sim/ha_pair`` (knobs ``file_sync_interval``,
-    ``file_sync_broken``), ``POST /_sim/ha_pair/sync``, ``POST /_sim/ha_pair/failover``."""
+    ``file_sync_broken``, ``propagation_without_files``: ``fail`` | ``wait``),
+    ``POST /_sim/ha_pair/sync``, ``POST /_sim/ha_pair/failover``."""
     pair = sim.ha_pair
     if pair is None:
         return Response.json(404, {"error": "this node is not in an HA pair"})
@@ -153,6 +154,8 @@ def _ha_pair(sim: NetScalerSimulator, route: str, method: str, body: Any) -> Res
                 pair.file_sync_interval = None if value is None else float(value)
             elif key == "file_sync_broken":
                 pair.file_sync_broken = bool(value)
+            elif key == "propagation_without_files" and value in ("fail", "wait"):
+                pair.propagation_without_files = str(value)
             else:
                 return Response.json(400, {"error": f"unknown HA pair knob {key}"})
         return Response.empty(204)

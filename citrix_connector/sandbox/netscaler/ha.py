@@ -8,10 +8,14 @@
   lazily against the simulators' clock whenever either node is asked something, so an injected clock
   drives it without sleeping). ``file_sync_broken`` makes every sync copy nothing and count a failure
   (``stat/hanode`` ``haerrsyncfailure``), like a pair whose rsync never works.
-* A propagated command that needs a file the Secondary does not have yet (1647/1631/1632) waits, and so
-  does everything propagated after it: the Secondary's configuration stalls at that point until a file
-  sync brings the files, then the waiting commands are applied in order. So the Secondary holds a new
-  certificate only after the file sync — and never, if the sync never works.
+* A propagated command that needs a file the Secondary does not have yet (1647/1631/1632) **fails**
+  there (``propagation_without_files = "fail"``, the default, as on a real pair, reference §6): it is
+  counted in ``propagation_errors``, and it and every command propagated after it (a link or bind of
+  the certkey it did not add) are replayed, in order, by the next successful file sync (the config
+  sync that fixes the Secondary up later). ``"wait"`` (the older, forgiving model) makes the command
+  and everything after it wait for the files instead, without an error. Either way the Secondary
+  holds a new certificate only after the file sync — and never, if the sync never works; only the
+  agent that syncs the files *before* the certkey step leaves no propagation error.
 * The Secondary refuses writes (599/1028; its ``secondary_writes`` knob, ``"reject"`` in a pair) and
   serves no VIP; :meth:`HaPair.failover` swaps the roles (VIPs move to the new Primary).
 * Both nodes share one lock, so propagation and sync never deadlock.
@@ -56,7 +60,9 @@ class HaPair:
     secondary: NetScalerSimulator
     file_sync_interval: float | None = None  # seconds between automatic SSL file syncs; None = on demand
     file_sync_broken: bool = False  # every sync copies nothing and counts a failure
+    propagation_without_files: str = "fail"  # "fail" (real) | "wait": a command whose files are missing
     pending: list[Propagated] = field(default_factory=list)
+    held: list[Propagated] = field(default_factory=list)  # failed for want of files: replayed at a sync
     propagation_errors: list[str] = field(default_factory=list)
     sync_count: int = 0
     sync_failures: int = 0
@@ -92,6 +98,9 @@ class HaPair:
             for item in self.pending:
                 self.propagation_errors.append(f"{item.label}: dropped at failover")
             self.pending.clear()
+            for item in self.held:
+                self.propagation_errors.append(f"{item.label}: not replayed, dropped at failover")
+            self.held.clear()
             old_primary = self.primary
             old_primary.secondary_writes = "reject"
             self.secondary.secondary_writes = "warn"
@@ -123,15 +132,28 @@ class HaPair:
         self._drain()
 
     def _drain(self) -> None:
+        """Apply the waiting commands in order (lock held)."""
         while self.pending:
             item = self.pending[0]
             try:
                 self.secondary.apply_propagated(item.request, item.partition, item.label)
             except Fail as fail:
-                if fail.code in _MISSING_FILE:
+                if fail.code in _MISSING_FILE and self.propagation_without_files == "wait":
                     return  # waits for the files (and everything after it waits too)
                 self.propagation_errors.append(f"{item.label}: {fail.code} {fail.message}")
+                if fail.code in _MISSING_FILE or self.held:
+                    self.held.append(item)  # the next file sync's config sync replays it
             self.pending.pop(0)
+
+    def _replay(self) -> None:
+        """After a file sync: replay, in order, the commands that failed (``"fail"`` mode); one that
+        fails again is recorded again and dropped."""
+        held, self.held = self.held, []
+        for item in held:
+            try:
+                self.secondary.apply_propagated(item.request, item.partition, item.label)
+            except Fail as fail:
+                self.propagation_errors.append(f"{item.label} (replayed): {fail.code} {fail.message}")
 
     # -- file sync --------------------------------------------------------------------------------
     def sync_files(self, modes: Iterable[str] = ("ssl",)) -> bool:
@@ -152,6 +174,7 @@ class HaPair:
                 if _under(path, part.ssl_dir):
                     target.files[path] = type(entry)(entry.data, entry.mtime, entry.atime)
         self.sync_count += 1
+        self._replay()
         self._drain()
         return True
 
@@ -169,7 +192,9 @@ class HaPair:
             "secondary": self.secondary.url,
             "file_sync_interval": self.file_sync_interval,
             "file_sync_broken": self.file_sync_broken,
+            "propagation_without_files": self.propagation_without_files,
             "pending": [p.label for p in self.pending],
+            "held": [p.label for p in self.held],
             "propagation_errors": list(self.propagation_errors),
             "sync_count": self.sync_count,
             "sync_failures": self.sync_failures,
