@@ -258,6 +258,8 @@ def test_a_failed_check_is_shown_by_status_and_checked_again_by_the_next_run(
     [status] = kit.agent().status([profile])
     assert status.result == "attention" and status.exit_code == 5
     assert status.details["last_check"].startswith("failed after the last save: secondary ")
+    assert status.details["next"] == "check"  # what the next run does (below): it checks again
+    assert "the next run checks again" in status.details["next_reason"]
     # the pair is repaired; the next run writes nothing, requests the sync again and checks: it passes
     pair.file_sync_broken = False
     writes = pair.primary.count_writes()

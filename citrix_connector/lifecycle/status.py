@@ -83,6 +83,9 @@ def status(
     failed_check = last_check_failed(state, target)
     if failed_check:
         details["last_check"] = "failed after the last save: " + "; ".join(failed_check)
+        if decision.action == "nothing":  # what the next run does: check again (as for a canary)
+            details["next"] = "check"
+            details["next_reason"] = "the check after the last save failed: the next run checks again"
     attention = (
         decision.action != "nothing"
         or "appliance_error" in details
@@ -93,7 +96,7 @@ def status(
     return Done(
         "status",
         "attention" if attention else "ok",
-        decision.reason,
+        str(details["next_reason"]),
         facts,
         details=details,
         exit_code=EXIT_ATTENTION if attention else EXIT_OK,
