@@ -6,7 +6,7 @@ never works is a failure of that target naming the peer. Nothing is ever written
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,8 @@ from lifecycle_helpers import FakeTime, count
 
 from citrix_connector.config import Profile, load_profile
 from citrix_connector.lifecycle import Outcome
-from citrix_connector.nitro.client import NitroClient
+from citrix_connector.nitro.client import CertKey, NitroClient
+from citrix_connector.nitro.hasync import SecondaryLook, chain_of, look_at_secondary
 from citrix_connector.sandbox.netscaler import HaPair, NetScalerSimulator
 from citrix_connector.sandbox.world import ADC_PASSWORD, ADC_USER, Sandbox
 from citrix_connector.state import StateStore
@@ -63,10 +64,12 @@ def test_the_secondary_holds_the_new_certificate_after_the_file_sync(
     assert outcome.result == "ok", outcome.message
     ha = outcome.details["verification"]["ha"]
     peer = pair.secondary.url.split("://", 1)[1]
+    ca_name = _leaf_and_ca(ha_world, pair, certkey)[1].name
     assert ha == {
         "peer": peer,
         "in_sync": True,
-        "detail": f"secondary {peer} holds {certkey} serial {outcome.serial} and its files",
+        "detail": f"secondary {peer} holds {certkey} serial {outcome.serial}, linked to its CA certkey "
+        f"{ca_name!r}, and their files",
         "looks": 1,
         "file_sync_triggered": True,
     }
@@ -327,3 +330,74 @@ def test_file_names_are_never_reused_so_the_secondary_never_loads_an_old_file(
     names = [r.body for r in pair.primary.requests if r.method == "POST" and r.path.endswith("/systemfile")]
     uploaded = [json.loads(b)["systemfile"]["filename"] for b in names]
     assert len(uploaded) == len(set(uploaded))  # every upload under a name never used before
+
+
+def _damage_the_secondary(world: Sandbox, pair: HaPair, work: Callable[[NitroClient], None]) -> None:
+    """Someone works on the Secondary directly (what CTX579137 warns against)."""
+    pair.secondary.secondary_writes = "warn"
+    try:
+        with NitroClient(
+            pair.secondary.url, username=ADC_USER, password=ADC_PASSWORD, verify=world.ca_bundle
+        ) as nitro:
+            work(nitro)
+    finally:
+        pair.secondary.secondary_writes = "reject"
+
+
+def _leaf_and_ca(world: Sandbox, pair: HaPair, certkey: str) -> tuple[CertKey, CertKey]:
+    with NitroClient(
+        pair.primary.url, username=ADC_USER, password=ADC_PASSWORD, verify=world.ca_bundle
+    ) as nitro:
+        leaf = nitro.get_certkey(certkey)
+        assert leaf is not None and leaf.linkcertkeyname
+        ca = nitro.get_certkey(leaf.linkcertkeyname)
+    assert ca is not None
+    return leaf, ca
+
+
+def test_the_secondary_check_reads_the_link_of_the_leaf(
+    kit: AgentKit, ha_world: Sandbox, pair: HaPair
+) -> None:
+    """The leaf alone is not enough: a Secondary whose leaf lost its CA link would serve an incomplete
+    chain after a failover; the check after the save sees it, read-only (review defect 8)."""
+    first = run(kit)
+    assert first.result == "ok", first.message
+    certkey = kit.profile(ha_world.ha_profile_stem(0)).certificate.certkey_name
+    _, ca = _leaf_and_ca(ha_world, pair, certkey)
+    _damage_the_secondary(ha_world, pair, lambda nitro: nitro.unlink_certkey(certkey))
+    writes = pair.secondary.count_writes()
+    time = FakeTime()
+    profile = kit.profile(ha_world.ha_profile_stem(0), ha_sync={"deadline": 10, "interval": 10})
+    [renewed] = kit.agent(monotonic=time.monotonic, sleep=time.sleep).renew([profile])
+    assert renewed.result == "failed" and renewed.exit_code == 1, renewed.message
+    # the leaf itself reached the Secondary: only its link there is wrong
+    assert serial_on(ha_world, pair.secondary, certkey) == renewed.serial
+    assert f"certkey {certkey!r} is linked to None there, not to {ca.name!r}" in renewed.message
+    assert renewed.details["verification"]["ha"]["in_sync"] is False
+    assert pair.secondary.count_writes() == writes  # the agent only read the Secondary
+
+
+def test_a_look_at_the_secondary_checks_the_ca_certkey_and_its_file(
+    kit: AgentKit, ha_world: Sandbox, pair: HaPair
+) -> None:
+    assert run(kit).result == "ok"
+    certkey = kit.profile(ha_world.ha_profile_stem(0)).certificate.certkey_name
+    leaf, ca = _leaf_and_ca(ha_world, pair, certkey)
+
+    def look() -> SecondaryLook:
+        with NitroClient(
+            pair.primary.url, username=ADC_USER, password=ADC_PASSWORD, verify=ha_world.ca_bundle
+        ) as primary:
+            chain = chain_of(primary.get_certkey, certkey)
+        assert [c.certkey for c in chain] == [ca.name]
+        with NitroClient(
+            pair.secondary.url, username=ADC_USER, password=ADC_PASSWORD, verify=ha_world.ca_bundle
+        ) as secondary:
+            return look_at_secondary(secondary, certkey, chain)
+
+    assert look().holds(leaf.serial)
+    location, _, name = ca.cert.rpartition("/")
+    _damage_the_secondary(ha_world, pair, lambda nitro: nitro.delete_file(name, location or None))
+    gone = look()
+    assert not gone.holds(leaf.serial) and gone.missing_files == (ca.cert,)
+    assert gone.describe(leaf.serial) == f"its files {ca.cert} have not arrived"

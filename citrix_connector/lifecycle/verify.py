@@ -34,7 +34,7 @@ from ..crypto import normalize_serial
 from ..errors import EXIT_FAILURE, CitrixAgentError, LoopbackOnlyError, StateError, error_details
 from ..nitro.checks import ApplianceView
 from ..nitro.client import NitroClient
-from ..nitro.hasync import HaSyncResult, trigger_file_sync, wait_for_secondary
+from ..nitro.hasync import HaSyncResult, chain_of, trigger_file_sync, wait_for_secondary
 from ..probe import Expectation, ProbeMode, VipReport, probe_vips
 from ..probe.guard import check_overrides
 from ..probe.judge import subject_text
@@ -161,6 +161,7 @@ def verify_target(
         monotonic=monotonic,
         sleep=sleep,
         opener=opener,
+        view=view,
     )
     reports: list[VipReport] = []
     mode = profile.probe.mode
@@ -241,6 +242,7 @@ def _verify_ha(
     monotonic: Callable[[], float],
     sleep: Callable[[float], None],
     opener: NodeOpener | None,
+    view: ApplianceView | None = None,
 ) -> HaSyncResult | None:
     if not profile.ha_sync.verify:
         return None
@@ -272,10 +274,16 @@ def _verify_ha(
     def open_secondary() -> NitroClient:
         return opener(target, url) if opener is not None else open_node(target, url, sleep=sleep)
 
+    try:  # the CA certkeys the leaf links to on the Primary: the Secondary must hold them alike
+        chain = chain_of((view if view is not None else ApplianceView(primary)).certkey, certkey)
+    except CitrixAgentError as exc:
+        warnings.append(f"could not read the CA chain of {certkey} on {primary.host}: {exc}")
+        chain = ()
     result = wait_for_secondary(
         open_secondary,
         certkey,
         normalize_serial(serial),
+        chain=chain,
         peer=peer,
         deadline=profile.ha_sync.deadline,
         interval=profile.ha_sync.interval,

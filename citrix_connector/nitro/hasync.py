@@ -23,11 +23,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..errors import CitrixAgentError
-from .client import NitroClient
+from .client import CertKey, NitroClient
 
 __all__ = [
+    "ChainLink",
     "HaSyncResult",
     "SecondaryLook",
+    "chain_of",
     "files_missing_on",
     "look_at_secondary",
     "sync_before_certkey",
@@ -47,15 +49,30 @@ def trigger_file_sync(primary: NitroClient) -> None:
 
 
 @dataclass(frozen=True)
+class ChainLink:
+    """One CA certkey the leaf's link chain names on the Primary: the Secondary must hold it too."""
+
+    certkey: str  # the CA certkey's name
+    serial: str  # its serial on the Primary
+    link: str | None  # the certkey it links to in turn (None: the end of the chain)
+
+
+@dataclass(frozen=True)
 class SecondaryLook:
     """What one read-only look at the Secondary found."""
 
     role: str  # Primary | Secondary | Standalone, as its hanode says
     serial: str | None  # the certkey's serial there (None: no such certkey)
-    missing_files: tuple[str, ...] = ()  # files the certkey names that the Secondary does not hold
+    missing_files: tuple[str, ...] = ()  # files the certkey (or a CA of its chain) names, not there
+    chain_problem: str | None = None  # the CA chain differs from the Primary's: what differs
 
     def holds(self, serial: str) -> bool:
-        return self.role == "Secondary" and self.serial == serial and not self.missing_files
+        return (
+            self.role == "Secondary"
+            and self.serial == serial
+            and not self.missing_files
+            and self.chain_problem is None
+        )
 
     def describe(self, serial: str) -> str:
         if self.role != "Secondary":
@@ -64,17 +81,56 @@ class SecondaryLook:
             return "it has no such certkey yet"
         if self.serial != serial:
             return f"it still holds serial {self.serial}"
+        if self.chain_problem is not None:
+            return self.chain_problem
         return "its files " + ", ".join(self.missing_files) + " have not arrived"
 
 
-def look_at_secondary(secondary: NitroClient, certkey: str) -> SecondaryLook:
-    """Read-only: the Secondary's role, its certkey's serial and whether the files it names exist."""
+def look_at_secondary(
+    secondary: NitroClient, certkey: str, chain: Sequence[ChainLink] = ()
+) -> SecondaryLook:
+    """Read-only: the Secondary's role, its certkey's serial and link, every CA certkey of ``chain``
+    (the Primary's link chain from the leaf up: name, serial, its own link) and whether the files
+    all these name exist there."""
     role = secondary.ha_info().state
     found = secondary.get_certkey(certkey)
     if found is None:
         return SecondaryLook(role, None)
     wanted = [f for f in (found.cert, found.key or "") if f]
-    return SecondaryLook(role, found.serial, files_missing_on(secondary, wanted))
+    problem: str | None = None
+    holder, link = certkey, found.linkcertkeyname
+    for ca in chain:
+        if link != ca.certkey:
+            problem = f"certkey {holder!r} is linked to {link!r} there, not to {ca.certkey!r}"
+            break
+        there = secondary.get_certkey(ca.certkey)
+        if there is None:
+            problem = f"it has no CA certkey {ca.certkey!r}"
+            break
+        if there.serial != ca.serial:
+            problem = f"its CA certkey {ca.certkey!r} holds serial {there.serial}, not {ca.serial}"
+            break
+        if there.cert:
+            wanted.append(there.cert)
+        holder, link = ca.certkey, there.linkcertkeyname
+    return SecondaryLook(role, found.serial, files_missing_on(secondary, wanted), problem)
+
+
+def chain_of(primary_certkeys: Callable[[str], CertKey | None], certkey: str) -> tuple[ChainLink, ...]:
+    """The link chain of ``certkey`` as the Primary holds it (``primary_certkeys`` looks a certkey
+    up, e.g. the session's view): each CA certkey, its serial and its own link; loops stop."""
+    links: list[ChainLink] = []
+    seen = {certkey}
+    leaf = primary_certkeys(certkey)
+    name = leaf.linkcertkeyname if leaf is not None else None
+    while name and name not in seen and len(links) < 10:
+        seen.add(name)
+        ca = primary_certkeys(name)
+        if ca is None:
+            break
+        links.append(ChainLink(name, ca.serial, ca.linkcertkeyname or None))
+        name = ca.linkcertkeyname
+    return tuple(links)
 
 
 def files_missing_on(node: NitroClient, files: Sequence[str]) -> tuple[str, ...]:
@@ -200,13 +256,15 @@ def wait_for_secondary(
     certkey: str,
     serial: str,
     *,
+    chain: Sequence[ChainLink] = (),
     peer: str,
     deadline: float,
     interval: float,
     monotonic: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> HaSyncResult:
-    """Look at the Secondary until it holds ``certkey`` with ``serial`` and its files, or until
+    """Look at the Secondary until it holds ``certkey`` with ``serial``, linked like ``chain`` (the
+    Primary's CA certkeys, each with its serial), and every file these name, or until
     ``deadline`` seconds have passed (then ``in_sync`` is False and ``detail`` says what it lacked).
     A Secondary that cannot be reached or logged in to is looked at again until the deadline too.
     At most ``1 + ceil(deadline / interval)`` looks are taken, whatever the clock says."""
@@ -220,12 +278,11 @@ def wait_for_secondary(
             try:
                 if client is None:
                     client = open_secondary()
-                seen = look_at_secondary(client, certkey)
+                seen = look_at_secondary(client, certkey, chain)
                 looks += 1
                 if seen.holds(serial):
-                    return HaSyncResult(
-                        peer, True, f"secondary {peer} holds {certkey} serial {serial} and its files", looks
-                    )
+                    text = f"secondary {peer} holds {certkey} serial {serial}{_and_chain(chain)}"
+                    return HaSyncResult(peer, True, text, looks)
                 last = seen.describe(serial)
             except CitrixAgentError as exc:
                 looks += 1
@@ -247,3 +304,10 @@ def wait_for_secondary(
         f"secondary {peer} did not receive {certkey} serial {serial} within {deadline:g} s: {last}",
         looks,
     )
+
+
+def _and_chain(chain: Sequence[ChainLink]) -> str:
+    if not chain:
+        return " and its files"
+    cas = ", ".join(repr(ca.certkey) for ca in chain)
+    return f", linked to its CA certkey{'s' if len(chain) > 1 else ''} {cas}, and their files"
