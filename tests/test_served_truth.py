@@ -4,13 +4,16 @@ refuses is caught before anything is ordered; ``next:`` after a failed check."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from conftest import AgentKit, CliResult
+from lifecycle_helpers import same_serial
 
+from citrix_connector.config import Profile, load_profile
 from citrix_connector.nitro.client import NitroClient
+from citrix_connector.sandbox.netscaler import NetScalerSimulator
 from citrix_connector.sandbox.world import ADC_PASSWORD, ADC_USER, Sandbox
 from citrix_connector.state import StateStore
 
@@ -79,3 +82,64 @@ def test_a_refused_probe_override_is_caught_before_anything_is_ordered(
     assert where in outcome.message
     assert len(world.scm.requests) == scm_before and len(world.netscaler.requests) == ns_before
     assert kit.store.load(profile.name).current is None
+
+
+# ------------------------------------------------------- rows of a profile with several appliances
+
+VS = "vs_shop_https"
+
+
+@pytest.fixture
+def pair_world(tmp_path: Path) -> Iterator[Sandbox]:
+    with Sandbox(tmp_path / "sandbox", appliances=2, issue_after_polls=1) as sandbox:
+        yield sandbox
+
+
+def _protocols(world: Sandbox, ns: NetScalerSimulator, *, old_only: bool) -> None:
+    on, off = ("ENABLED", "DISABLED") if old_only else ("DISABLED", "ENABLED")
+    flags = {"tls1": on, "tls11": "DISABLED", "tls12": off, "tls13": off}
+    with NitroClient(ns.url, username=ADC_USER, password=ADC_PASSWORD, verify=world.ca_bundle) as client:
+        client.session.call("PUT", "sslvserver", payload={"sslvserver": {"vservername": VS, **flags}})
+
+
+def _canary_profile(world: Sandbox) -> Profile:
+    entries = [
+        {"url": ns.url, "username": ADC_USER, "password": ADC_PASSWORD, "verify_tls": str(world.ca_bundle)}
+        for ns in world.netscalers
+    ]
+    data = world.profile_dict("rows", [(VS, "lb", False)], "rows.sandbox.test")
+    del data["appliance"]
+    return load_profile(world.write_profile("rows", {**data, "appliances": entries, "rollout": "canary"}))
+
+
+def test_rows_show_what_each_target_serves(pair_world: Sandbox, tmp_path: Path) -> None:
+    world = pair_world
+    canary, other = world.netscalers
+    profile = _canary_profile(world)
+    kit = AgentKit(world, "admin", StateStore(tmp_path / "rows-state"))
+    first = kit.agent().run([profile])
+    assert [o.result for o in first] == ["ok", "ok"], [o.message for o in first]
+    old_serial, old_expires = first[1].serial, first[1].expires
+    # a canary serving TLS 1.0 only stops the renewal's rollout: the other target still serves the old one
+    _protocols(world, canary, old_only=True)
+    renewed = kit.agent().renew([profile])
+    assert [(o.action, o.result) for o in renewed] == [("renew", "failed"), ("renew", "nothing")]
+    new_serial = renewed[0].serial
+    assert new_serial != old_serial and same_serial(canary.serving_certificate(VS), new_serial)
+    assert same_serial(other.serving_certificate(VS), old_serial)
+    stopped = renewed[1]
+    assert (stopped.serial, stopped.expires, stopped.vservers) == (old_serial, old_expires, [VS])
+    assert stopped.order_id == renewed[0].order_id  # the order the row is about
+    # the canary is fixed; the other target's update fails: its row says the old certificate serves
+    _protocols(world, canary, old_only=False)
+    other.add_fault(r"/config/sslcertkey$", method="POST", status=503, times=None)  # the update
+    again = kit.agent().run([profile])
+    assert [o.result for o in again] == ["ok", "failed"], [o.message for o in again]
+    assert same_serial(other.serving_certificate(VS), old_serial)
+    assert (again[1].serial, again[1].expires, again[1].vservers) == (old_serial, old_expires, [VS])
+    other.clear_faults()
+    # enroll --force while SCM refuses the order: each row says what its target still serves
+    world.scm.add_fault(r"/enroll", method="POST", status=400, times=None)
+    forced = kit.agent(force=True).enroll([profile])
+    assert [o.result for o in forced] == ["failed", "failed"], [o.message for o in forced]
+    assert [(o.serial, o.vservers) for o in forced] == [(new_serial, [VS]), (old_serial, [VS])]

@@ -132,6 +132,47 @@ class RowFacts:
             vservers = tuple(deployed.vservers)
         return cls(order_id, serial, expires, days_left, vservers, details)
 
+    @classmethod
+    def served(
+        cls,
+        state: ProfileState,
+        now: datetime,
+        *,
+        target: str,
+        installed: InstalledState | None = None,
+    ) -> RowFacts:
+        """What one target of a profile with several appliances serves (its row's SERIAL, EXPIRES
+        and VSERVERS): as read (``installed``), else its deployment record in the journal; nothing
+        when it has none. ORDER stays the journal's (the order the row is about)."""
+        facts = cls.of(state, installed, now, target=target)
+        if installed is not None:
+            serial = installed.serial
+            not_after = installed.not_after if serial else None
+            vservers = tuple(installed.bound_vservers) if serial else ()
+        else:
+            record = state.deployment(target)
+            serial = record.serial if record is not None else None
+            not_after = _issued_expiry(state, serial) if serial else None
+            vservers = tuple(record.vservers) if record is not None else ()
+        return dataclasses.replace(
+            facts,
+            serial=serial or None,
+            expires=not_after.date().isoformat() if not_after is not None else None,
+            days_left=(not_after - now).days if not_after is not None else None,
+            vservers=vservers,
+        )
+
+
+def _issued_expiry(state: ProfileState, serial: str) -> datetime | None:
+    """When the certificate with ``serial`` the journal issued expires (the last one, or an older one
+    from its history); None when the journal no longer knows."""
+    if state.current is not None and state.current.serial == serial:
+        return parse_iso(state.current.not_after)
+    for event in reversed(state.history):
+        if event.get("event") == "issued" and event.get("serial") == serial and event.get("not_after"):
+            return parse_iso(str(event["not_after"]))
+    return None
+
 
 @dataclass(frozen=True)
 class Done:

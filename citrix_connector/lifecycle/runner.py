@@ -378,7 +378,7 @@ class Agent:
         if attempt not in ("status", "revoke"):  # before any network call: nothing ordered, nothing deployed
             work, multi = _overrides_first(work), _overrides_first_multi(multi)
         if profile.is_multi:
-            return targets.guard(profile, slots, multi, failed_as=attempt)
+            return targets.guard(profile, slots, multi, failed_as=attempt, ctx=self.ctx)
         return self._guard(profile, slots[0].session, work, failed_as=attempt)
 
     def _second_pass(
@@ -396,6 +396,7 @@ class Agent:
                 slots,
                 lambda p, s: targets.collect(self.ctx, p, s, deferred),
                 failed_as=deferred.action,
+                ctx=self.ctx,
             )
             assert isinstance(result, list)  # a collection is never deferred again
             return result

@@ -24,10 +24,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from ..config import Profile, Target
 from ..errors import EXIT_FAILURE, CitrixAgentError, PendingError, StateError, UsageError
+from ..nitro.checks import InstalledState
 from ..state import ProfileState
 from . import install, ordering, status
 from . import verify as verification
@@ -84,8 +86,15 @@ def group_profiles(profiles: Sequence[Profile]) -> list[list[Profile]]:
     return list(groups.values())
 
 
-def guard(profile: Profile, slots: list[Slot], work: MultiWork, failed_as: Action | None = None) -> MultiStep:
-    """``work``'s step, or what it raised as a failed row for every target (never an exception)."""
+def guard(
+    profile: Profile,
+    slots: list[Slot],
+    work: MultiWork,
+    failed_as: Action | None = None,
+    ctx: Context | None = None,
+) -> MultiStep:
+    """``work``'s step, or what it raised as a failed row for every target (never an exception);
+    with ``ctx`` each failed row says what its target still serves (from the journal)."""
     try:
         return work(profile, slots)
     except PendingError as exc:
@@ -103,7 +112,20 @@ def guard(profile: Profile, slots: list[Slot], work: MultiWork, failed_as: Actio
         log.exception("profile %s: internal error", profile.name)
         row = Done.failed(failed_as or "nothing", f"internal error: {type(exc).__name__}: {exc}")
     log.info("%s: %s %s (%s)", profile.name, row.action, row.result, row.message)
+    if ctx is not None and row.result == "failed":
+        return _served_rows(ctx, profile, slots, row)
     return [row for _ in slots]
+
+
+def _served_rows(ctx: Context, profile: Profile, slots: list[Slot], row: Done) -> list[Done]:
+    """``row`` for every target, each with what that target serves by its journal record (e.g. an
+    order SCM could not take: the old certificate is still bound and serving there)."""
+    try:
+        state = _load(ctx, profile, slots, recover=False)
+    except CitrixAgentError:  # the journal itself is what failed: nothing more to say
+        return [row for _ in slots]
+    now = ctx.clock()
+    return [replace(row, facts=RowFacts.served(state, now, target=s.label)) for s in slots]
 
 
 # ------------------------------------------------------------------------------------- commands
@@ -261,23 +283,26 @@ def deploy(
     """The journal's certificate onto each target that lacks it, in the profile's rollout.
     ``fresh``: it was just issued (no target has it: nothing is read first)."""
     decisions: list[Decision | Done] = []
-    for slot in slots:
+    seen: dict[int, InstalledState | None] = {}  # what each target serves, as read (its row shows it)
+    for i, slot in enumerate(slots):
         if fresh:
             decisions.append(Decision("redeploy", why))
             continue
         try:
-            installed = slot.session.installed(slot.profile)
+            seen[i] = slot.session.installed(slot.profile)
         except CitrixAgentError as exc:
-            decisions.append(_failed(slot, action, exc))
+            decisions.append(_failed(slot, action, exc, state, ctx.clock()))
             continue
-        decisions.append(decide_target(slot.profile, state, slot.label, installed))
+        decisions.append(decide_target(slot.profile, state, slot.label, seen[i]))
     rows: dict[int, Done] = {}
     todo: list[int] = []
     for i, decision in enumerate(decisions):
         if isinstance(decision, Done):
             rows[i] = decision
         elif decision.action == "nothing":
-            rows[i] = _row(ctx, state, slots[i], "nothing", "nothing", nothing or decision.reason)
+            rows[i] = _row(
+                ctx, state, slots[i], "nothing", "nothing", nothing or decision.reason, seen=seen.get(i)
+            )
             canary = profile.rollout == "canary" and i == 0  # the canary's own check is below
             if not ctx.dry_run and not canary and verification.last_check_failed(state, slots[i].label):
                 # installed and saved there, but its check after the save failed: check it again
@@ -303,6 +328,7 @@ def deploy(
                     action,
                     "nothing",
                     f"not deployed: the canary {lead.label} failed (the next run tries it again first)",
+                    seen=seen.get(i),
                 )
             return [rows[i] for i in range(len(slots))]
     for i in todo:
@@ -337,8 +363,7 @@ def _deploy_one(
         )
     except CitrixAgentError as exc:
         log.debug("%s on %s failed", slot.profile.name, slot.label, exc_info=True)
-        order_id = state.current.order_id if state.current else None  # the order it was installing
-        return replace(_failed(slot, action, exc), facts=RowFacts(order_id=order_id or None))
+        return _failed(slot, action, exc, state, ctx.clock())  # the old certificate may still serve
     except Exception as exc:  # a bug on one target must not stop the others
         log.exception("%s on %s: internal error", slot.profile.name, slot.label)
         return Done.failed(action, f"{slot.label}: internal error: {type(exc).__name__}: {exc}")
@@ -439,14 +464,27 @@ def _row(
     result: Any,
     message: str,
     exit_code: int = 0,
+    *,
+    seen: InstalledState | None = None,
 ) -> Done:
-    return Done(
-        action, result, message, RowFacts.of(state, None, ctx.clock(), target=slot.label), exit_code=exit_code
-    )
+    """A target's row: SERIAL, EXPIRES and VSERVERS say what it serves (``seen``: as read; else its
+    deployment record), not the journal's newest certificate."""
+    facts = RowFacts.served(state, ctx.clock(), target=slot.label, installed=seen)
+    return Done(action, result, message, facts, exit_code=exit_code)
 
 
-def _failed(slot: Slot, action: Action, error: CitrixAgentError) -> Done:
-    """A target's failed row; its message names the appliance (once)."""
+def _failed(
+    slot: Slot,
+    action: Action,
+    error: CitrixAgentError,
+    state: ProfileState | None = None,
+    now: datetime | None = None,
+) -> Done:
+    """A target's failed row; its message names the appliance (once). With ``state``, its facts say
+    what the target still serves (from its deployment record) and the order the row is about."""
     text = str(error)
     host = slot.label.split("[", 1)[0]
-    return replace(Done.failed(action, error), message=text if host in text else f"{slot.label}: {text}")
+    done = replace(Done.failed(action, error), message=text if host in text else f"{slot.label}: {text}")
+    if state is None or now is None:
+        return done
+    return replace(done, facts=RowFacts.served(state, now, target=slot.label))
