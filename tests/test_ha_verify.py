@@ -401,3 +401,35 @@ def test_a_look_at_the_secondary_checks_the_ca_certkey_and_its_file(
     gone = look()
     assert not gone.holds(leaf.serial) and gone.missing_files == (ca.cert,)
     assert gone.describe(leaf.serial) == f"its files {ca.cert} have not arrived"
+
+
+def test_after_a_failover_the_run_writes_to_and_names_the_new_primary(
+    kit: AgentKit, ha_world: Sandbox, pair: HaPair
+) -> None:
+    """The journal keeps the appliance's key (its first URL); the messages name the node written to
+    (review defect 5)."""
+    first = run(kit)
+    assert first.result == "ok", first.message
+    old_primary, old_secondary = pair.primary, pair.secondary
+    knob = requests.post(
+        f"{old_primary.url}/_sim/ha_pair/failover", verify=str(ha_world.ca_bundle), timeout=10
+    )
+    assert knob.ok, knob.text
+    assert pair.primary is old_secondary
+    new_host = old_secondary.url.split("://", 1)[1]
+    old_host = old_primary.url.split("://", 1)[1]
+    writes_on_old = old_primary.count_writes()
+    [renewed] = kit.agent().renew([kit.profile(ha_world.ha_profile_stem(0))])
+    assert renewed.result == "ok", renewed.message
+    assert old_primary.count_writes() == writes_on_old  # now the Secondary: only read
+    certkey = kit.profile(ha_world.ha_profile_stem(0)).certificate.certkey_name
+    assert serial_on(ha_world, old_secondary, certkey) == renewed.serial
+    assert serial_on(ha_world, old_primary, certkey) == renewed.serial  # propagated, files synced
+    assert renewed.message.endswith(f"bound to vs_shop_https on {new_host}"), renewed.message
+    ha = renewed.details["verification"]["ha"]
+    assert ha["peer"] == old_host and ha["in_sync"] is True
+    assert ha["detail"].startswith(f"secondary {old_host} holds {certkey}")
+    assert renewed.details["verification"]["target"] == new_host
+    # the journal's key stays the configured first URL
+    record = kit.store.load(renewed.profile).deployment(None)
+    assert record is not None and record.appliance == old_host

@@ -68,7 +68,18 @@ class ApplianceSession:
 
     @property
     def label(self) -> str:
-        host = self.config.url.split("://", 1)[-1]
+        """The appliance as the journal keys it: its first configured URL (stable across an HA
+        failover). Messages name :attr:`node` instead."""
+        return self._named(self.config.url)
+
+    @property
+    def node(self) -> str:
+        """The node this session writes to, as messages name it: of an HA pair the Primary it
+        connected to (after a failover the other URL of ``appliance.url``), else :attr:`label`."""
+        return self._named(self._client.url if self._client is not None else self.config.url)
+
+    def _named(self, url: str) -> str:
+        host = url.split("://", 1)[-1].rstrip("/")
         return f"{host}[{self.config.partition}]" if self.config.partition else host
 
     @property

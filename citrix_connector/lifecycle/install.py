@@ -206,7 +206,7 @@ def deploy_current(
             "planned",
             "dry run: nothing written",
             RowFacts.of(state, None, ctx.clock()),
-            plan=(*result.actions, f"save the configuration of {session.label}"),
+            plan=(*result.actions, f"save the configuration of {session.node}"),
         )
     session.deployed(result.changed)
     previous = state.deployment(target)
@@ -234,7 +234,7 @@ def deploy_current(
     return Done(
         action,
         "ok",
-        installed_message(action, state, why, target=target),
+        installed_message(action, state, why, target=target, node=session.node),
         RowFacts.of(state, None, ctx.clock(), target=target),
         plan=tuple(result.actions),
         details={"reason": why} if why else {},
@@ -250,17 +250,18 @@ _DONE_WORDS = {
 
 
 def installed_message(
-    action: Action, state: ProfileState, why: str = "", *, target: str | None = None
+    action: Action, state: ProfileState, why: str = "", *, target: str | None = None, node: str | None = None
 ) -> str:
     """The row's detail after a deployment: the state it left (what is installed and bound), then
-    why it was done (the state before) where that adds something."""
+    why it was done (the state before) where that adds something. ``node``: the node written to (an
+    HA pair's Primary of the moment), named instead of the journal's appliance key."""
     current, deployed = state.current, state.deployment(target)
     assert current is not None and deployed is not None
     done = _DONE_WORDS.get(action, "installed again")
     bound = ", ".join(deployed.vservers) or "no vserver"
     message = (
         f"{done}: order {current.order_id}, serial {current.serial}, expires {current.not_after[:10]}, "
-        f"certkey {deployed.certkey} bound to {bound} on {deployed.appliance}"
+        f"certkey {deployed.certkey} bound to {bound} on {node or deployed.appliance}"
     )
     if why and action != "collect":  # a collect's reason is the pending order the line just named
         message += f" (because {why})"

@@ -35,7 +35,7 @@ def plan_order(
         )
     else:
         plan.append(
-            f"create {with_article(cert.key.describe())} key and a CSR on {session.label} "
+            f"create {with_article(cert.key.describe())} key and a CSR on {session.node} "
             f"for {', '.join(cert.subject_alt_names)}"
         )
     api = ctx.scm_config.api if ctx.scm_config else "?"
@@ -52,7 +52,7 @@ def plan_order(
         plan.append(f"{kind} SCM order {prev} ({api} API)")
     plan.append("wait for SCM to issue it, then install it:")
     plan.extend(deploy_plan_for_new(profile, session))
-    plan.append(f"save the configuration of {session.label}")
+    plan.append(f"save the configuration of {session.node}")
     return Done(
         kind,
         "planned",

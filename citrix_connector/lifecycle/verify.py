@@ -389,7 +389,7 @@ def check_session(
         session.nitro,
         serial=current.serial,
         chain_pem=current.chain_pem,
-        label=session.label,
+        label=session.node,
         monotonic=ctx.monotonic,
         sleep=ctx.sleep,
         view=session.view(),
@@ -459,13 +459,13 @@ def verified(
             "verified", appliance=session.label, serial=state.current.serial, ok=False, failures=[str(exc)]
         )
         ctx.store.save(state)
-        return failed_to_verify(done, session.label, exc)
+        return failed_to_verify(done, session.node, exc)
     except Exception as exc:  # a bug must not stop the other profiles of an unattended run
-        log.exception("%s: internal error while verifying on %s", profile.name, session.label)
+        log.exception("%s: internal error while verifying on %s", profile.name, session.node)
         return dataclasses.replace(
             done,
             result="failed",
-            message=f"deployed and saved on {session.label}, but verifying it failed: internal error: "
+            message=f"deployed and saved on {session.node}, but verifying it failed: internal error: "
             f"{type(exc).__name__}: {exc}",
             exit_code=EXIT_FAILURE,
         )
