@@ -329,11 +329,11 @@ def fleet_deploy(a: argparse.Namespace, root: Path, say: Say, log: Path) -> None
         traffic: list[Traffic] = []
         sandbox: list[float] = []
         for k in range(a.deploy_rounds):
-            d, s, t, cpu = deploy_round(a, root, key, k, log)
+            d, s, t, sandbox_seconds = deploy_round(a, root, key, k, log)
             deploys.append(d)
             singles.extend(s)
             traffic.append(t)
-            sandbox.append(cpu)
+            sandbox.append(sandbox_seconds)
         slowest = max(s.wall for s in singles)
         t = traffic[-1]
         nitro = sum(x.requests for x in t.appliances)

@@ -34,7 +34,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from citrix_connector import crypto
 from citrix_connector.nitro.naming import ca_certkey_name
 from citrix_connector.sandbox.world import ADC_PASSWORD, ADC_USER, Sandbox
-from citrix_connector.state import DeploymentRecord, IssuedRecord, ProfileState, _state_to_json
+from citrix_connector.state import DeploymentRecord, IssuedRecord, ProfileState
+from citrix_connector.state_codec import state_to_json
 
 KEY = crypto.KeySpec("ECDSA", curve="P-256")
 
@@ -182,7 +183,7 @@ class SeededFleet:
                     ),
                 )
                 state.add_event("seeded", appliance=host, certkey=name, serial=info.serial_hex)
-                _write_private(self.state_dir / "profiles" / f"{name}.json", _state_to_json(state))
+                _write_private(self.state_dir / "profiles" / f"{name}.json", state_to_json(state))
         for ns in world.netscalers:
             ns.clear_requests()
 
@@ -209,4 +210,4 @@ def check_settled(fleet: SeededFleet, sample: int = 3) -> None:
     for name in sorted(p.stem for p in (fleet.state_dir / "profiles").glob("*.json"))[:sample]:
         state = store.load(name)
         assert state.current is not None and state.deployed is not None, name
-        assert json.loads(_state_to_json(state))["profile"] == name
+        assert json.loads(state_to_json(state))["profile"] == name
