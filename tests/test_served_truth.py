@@ -4,6 +4,7 @@ refuses is caught before anything is ordered; ``next:`` after a failed check."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -143,3 +144,43 @@ def test_rows_show_what_each_target_serves(pair_world: Sandbox, tmp_path: Path) 
     forced = kit.agent(force=True).enroll([profile])
     assert [o.result for o in forced] == ["failed", "failed"], [o.message for o in forced]
     assert [(o.serial, o.vservers) for o in forced] == [(new_serial, [VS]), (old_serial, [VS])]
+
+
+# ------------------------------------------------------------------ the sandbox's appliances: profile
+
+
+def test_the_sandbox_writes_an_appliances_profile_over_everything_it_started(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    help_text = cli("sandbox", "serve", "--help").out
+    assert "one profile set each" not in help_text and "multi-profile.yaml" in help_text
+    with Sandbox(tmp_path / "sb", appliances=2, ha_pairs=1, issue_after_polls=1) as world:
+        path = world.profile_path("multi-profile")
+        assert any(line.endswith(str(path)) for line in world.describe())
+        profile = load_profile(path)
+        pair = world.pairs[0]
+        urls = [list(t.appliance.urls) for t in profile.targets]
+        assert urls == [
+            [world.netscalers[0].url],
+            [world.netscalers[1].url],
+            [pair.primary.url, pair.secondary.url],
+        ]
+        assert [v.name for v in profile.vservers] == ["vs_multi_https"]
+        checked = cli("--scm-config", world.scm_yaml, "validate", path)
+        assert checked.code == 0 and "3 appliances, rollout all" in checked.out, checked.output
+        # a run of the whole directory: every profile on its own vserver, nothing flipped
+        ran = cli("--scm-config", world.scm_yaml, "--json", "run", world.directory)
+        assert ran.code == 0, ran.output
+        rows = json.loads(ran.out)
+        multi = [r for r in rows if r["profile"] == "multi-profile"]
+        assert [r["result"] for r in multi] == ["ok"] * 3
+        serial = multi[0]["serial"]
+        for node in (*world.netscalers, pair.primary):
+            assert same_serial(node.serving_certificate("vs_multi_https"), serial)
+        lb = next(r for r in rows if r["profile"] == "lb-profile")
+        assert same_serial(world.netscalers[0].serving_certificate("vs_shop_https"), lb["serial"])
+        again = cli("--scm-config", world.scm_yaml, "--json", "run", world.directory)
+        assert again.code == 0 and {r["action"] for r in json.loads(again.out)} == {"nothing"}, again.out
+    # one appliance and no pair: no such profile (nothing to spread over)
+    with Sandbox(tmp_path / "one", issue_after_polls=1) as single:
+        assert not single.profile_path("multi-profile").exists()

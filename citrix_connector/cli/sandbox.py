@@ -34,7 +34,9 @@ def sandbox() -> None:
     type=click.IntRange(1, 256),
     default=1,
     show_default=True,
-    help="How many simulated NetScalers to start in this process (one profile set each).",
+    help="How many standalone simulated NetScalers to start in this process. The ready profiles are for "
+    "NetScaler #1 (and each HA pair); with two or more NetScalers and HA pairs in all, multi-profile.yaml "
+    "covers every one of them with appliances: (on its own vserver, vs_multi_https).",
 )
 @click.option(
     "--issue-after-polls",

@@ -56,6 +56,12 @@ DEFAULT_VSERVERS: tuple[tuple[str, str, bool], ...] = (
     ("vs_onbox_https", "lb", False),
 )
 
+#: the vserver of the ``appliances:`` profile (``multi-profile.yaml``): on every appliance and HA pair of
+#: a sandbox with two or more of them, and bound by that profile only (a directory run flips no
+#: binding of another profile)
+MULTI_VSERVER: tuple[str, str, bool] = ("vs_multi_https", "lb", False)
+MULTI_PROFILE_STEM = "multi-profile"
+
 # profile file stem -> (vserver, kind, sni, common name, extra certificate keys)
 EXAMPLE_PROFILES: dict[str, tuple[str, str, bool, str, dict[str, Any]]] = {
     "lb-profile": ("vs_shop_https", "lb", False, "shop.sandbox.test", {}),
@@ -146,6 +152,8 @@ class Sandbox:
         # absolute: the files written point at each other (CA bundle, keys), and users run the agent
         # from other directories than the one the sandbox was started in
         self.directory = Path(self.directory).absolute()
+        if self.appliances + self.ha_pairs >= 2 and tuple(self.vservers) == DEFAULT_VSERVERS:
+            self.vservers = (*DEFAULT_VSERVERS, MULTI_VSERVER)  # for multi-profile.yaml
         self.signing_ca = LocalCA.create("Citrixagent Sandbox")
         self.tls_ca = LocalCA.create("Citrixagent Sandbox TLS")
         cert_pem, key_pem = self.tls_ca.issue_tls_server_cert(("localhost",), ("127.0.0.1",))
@@ -411,6 +419,19 @@ class Sandbox:
                 self.write_profile(
                     stem, self.profile_dict(stem, [lb], f"ha{i + 1}.sandbox.test", appliance=urls)
                 )
+        if MULTI_VSERVER in self.vservers:
+            self.write_profile(MULTI_PROFILE_STEM, self.multi_profile_dict())
+
+    def multi_profile_dict(self) -> dict[str, Any]:
+        """``multi-profile.yaml``: one profile over every appliance and HA pair (``appliances:``, one
+        entry each, the pair's by both node URLs) on their own vserver ``vs_multi_https``."""
+        vs, kind, sni = MULTI_VSERVER
+        data = self.profile_dict(MULTI_PROFILE_STEM, [(vs, kind, sni)], "multi.sandbox.test")
+        del data["appliance"]
+        login = {"username": ADC_USER, "password": ADC_PASSWORD, "verify_tls": str(self.ca_bundle)}
+        entries: list[dict[str, Any]] = [{"url": ns.url, **login} for ns in self.netscalers]
+        entries += [{"url": [p.primary.url, p.secondary.url], **login} for p in self.pairs]
+        return {"name": data.pop("name"), "appliances": entries, "rollout": "all", **data}
 
     def ha_profile_stem(self, index: int) -> str:
         """The profile written for HA pair ``index`` (both node URLs, the pair's ``vs_shop_https``)."""
@@ -450,7 +471,11 @@ class Sandbox:
         lines.append(
             f"scm-oauth.yaml       {self.scm_oauth_yaml}  (admin API, OAuth client {ADMIN_OAUTH_CLIENT_ID})"
         )
-        stems = [*EXAMPLE_PROFILES, *(self.ha_profile_stem(i) for i in range(len(self.pairs)))]
+        stems = [
+            *EXAMPLE_PROFILES,
+            *(self.ha_profile_stem(i) for i in range(len(self.pairs))),
+            MULTI_PROFILE_STEM,
+        ]
         for stem in stems:
             if self.profile_path(stem).exists():
                 lines.append(f"profile              {self.profile_path(stem)}")
