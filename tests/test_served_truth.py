@@ -184,3 +184,29 @@ def test_the_sandbox_writes_an_appliances_profile_over_everything_it_started(
     # one appliance and no pair: no such profile (nothing to spread over)
     with Sandbox(tmp_path / "one", issue_after_polls=1) as single:
         assert not single.profile_path("multi-profile").exists()
+
+
+def test_a_check_that_could_not_run_is_journalled_as_a_failed_check(kit: AgentKit, world: Sandbox) -> None:
+    from citrix_connector.lifecycle.context import ApplianceSession
+    from citrix_connector.lifecycle.outcome import Done
+    from citrix_connector.lifecycle.verify import last_check_failed, verified
+
+    profile = kit.profile("lb-profile")
+    [first] = kit.agent().run([profile])
+    assert first.result == "ok", first.message
+    # the same profile as a library caller might pass it (no preflight): a refused probe override
+    far = kit.profile("lb-profile", vservers=[{"name": "vs_shop_https", "probe": "192.0.2.7:443"}])
+    agent = kit.agent()
+    session = ApplianceSession(far.appliance, agent.nitro_opener)
+    try:
+        done = verified(agent.ctx, far, session, Done("redeploy", "ok", "deployed"))
+    finally:
+        session.close()
+    assert (done.result, done.exit_code) == ("failed", 2) and "could not be verified" in done.message
+    state = kit.store.load(profile.name)
+    failures = last_check_failed(state)
+    assert failures is not None and "vservers[0].probe" in failures[0]
+    # status of the profile says so, and what the next run does
+    [status] = kit.agent().status([profile])
+    assert status.result == "attention" and status.details["next"] == "check"
+    assert status.details["last_check"].startswith("failed after the last save: ")
