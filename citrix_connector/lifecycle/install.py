@@ -19,6 +19,7 @@ from ..nitro.deploy import DeployPlan, deploy, remove_unreferenced_files, save
 from ..scm.polling import wait_for_certificate
 from ..state import DeploymentRecord, IssuedRecord, ProfileState
 from . import hafiles, keys
+from .attempt import UploadedFiles
 from .context import ApplianceSession, Context
 from .outcome import Action, Done, RowFacts, iso, parse_iso
 from .plan import deploy_plan_for_new
@@ -189,16 +190,19 @@ def deploy_current(
     )
     if not ctx.dry_run:
         session.preflight(plan.vservers)  # asks nothing when checked before the order
+    uploaded = UploadedFiles(ctx, state, session, target, hafiles.before_certkey(ctx, profile, session))
     try:
         result = deploy(
             session.nitro,
             plan,
             dry_run=ctx.dry_run,
             view=session.view(),
-            before_certkey=hafiles.before_certkey(ctx, profile, session),
+            before_certkey=uploaded,
         )
-    except BaseException:
+    except BaseException as exc:
         session.forget_view()  # it may have written half-way: the next question reads again
+        if isinstance(exc, Exception):
+            uploaded.clean_up(profile.name)  # the attempt's files no certkey refers to
         raise
     if ctx.dry_run:
         return Done(
@@ -209,6 +213,7 @@ def deploy_current(
             plan=(*result.actions, f"save the configuration of {session.node}"),
         )
     session.deployed(result.changed)
+    uploaded.settled((result.cert_file, result.key_file))
     previous = state.deployment(target)
     stale = state.stale_files_of(target)
     if previous is not None and previous.appliance == session.label:  # files of this appliance only
