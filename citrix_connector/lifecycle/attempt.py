@@ -6,14 +6,14 @@ the appliance for good (reference §6, CTX579137). :class:`UploadedFiles` is dep
 ``before_certkey`` hook: it records the files in the journal's ``stale_files`` (saved at once, so a
 crash leaves them known) before the add/update runs; after a failure :meth:`UploadedFiles.clean_up`
 deletes those no certkey refers to, and what it could not delete stays journalled, removed after
-the next saved deployment. After a success the files the certkey now uses leave the list again.
+the next saved deployment. After a success the attempt's files (in use) leave the list again.
 An HA secondary keeps its synced copies (a file sync copies, it never deletes).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 from ..errors import CitrixAgentError
 from ..nitro.deploy import remove_unreferenced_files
@@ -59,7 +59,12 @@ class UploadedFiles:
         if not self.files:
             return
         try:
-            removed = remove_unreferenced_files(self.session.nitro, self.files)
+            view = self.session.view()  # read again after the failure; the next profile reuses it
+            removed = remove_unreferenced_files(
+                self.session.nitro, self.files, certkeys=list(view.certkeys.values())
+            )
+            if removed:
+                view.forget_files()
         except CitrixAgentError as exc:
             log.warning(
                 "%s: could not remove the failed attempt's files on %s (removed after the next "
@@ -77,9 +82,9 @@ class UploadedFiles:
             log.info("%s: removed the failed attempt's files %s", profile_name, ", ".join(removed))
         self.ctx.store.save(self.state)
 
-    def settled(self, in_use: Iterable[str]) -> None:
-        """After a success: the files the certkey now uses are not stale."""
-        keep = set(in_use)
+    def settled(self) -> None:
+        """After a success: the attempt's files are in use (the leaf's and its CA's), not stale; the
+        journal's list is as before the attempt (no extra certkey listing at the save)."""
         stale = self._journalled()
-        if stale is not None and keep & set(stale):
-            stale[:] = [f for f in stale if f not in keep]
+        if stale is not None and self.files:
+            stale[:] = [f for f in stale if f not in self.files]

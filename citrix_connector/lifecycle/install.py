@@ -213,7 +213,7 @@ def deploy_current(
             plan=(*result.actions, f"save the configuration of {session.node}"),
         )
     session.deployed(result.changed)
-    uploaded.settled((result.cert_file, result.key_file))
+    uploaded.settled()
     previous = state.deployment(target)
     stale = state.stale_files_of(target)
     if previous is not None and previous.appliance == session.label:  # files of this appliance only
