@@ -422,6 +422,8 @@ def test_after_a_failover_the_run_writes_to_and_names_the_new_primary(
     [renewed] = kit.agent().renew([kit.profile(ha_world.ha_profile_stem(0))])
     assert renewed.result == "ok", renewed.message
     assert old_primary.count_writes() == writes_on_old  # now the Secondary: only read
+    # a renewal (the CA is installed already): one file sync, before the update, none after the save
+    assert count(old_secondary, "/config/hafiles") == 1
     certkey = kit.profile(ha_world.ha_profile_stem(0)).certificate.certkey_name
     assert serial_on(ha_world, old_secondary, certkey) == renewed.serial
     assert serial_on(ha_world, old_primary, certkey) == renewed.serial  # propagated, files synced
