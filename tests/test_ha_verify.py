@@ -435,3 +435,8 @@ def test_after_a_failover_the_run_writes_to_and_names_the_new_primary(
     # the journal's key stays the configured first URL
     record = kit.store.load(renewed.profile).deployment(None)
     assert record is not None and record.appliance == old_host
+    # revoke --dry-run names the node the certificate is on (the new Primary), not the first URL
+    profile = kit.profile(ha_world.ha_profile_stem(0))
+    [planned] = kit.agent(dry_run=True).revoke([profile], reason="superseded", reason_code=4)
+    assert planned.result == "planned"
+    assert f"installed as {certkey} on {new_host}, bound to vs_shop_https" in planned.message, planned.message

@@ -200,12 +200,12 @@ def _still_bound(
     except CitrixAgentError as exc:
         return f"; could not check the appliance: {exc}", ()
     if installed is None or not installed.serial or installed.serial != serial:
-        return f"; the appliance {session.label} does not serve it", ()
+        return f"; the appliance {session.node} does not serve it", ()
     bound = tuple(installed.bound_vservers)
     on = ", ".join(bound) or "no vserver"
     certkey = profile.certificate.certkey_name
     if not revoked:
-        return f"; it is installed as {certkey} on {session.label}, bound to {on}", bound
+        return f"; it is installed as {certkey} on {session.node}, bound to {on}", bound
     return (
         f"; WARNING: the revoked certificate is still installed as {certkey} and bound to {on}: run "
         f"`{ctx.hint('run', profile.source)}` to enroll and install a new one",

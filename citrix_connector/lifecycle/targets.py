@@ -51,7 +51,13 @@ class Slot:
 
     @property
     def label(self) -> str:
+        """The target as the journal keys it (its first configured URL)."""
         return self.session.label
+
+    @property
+    def node(self) -> str:
+        """The target as messages name it: the node written to (an HA pair's current Primary)."""
+        return self.session.node
 
 
 #: what a command does for a profile with several targets: its order (collected later), or one row
@@ -199,7 +205,7 @@ def status_rows(ctx: Context, profile: Profile, slots: list[Slot], *, probe: boo
     lead = slots[0]
     if profile.rollout == "canary" and rows[0].result == "ok" and not _verified(state, lead.label):
         why = (
-            f"the canary {lead.label} serves the certificate but its check after the save has not "
+            f"the canary {lead.node} serves the certificate but its check after the save has not "
             "passed yet: run checks it before installing on the other targets"
         )
         details = {**rows[0].details, "next": "check", "next_reason": why}
@@ -221,7 +227,7 @@ def order(
     """Preflight every target, then place the one order (its collection is deferred)."""
     failures = _preflight_all(slots, kind)
     if failures:
-        names = ", ".join(slots[i].label for i in failures)
+        names = ", ".join(slots[i].node for i in failures)
         return [
             failures[i]
             if i in failures
@@ -231,7 +237,7 @@ def order(
     if ctx.dry_run:
         first = plan_order(ctx, slots[0].profile, state, slots[0].session, kind)
         also = "then install the same certificate on {}:"
-        return [first, *(_install_plan(ctx, state, s, kind, also.format(s.label)) for s in slots[1:])]
+        return [first, *(_install_plan(ctx, state, s, kind, also.format(s.node)) for s in slots[1:])]
     lead = slots[0]
     step = ordering.order(ctx, lead.profile, state, lead.session, kind, why=why)  # preflight: asked already
     return step if isinstance(step, Deferred) else [step for _ in slots]
@@ -255,7 +261,7 @@ def _collect_step(
     pending = state.pending
     assert pending is not None
     collect = f"collect SCM order {pending.order_id} ({pending.kind}), then install it on {{}}:"
-    return [_install_plan(ctx, state, s, "collect", collect.format(s.label)) for s in slots]
+    return [_install_plan(ctx, state, s, "collect", collect.format(s.node)) for s in slots]
 
 
 def _install_plan(ctx: Context, state: ProfileState, slot: Slot, action: Action, first: str) -> Done:
@@ -263,7 +269,7 @@ def _install_plan(ctx: Context, state: ProfileState, slot: Slot, action: Action,
     steps = (
         first,
         *deploy_plan_for_new(slot.profile, slot.session, state.pending),
-        f"save the configuration of {slot.label}",
+        f"save the configuration of {slot.node}",
     )
     facts = RowFacts.of(state, None, ctx.clock(), target=slot.label)
     return Done(action, "planned", "dry run: nothing ordered, nothing written", facts, plan=steps)
@@ -327,7 +333,7 @@ def deploy(
                     slots[i],
                     action,
                     "nothing",
-                    f"not deployed: the canary {lead.label} failed (the next run tries it again first)",
+                    f"not deployed: the canary {lead.node} failed (the next run tries it again first)",
                     seen=seen.get(i),
                 )
             return [rows[i] for i in range(len(slots))]
@@ -347,7 +353,7 @@ def _deploy_one(
             slot.session.unsaved_profiles.append((slot.profile, state, slot.label))
             serial = state.current.serial if state.current else "?"
             what = (
-                f"the configuration a previous run left unsaved on {slot.label} (serial {serial} installed)"
+                f"the configuration a previous run left unsaved on {slot.node} (serial {serial} installed)"
             )
             result = "planned" if ctx.dry_run else "ok"
             message = f"would save {what}" if ctx.dry_run else f"saved {what}"
@@ -366,7 +372,7 @@ def _deploy_one(
         return _failed(slot, action, exc, state, ctx.clock())  # the old certificate may still serve
     except Exception as exc:  # a bug on one target must not stop the others
         log.exception("%s on %s: internal error", slot.profile.name, slot.label)
-        return Done.failed(action, f"{slot.label}: internal error: {type(exc).__name__}: {exc}")
+        return Done.failed(action, f"{slot.node}: internal error: {type(exc).__name__}: {exc}")
 
 
 def _canary(
@@ -381,7 +387,7 @@ def _canary(
         error = install.save_appliance(ctx, slot.session)
         if error is not None:
             return Done.failed(
-                action, f"{slot.label}: deployed, but saving the configuration failed: {error}"
+                action, f"{slot.node}: deployed, but saving the configuration failed: {error}"
             )
     proof: verification.TargetVerification | None = None
     try:
@@ -483,8 +489,8 @@ def _failed(
     """A target's failed row; its message names the appliance (once). With ``state``, its facts say
     what the target still serves (from its deployment record) and the order the row is about."""
     text = str(error)
-    host = slot.label.split("[", 1)[0]
-    done = replace(Done.failed(action, error), message=text if host in text else f"{slot.label}: {text}")
+    host = slot.node.split("[", 1)[0]
+    done = replace(Done.failed(action, error), message=text if host in text else f"{slot.node}: {text}")
     if state is None or now is None:
         return done
     return replace(done, facts=RowFacts.served(state, now, target=slot.label))
