@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import (
     ConfigDict,
@@ -17,7 +17,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from ..crypto import RSA_SIZES, KeySpec, Subject
+from ..crypto import ALGORITHM_ALIASES, CURVE_ALIASES, CURVE_BITS, RSA_SIZES, Curve, KeySpec, Subject
 from . import checks
 from .fields import Bool, Choice, Float, Int, Text, expect_str, text_validator
 from .problems import Loc, fail, rule_error
@@ -51,19 +51,7 @@ _SUPPORTED = "supported: RSA 2048/3072/4096, ECDSA P-256/P-384"
 
 # ----------------------------------------------------------------------------------- certificate
 
-_KEY_TYPES = {"RSA": "RSA", "ECDSA": "ECDSA", "EC": "ECDSA", "ECC": "ECDSA"}
-_CURVES = {
-    "P256": "P-256",
-    "PRIME256V1": "P-256",
-    "SECP256R1": "P-256",
-    "P256R1": "P-256",
-    "P384": "P-384",
-    "PRIME384V1": "P-384",
-    "SECP384R1": "P-384",
-    "P384R1": "P-384",
-}
-_CURVE_BITS = {"P-256": 256, "P-384": 384}
-_KEY_SIZES = (*RSA_SIZES, *_CURVE_BITS.values())
+_KEY_SIZES = (*RSA_SIZES, *CURVE_BITS.values())
 
 
 def _curve_key(text: str) -> str:
@@ -113,7 +101,7 @@ class CertificateSpec(StrictModel):
         Annotated[
             str,
             Choice(
-                _KEY_TYPES,
+                ALGORITHM_ALIASES,
                 normalise=str.upper,
                 canonical=["RSA", "ECDSA"],
                 error=lambda v: f"unsupported key algorithm {checks.shown(v)} ({_SUPPORTED})",
@@ -131,7 +119,7 @@ class CertificateSpec(StrictModel):
         Annotated[
             str,
             Choice(
-                _CURVES,
+                CURVE_ALIASES,
                 normalise=_curve_key,
                 canonical=["P-256", "P-384"],
                 error=lambda v: f"unsupported ECDSA curve {checks.shown(v)} ({_SUPPORTED})",
@@ -176,10 +164,10 @@ class CertificateSpec(StrictModel):
             if size is not None and size not in RSA_SIZES:
                 raise rule_error((("key_size",), f"unsupported RSA key size {size} ({_SUPPORTED})"))
             return KeySpec("RSA", size=size or 2048)
-        by_size = {bits: name for name, bits in _CURVE_BITS.items()}
+        by_size = {bits: name for name, bits in CURVE_BITS.items()}
         if size is not None and size not in by_size:
             raise rule_error((("key_size",), f"unsupported ECDSA key size {size} ({_SUPPORTED})"))
-        if curve is not None and size is not None and _CURVE_BITS[curve] != size:
+        if curve is not None and size is not None and CURVE_BITS[cast(Curve, curve)] != size:
             raise rule_error((("key_size",), f"key size {size} does not match curve {curve}"))
         named = curve or (by_size[size] if size is not None else "P-256")
         return KeySpec("ECDSA", curve=named)  # type: ignore[arg-type]

@@ -34,6 +34,9 @@ from .csr import (
     unique_names,
 )
 from .keys import (
+    ALGORITHM_ALIASES,
+    CURVE_ALIASES,
+    CURVE_BITS,
     EC_CURVES,
     RSA_SIZES,
     Algorithm,
@@ -53,6 +56,9 @@ from .keys import (
 )
 
 __all__ = [
+    "ALGORITHM_ALIASES",
+    "CURVE_ALIASES",
+    "CURVE_BITS",
     "Algorithm",
     "AnyKey",
     "CertInfo",

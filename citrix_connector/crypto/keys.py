@@ -29,9 +29,9 @@ AnyKey: TypeAlias = PrivateKey | PublicKey
 Algorithm = Literal["RSA", "ECDSA"]
 Curve = Literal["P-256", "P-384"]
 
-_ALGORITHM_ALIASES: dict[str, Algorithm] = {"RSA": "RSA", "ECDSA": "ECDSA", "EC": "ECDSA", "ECC": "ECDSA"}
+ALGORITHM_ALIASES: dict[str, Algorithm] = {"RSA": "RSA", "ECDSA": "ECDSA", "EC": "ECDSA", "ECC": "ECDSA"}
 # keys are upper-cased with '-', '_' and spaces removed
-_CURVE_ALIASES: dict[str, Curve] = {
+CURVE_ALIASES: dict[str, Curve] = {
     "P256": "P-256",
     "PRIME256V1": "P-256",
     "SECP256R1": "P-256",
@@ -41,7 +41,7 @@ _CURVE_ALIASES: dict[str, Curve] = {
     "SECP384R1": "P-384",
     "P384R1": "P-384",
 }
-_CURVE_BITS: dict[Curve, int] = {"P-256": 256, "P-384": 384}
+CURVE_BITS: dict[Curve, int] = {"P-256": 256, "P-384": 384}
 _CURVE_BY_NAME: dict[str, Curve] = {"secp256r1": "P-256", "secp384r1": "P-384"}
 
 
@@ -71,7 +71,7 @@ class KeySpec:
     def parse(cls, algorithm: str, size: int | None = None, curve: str | None = None) -> KeySpec:
         """Validate user input; ``ValueError`` with a readable message when unsupported."""
         supported = "supported: RSA 2048/3072/4096, ECDSA P-256/P-384"
-        alg = _ALGORITHM_ALIASES.get(str(algorithm).strip().upper())
+        alg = ALGORITHM_ALIASES.get(str(algorithm).strip().upper())
         if alg is None:
             raise ValueError(f"unsupported key algorithm {algorithm!r} ({supported})")
         if size is not None and (isinstance(size, bool) or not isinstance(size, int)):
@@ -85,15 +85,15 @@ class KeySpec:
                 raise ValueError(f"unsupported RSA key size {size} ({supported})")
             return cls("RSA", size=size)
         if curve is None:
-            by_size = {bits: name for name, bits in _CURVE_BITS.items()}
+            by_size = {bits: name for name, bits in CURVE_BITS.items()}
             if size is None or size not in by_size:
                 raise ValueError(f"ECDSA needs a curve ({supported})")
             return cls("ECDSA", curve=by_size[size])
         norm = re.sub(r"[-_\s]", "", str(curve)).upper()
-        named = _CURVE_ALIASES.get(norm)
+        named = CURVE_ALIASES.get(norm)
         if named is None:
             raise ValueError(f"unsupported ECDSA curve {curve!r} ({supported})")
-        if size is not None and size != _CURVE_BITS[named]:
+        if size is not None and size != CURVE_BITS[named]:
             raise ValueError(f"key size {size} does not match curve {named}")
         return cls("ECDSA", curve=named)
 

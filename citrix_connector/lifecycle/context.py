@@ -9,7 +9,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from pathlib import Path
+from typing import Any, TypedDict
 
 from ..config import ApplianceConfig, Profile, ScmConfig
 from ..errors import CitrixAgentError, UsageError
@@ -127,20 +128,37 @@ def appliance_key(config: ApplianceConfig) -> tuple[Any, ...]:
     return (tuple(config.urls), config.partition, config.username)
 
 
+class NitroOptions(TypedDict):
+    """What a NITRO client of an appliance is opened with, whichever node (checked by mypy against
+    ``NitroClient`` and ``open_appliance``)."""
+
+    username: str
+    password: str
+    verify: bool | Path
+    timeout: float
+    partition: str | None
+    sleep: Callable[[float], None]
+    proxy: str | None
+
+
+def nitro_options(config: ApplianceConfig, sleep: Callable[[float], None]) -> NitroOptions:
+    """What a NITRO client of ``config``'s appliance is opened with (any of its nodes)."""
+    return {
+        "username": config.username,
+        "password": config.password.reveal(),
+        "verify": config.verify_tls,
+        "timeout": config.timeout,
+        "partition": config.partition,
+        "sleep": sleep,
+        # the configured proxy: (an older config without the key: the environment decides)
+        "proxy": proxy_argument(getattr(config, "proxy", None)),
+    }
+
+
 def default_nitro_opener(
     config: ApplianceConfig, *, sleep: Callable[[float], None] = time.sleep
 ) -> NitroClient:
-    return open_appliance(
-        config.urls,
-        username=config.username,
-        password=config.password.reveal(),
-        verify=config.verify_tls,
-        timeout=config.timeout,
-        partition=config.partition,
-        sleep=sleep,
-        # the configured proxy: (an older config without the key: the environment decides)
-        proxy=proxy_argument(getattr(config, "proxy", None)),
-    )
+    return open_appliance(config.urls, **nitro_options(config, sleep))
 
 
 @dataclass

@@ -11,14 +11,25 @@ reaches the public type.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from ..errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_PENDING, CitrixAgentError, error_details
+from ..errors import (
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_PENDING,
+    CitrixAgentError,
+    PendingError,
+    error_details,
+)
 from ..nitro.deploy import InstalledState
 from ..state import ProfileState
+
+log = logging.getLogger("citrixagent")
 
 # "run": a `run` that failed before it could decide (e.g. the appliance could not be read)
 Action = Literal[
@@ -192,6 +203,20 @@ class Done:
             details = {"error": error_details(error)}
             return cls(action, "failed", str(error), details=details, exit_code=error.exit_code)
         return cls(action, "failed", error, exit_code=exit_code)
+
+    @classmethod
+    def of_exception(cls, profile: str, exc: Exception, attempted: Action | None) -> Done:
+        """The row of a step that raised ``exc`` (never re-raised: one profile's failure, or a bug,
+        must not stop the others of an unattended run). ``attempted`` names the action it was
+        doing (a pending order: ``collect``, else ``nothing``, when unknown)."""
+        if isinstance(exc, PendingError):
+            facts = RowFacts(order_id=exc.order_id or None)
+            return cls(attempted or "collect", "pending", str(exc), facts, exit_code=exc.exit_code)
+        if isinstance(exc, CitrixAgentError):
+            log.debug("profile %s failed", profile, exc_info=exc)
+            return cls.failed(attempted or "nothing", exc)
+        log.error("profile %s: internal error", profile, exc_info=exc)
+        return cls.failed(attempted or "nothing", f"internal error: {type(exc).__name__}: {exc}")
 
 
 @dataclass(frozen=True)

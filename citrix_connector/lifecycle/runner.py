@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from ..config import ApplianceConfig, Profile, ScmConfig
-from ..errors import EXIT_FAILURE, CitrixAgentError, PendingError, StateError, UsageError
+from ..errors import EXIT_FAILURE, CitrixAgentError, StateError, UsageError
 from ..hints import CommandHint, invoked_program
 from ..nitro.client import NitroClient
 from ..nitro.deploy import InstalledState
@@ -417,22 +417,8 @@ class Agent:
             self._attempted[profile.name] = failed_as
         try:
             step = work(profile, session)
-        except PendingError as exc:
-            step = Done(
-                self._attempted.get(profile.name, "collect"),
-                "pending",
-                str(exc),
-                RowFacts(order_id=exc.order_id or None),
-                exit_code=exc.exit_code,
-            )
-        except CitrixAgentError as exc:
-            log.debug("profile %s failed", profile.name, exc_info=True)
-            step = Done.failed(self._attempted.get(profile.name, "nothing"), exc)
-        except Exception as exc:  # a bug must not stop the other profiles of an unattended run
-            log.exception("profile %s: internal error", profile.name)
-            step = Done.failed(
-                self._attempted.get(profile.name, "nothing"), f"internal error: {type(exc).__name__}: {exc}"
-            )
+        except Exception as exc:  # a failure, or a bug, must not stop the other profiles
+            step = Done.of_exception(profile.name, exc, self._attempted.get(profile.name))
         if isinstance(step, Deferred):
             log.info("%s: %s deferred%s", profile.name, step.action, f" ({step.why})" if step.why else "")
             return step

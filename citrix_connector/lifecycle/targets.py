@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from ..config import Profile, Target
-from ..errors import EXIT_FAILURE, CitrixAgentError, PendingError, StateError, UsageError
+from ..errors import EXIT_FAILURE, CitrixAgentError, StateError, UsageError
 from ..nitro.checks import InstalledState
 from ..state import ProfileState
 from . import install, ordering, status
@@ -103,20 +103,8 @@ def guard(
     with ``ctx`` each failed row says what its target still serves (from the journal)."""
     try:
         return work(profile, slots)
-    except PendingError as exc:
-        row = Done(
-            failed_as or "collect",
-            "pending",
-            str(exc),
-            RowFacts(order_id=exc.order_id or None),
-            exit_code=exc.exit_code,
-        )
-    except CitrixAgentError as exc:
-        log.debug("profile %s failed", profile.name, exc_info=True)
-        row = Done.failed(failed_as or "nothing", exc)
-    except Exception as exc:  # a bug must not stop the other profiles of an unattended run
-        log.exception("profile %s: internal error", profile.name)
-        row = Done.failed(failed_as or "nothing", f"internal error: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # a failure, or a bug, must not stop the other profiles
+        row = Done.of_exception(profile.name, exc, failed_as)
     log.info("%s: %s %s (%s)", profile.name, row.action, row.result, row.message)
     if ctx is not None and row.result == "failed":
         return _served_rows(ctx, profile, slots, row)

@@ -39,9 +39,8 @@ from ..probe import Expectation, ProbeMode, VipReport, probe_vips
 from ..probe.guard import check_overrides
 from ..probe.judge import subject_text
 from ..probe.targets import vip_targets
-from ..proxy import proxy_argument
 from ..state import ProfileState
-from .context import ApplianceSession, Context
+from .context import ApplianceSession, Context, nitro_options
 from .outcome import Done, iso
 
 __all__ = [
@@ -107,16 +106,7 @@ def open_node(
     config: ApplianceConfig, url: str, *, sleep: Callable[[float], None] = time.sleep
 ) -> NitroClient:
     """A logged-in client on one node of ``config`` (same credentials, partition, proxy) for reading."""
-    client = NitroClient(
-        url,
-        username=config.username,
-        password=config.password.reveal(),
-        verify=config.verify_tls,
-        timeout=config.timeout,
-        partition=config.partition,
-        sleep=sleep,
-        proxy=proxy_argument(getattr(config, "proxy", None)),
-    )
+    client = NitroClient(url, **nitro_options(config, sleep))
     try:
         client.session.open()
     except BaseException:
