@@ -55,13 +55,19 @@ def test_status_and_idle_run_read_each_appliance_in_bulk(fleet: Any, cli: Any, s
     enrolled = agent.run([load_profile(p) for p in paths])
     assert {o.result for o in enrolled} == {"ok"}, [o.message for o in enrolled]
 
-    # idle run: one login, the HA node check, two bulk reads, one logout; SCM not asked at all
+    # idle run: the HA node check and two bulk reads, without a session (no login, no logout: the
+    # credentials ride on each read); SCM not asked at all
     seen, scm_seen = len(world.netscaler.requests), _scm_requests(world)
     res = cli("--json", "--scm-config", world.scm_yaml, "run", *paths)
     assert res.code == 0, res.output
     assert {r["action"] for r in json.loads(res.out)} == {"nothing"}
     idle = _nitro_requests(world, seen)
-    assert len(idle) <= 6, idle
+    assert idle == [
+        "GET /nitro/v1/config/hanode",
+        "GET /nitro/v1/config/sslcertkey",
+        "GET /nitro/v1/config/sslvserver_sslcertkey_binding",
+    ], idle
+    assert all("x-nitro-user" in r.headers for r in world.netscaler.requests[seen:])
     assert sum("/config/sslcertkey" in p and p.startswith("GET") for p in idle) == 1, idle
     assert sum("sslvserver_sslcertkey_binding" in p for p in idle) == 1, idle
     assert _scm_requests(world) == scm_seen
@@ -73,8 +79,38 @@ def test_status_and_idle_run_read_each_appliance_in_bulk(fleet: Any, cli: Any, s
     rows = json.loads(res.out)
     assert len(rows) == PROFILES and {r["result"] for r in rows} == {"ok"}
     assert all(r["serial"] and r["details"]["next"] == "nothing" for r in rows)
-    assert len(_nitro_requests(world, seen)) <= 6, _nitro_requests(world, seen)
+    assert _nitro_requests(world, seen) == idle
     assert _scm_requests(world) == scm_seen
+    assert not world.netscaler.model.sessions  # nothing left open on the appliance
+
+
+def test_reads_without_a_session_then_one_login_at_the_first_write(fleet: Any, cli: Any) -> None:
+    """Reads carry the credentials (no session); the first write logs in, and that one session is
+    logged out at the end: a deployment still makes one login and one logout per appliance."""
+    world, paths = fleet
+    res = cli("--json", "--scm-config", world.scm_yaml, "run", paths[0])
+    assert res.code == 0, res.output
+    sent = [(r.method, r.path, "x-nitro-user" in r.headers) for r in world.netscaler.requests]
+    login = sent.index(("POST", "/nitro/v1/config/login", False))
+    assert all(m == "GET" and user for m, _, user in sent[:login]), sent[:login]
+    assert all(not user for _, _, user in sent[login:]), "one session after the login, no header auth"
+    assert [p for _, p, _ in sent].count("/nitro/v1/config/login") == 1
+    assert sent[-1][:2] == ("POST", "/nitro/v1/config/logout")
+    assert not world.netscaler.model.sessions
+
+
+def test_refused_credentials_on_a_read_say_so_in_one_line(fleet: Any, cli: Any, tmp_path: Path) -> None:
+    import yaml
+
+    world, paths = fleet
+    data = yaml.safe_load(paths[0].read_text())
+    data["appliance"]["password"] = "wrong-password-123"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    res = cli("--json", "-v", "--scm-config", world.scm_yaml, "status", bad)
+    row = json.loads(res.out)[0]
+    assert "refused the login for user 'nsroot'" in row["details"]["appliance_error"], row
+    assert "wrong-password-123" not in res.output + res.err
 
 
 def test_status_asks_scm_about_orders_in_flight_only(tmp_path: Path) -> None:

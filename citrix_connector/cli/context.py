@@ -130,6 +130,9 @@ def _setup_logging(verbose: int, log_file: Path | None, log_format: str = "text"
         )
         handler.addFilter(RunFilter(run_id, scrubber))
         root.addHandler(handler)
+    # Records below every handler's level are not even made: a run without -v or a log file skips
+    # the debug traces of each request (formatting and redacting them cost more than the request).
+    root.setLevel(min(h.level for h in root.handlers))
 
 
 # ----------------------------------------------------------------------------------------- licence

@@ -139,6 +139,7 @@ class NitroOptions(TypedDict):
     partition: str | None
     sleep: Callable[[float], None]
     proxy: str | None
+    lazy_login: bool
 
 
 def nitro_options(config: ApplianceConfig, sleep: Callable[[float], None]) -> NitroOptions:
@@ -152,6 +153,9 @@ def nitro_options(config: ApplianceConfig, sleep: Callable[[float], None]) -> Ni
         "sleep": sleep,
         # the configured proxy: (an older config without the key: the environment decides)
         "proxy": proxy_argument(getattr(config, "proxy", None)),
+        # reads without a NITRO session, the first write logs in: status and an idle run make
+        # no login and no logout (a partition is session state: logged in from the start there)
+        "lazy_login": True,
     }
 
 

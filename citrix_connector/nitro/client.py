@@ -93,6 +93,7 @@ class NitroClient:
         retry: RetryPolicy | None = None,
         ssl_dir: str | None = None,
         proxy: str | None = None,
+        lazy_login: bool = False,
     ) -> None:
         self.session = NitroSession(
             url,
@@ -104,6 +105,7 @@ class NitroClient:
             sleep=sleep,
             retry=retry,
             proxy=proxy,
+            lazy_login=lazy_login,
         )
         self._ssl_dir = ssl_dir
         self._ha_info: HaInfo | None = None

@@ -26,11 +26,13 @@ def open_appliance(
     partition: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
     proxy: str | None = None,
+    lazy_login: bool = False,
 ) -> NitroClient:
     """A logged-in client on the node that may be written to (HA Primary or standalone).
 
     One URL on an HA Secondary is refused; with several URLs (both HA nodes) the Primary is used. The
     partition is switched after the HA check. The caller closes the client (``with`` or ``close()``).
+    ``lazy_login``: reads without a session, the first write logs in (see :mod:`.session`).
     """
     if isinstance(urls, str):
         urls = [urls]
@@ -48,6 +50,7 @@ def open_appliance(
             partition=partition,
             sleep=sleep,
             proxy=proxy,
+            lazy_login=lazy_login,
         )
         try:
             problem = _writable(client, alone=len(urls) == 1)
@@ -74,9 +77,11 @@ def open_appliance(
 
 
 def _writable(client: NitroClient, *, alone: bool) -> str | None:
-    """Log in and check the HA role: None when this node may be written to (the partition switched
-    then), else why not. The only node given being a Secondary is an error of its own."""
-    client.login()
+    """Log in (unless reads go without a session) and check the HA role: None when this node may be
+    written to (the partition switched then), else why not. The only node given being a Secondary is
+    an error of its own."""
+    if not client.session.lazy_login:
+        client.login()
     ha = client.ha_info()
     if ha.state == "Secondary":
         if alone:

@@ -3,7 +3,9 @@
 Mechanism only; the typed operations live in :mod:`.client`.
 
 * Session login (``NITRO_AUTH_TOKEN``), one re-login on 401/444|1027|352 (the partition is switched
-  again).
+  again). With ``lazy_login`` (default partition only) reads carry the credentials in the
+  ``X-NITRO-USER``/``X-NITRO-PASS`` headers and no session exists until the first write logs in
+  (nitro-api.md §1): a read-only pass (``status``, an idle ``run``) makes no login and no logout.
 * Every failure becomes a :class:`NitroError` carrying NITRO's ``errorcode``/``message``, the HTTP status
   and the endpoint; transport failures (refused, timeout, TLS) become a :class:`NitroError` with the
   transport's one-line message. Bad credentials give :class:`NitroAuthError` (host and user, never the
@@ -138,6 +140,7 @@ class NitroSession:
         sleep: Callable[[float], None] = time.sleep,
         retry: RetryPolicy | None = None,
         proxy: str | None = None,
+        lazy_login: bool = False,
     ) -> None:
         base = url.strip().rstrip("/")
         if "://" not in base:
@@ -153,6 +156,9 @@ class NitroSession:
         self._token: str | None = None
         self._relogging = False  # a re-login (and its partition switch) never triggers another
         self.current_partition: str | None = None
+        # reads authenticate per request until the first write opens a session (a partition is
+        # session state: a session from the start there)
+        self.lazy_login = lazy_login and not partition
 
     def __repr__(self) -> str:
         return f"NitroSession({self.url!r}, username={self.username!r}, partition={self.partition!r})"
@@ -162,8 +168,9 @@ class NitroSession:
         return self._token is not None
 
     def open(self) -> None:
-        """Log in (unless logged in) and switch to the configured partition (unless there)."""
-        if not self.logged_in:
+        """Log in (unless logged in, or reads go without a session: ``lazy_login``) and switch to
+        the configured partition (unless there)."""
+        if not self.logged_in and not self.lazy_login:
             self.login()
         if self.partition and self.current_partition != self.partition:
             self.switch_partition(self.partition)
@@ -245,6 +252,9 @@ class NitroSession:
             data = json.dumps(payload).encode("utf-8")
         if auth and self._token:
             headers["Cookie"] = f"NITRO_AUTH_TOKEN={self._token}"
+        elif auth and self.lazy_login:  # no session (yet): the credentials on this request
+            headers["X-NITRO-USER"] = self.username
+            headers["X-NITRO-PASS"] = self._password
         if log.isEnabledFor(logging.DEBUG):
             shown = json.dumps(_trace_redact(payload)) if payload is not None else ""
             log.debug("nitro %s > %s %s body=%s", self.host, method, endpoint, shown)
@@ -288,8 +298,12 @@ class NitroSession:
         Re-logs in once when the session expired. Raises :class:`NitroError` for everything else.
         """
         endpoint = self.endpoint(resource, name, action=action, args=args, filters=filters, extra=extra)
+        if self.lazy_login and self._token is None and method != "GET":
+            self.login()  # the first write: from here on one session, logged out at close()
         response = self.send(method, endpoint, payload, auth=True, is_transient=is_transient)
         body, ok = _decode(response)
+        if self._token is None and self.lazy_login and response.status_code in (401, 403):
+            raise self._refused(endpoint, response, body, ok)
         if self._session_lost(response, _errorcode(body, ok)):
             self._relogin()
             response = self.send(method, endpoint, payload, auth=True, is_transient=is_transient)
@@ -325,16 +339,7 @@ class NitroSession:
         body, ok = _decode(response)
         what = f"login as {self.username!r}"
         if response.status_code in (401, 403):
-            code = _errorcode(body, ok)
-            message = str(body.get("message") or "") if ok and isinstance(body, dict) else ""
-            detail = f"errorcode {code}: {message}" if code is not None else f"HTTP {response.status_code}"
-            raise NitroAuthError(
-                f"NetScaler {self.host} refused the login for user {self.username!r} ({detail})",
-                errorcode=code,
-                nitro_message=message,
-                status=response.status_code,
-                endpoint=endpoint,
-            )
+            raise self._refused(endpoint, response, body, ok)
         if not ok or not isinstance(body, dict) or response.status_code >= 400:
             raise self.error("POST", endpoint, response, body, what=what)
         if _is_error(body):
@@ -350,6 +355,19 @@ class NitroSession:
         self._token = token
         self.current_partition = None
         log.debug("NetScaler %s: logged in as %s", self.host, self.username)
+
+    def _refused(self, endpoint: str, response: requests.Response, body: Any, ok: bool) -> NitroAuthError:
+        """The credentials refused (at the login, or on a request that carried them)."""
+        code = _errorcode(body, ok)
+        message = str(body.get("message") or "") if ok and isinstance(body, dict) else ""
+        detail = f"errorcode {code}: {message}" if code is not None else f"HTTP {response.status_code}"
+        return NitroAuthError(
+            f"NetScaler {self.host} refused the login for user {self.username!r} ({detail})",
+            errorcode=code,
+            nitro_message=message,
+            status=response.status_code,
+            endpoint=endpoint,
+        )
 
     def _relogin(self) -> None:
         wanted = self.current_partition
