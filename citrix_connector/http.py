@@ -37,6 +37,7 @@ import urllib3
 from cryptography import x509
 from urllib3.exceptions import NewConnectionError
 
+from .cpuslot import waiting
 from .proxy import ProxyChoice, ProxySession, describe_proxy_failure, is_proxy_refusal, redact_proxy_url
 from .tls_errors import PeerCertificate, describe_tls_failure, fetch_peer_certificate
 
@@ -282,18 +283,19 @@ class HttpClient:
             started = time.monotonic()
             self._trace_request(method, url, headers, json)
             try:
-                response = self.session.request(
-                    method,
-                    url,
-                    headers=dict(headers or {}),
-                    json=json,
-                    data=data,
-                    params=params,
-                    verify=self.verify,
-                    cert=self.cert,
-                    timeout=timeout or self.timeout,
-                    proxies=self.proxy.requests_proxies(),
-                )
+                with waiting():  # another fleet worker computes while this one waits for the answer
+                    response = self.session.request(
+                        method,
+                        url,
+                        headers=dict(headers or {}),
+                        json=json,
+                        data=data,
+                        params=params,
+                        verify=self.verify,
+                        cert=self.cert,
+                        timeout=timeout or self.timeout,
+                        proxies=self.proxy.requests_proxies(),
+                    )
             except requests.RequestException as exc:
                 if is_proxy_refusal(exc):  # the proxy said no: nothing reached the server, no retry
                     raise self._describe(exc, url) from exc
@@ -310,7 +312,8 @@ class HttpClient:
                         attempt,
                         wait,
                     )
-                    self.sleep(wait)
+                    with waiting():
+                        self.sleep(wait)
                     continue
                 raise self._describe(exc, url, sent=sent) from exc
             elapsed = time.monotonic() - started
@@ -333,7 +336,8 @@ class HttpClient:
                     attempt,
                     wait,
                 )
-                self.sleep(wait)
+                with waiting():
+                    self.sleep(wait)
                 continue
             return response
 

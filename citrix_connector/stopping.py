@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 
+from .cpuslot import waiting
 from .errors import StopRequested
 
 __all__ = ["request_stop", "requested_by", "reset", "sleep", "stop_requested"]
@@ -41,5 +42,7 @@ def reset() -> None:
 
 def sleep(seconds: float) -> None:
     """``time.sleep`` that a stop request cuts short with :class:`StopRequested`."""
-    if _stop.wait(max(0.0, seconds)):
+    with waiting():
+        stopped = _stop.wait(max(0.0, seconds))
+    if stopped:
         raise StopRequested("stopped on request while waiting; the order is kept and the next run resumes it")

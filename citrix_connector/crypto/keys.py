@@ -16,6 +16,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from ..cpuslot import waiting
 from ..errors import CryptoError
 from ..private_files import FILE_MODE, make_private_dir
 
@@ -102,12 +103,13 @@ class KeySpec:
 
 
 def generate_private_key(spec: KeySpec) -> PrivateKey:
-    """A new private key of the given spec."""
-    if spec.algorithm == "RSA":
-        assert spec.size is not None
-        return rsa.generate_private_key(public_exponent=65537, key_size=spec.size)
-    curve: ec.EllipticCurve = ec.SECP256R1() if spec.curve == "P-256" else ec.SECP384R1()
-    return ec.generate_private_key(curve)
+    """A new private key of the given spec (outside the GIL: another fleet worker computes meanwhile)."""
+    with waiting():
+        if spec.algorithm == "RSA":
+            assert spec.size is not None
+            return rsa.generate_private_key(public_exponent=65537, key_size=spec.size)
+        curve: ec.EllipticCurve = ec.SECP256R1() if spec.curve == "P-256" else ec.SECP384R1()
+        return ec.generate_private_key(curve)
 
 
 def private_key_to_pem(key: PrivateKey) -> bytes:

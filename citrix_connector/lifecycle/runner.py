@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from ..config import ApplianceConfig, Profile, ScmConfig
+from ..cpuslot import computing
 from ..errors import EXIT_FAILURE, CitrixAgentError, StateError, UsageError
 from ..hints import CommandHint, invoked_program
 from ..nitro.client import NitroClient
@@ -333,8 +334,13 @@ class Agent:
                 results = [run_group(groups[0])]
             else:
                 size = min(self.workers or MAX_WORKERS, len(groups))
+
+                def pooled(group: list[Profile]) -> list[Outcome]:
+                    with computing():  # given up while this worker waits (cpuslot.py)
+                        return run_group(group)
+
                 with ThreadPoolExecutor(max_workers=size) as pool:
-                    results = list(pool.map(run_group, groups))
+                    results = list(pool.map(pooled, groups))
         finally:
             self.ctx.close_scm_clients()
         position = {p.name: i for i, p in enumerate(profiles)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from ..cpuslot import waiting
 from .guard import checked_address
 from .handshake import handshake
 from .judge import judge
@@ -44,7 +45,7 @@ def probe_vips(
         return id(target), connect(addresses[id(target)], target.port, target.server_name, timeout)
 
     if usable:
-        with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(usable)))) as pool:
+        with waiting(), ThreadPoolExecutor(max_workers=max(1, min(parallel, len(usable)))) as pool:
             results.update(pool.map(one, usable))
     reports: list[VipReport] = []
     for target in targets:
