@@ -129,50 +129,96 @@ def _record_fields(cls: type) -> tuple[tuple[str, Any, bool], ...]:
 
 
 def _fast(value: Any, hint: Any) -> Any:
+    """``value`` as a ``hint`` (Invalid, without a message, when it is not one)."""
+    return _decoder(hint)(value)
+
+
+Decode = typing.Callable[[Any], Any]
+
+
+def _refuse(value: Any) -> Any:
+    raise Invalid
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+@functools.cache
+def _decoder(hint: Any) -> Decode:
+    """A decoder for ``hint``, built once per type: a fleet's journals are read a thousand at a time,
+    and looking each field's type up again for every value cost more than reading the file."""
     kind, args = _shape(hint)
     if kind == "scalar":
         accepts = _SCALARS.get(hint)
-        if accepts is None or not accepts[0](value):
+        return _refuse if accepts is None else _checked(accepts[0])
+    if kind == "record":
+        return _record_decoder(hint)
+    if kind == "union":
+        return _union_decoder(args)
+    if kind == "list":
+        return _list_decoder(args[0])
+    if kind == "dict":
+        return _checked(lambda v: isinstance(v, dict))
+    if kind == "literal":
+        strings = all(isinstance(a, str) for a in args)
+        return _checked(lambda v: isinstance(v, str)) if strings else _refuse
+    return _same  # Any
+
+
+def _checked(accepts: typing.Callable[[Any], bool]) -> Decode:
+    def check(value: Any) -> Any:
+        if not accepts(value):
             raise Invalid
         return value
-    if kind == "record":
-        return _fast_record(value, hint)
-    if kind == "union":
-        return _fast_union(value, args)
-    if kind == "list":
+
+    return check
+
+
+def _union_decoder(args: tuple[Any, ...]) -> Decode:
+    optional = bool(args) and args[-1] is None
+    choices = [a for a in args if a is not None]
+
+    def union(value: Any) -> Any:
+        if value is None and optional:
+            return None
+        for arg in choices:
+            try:
+                return _decoder(arg)(value)
+            except Invalid:
+                pass
+        raise Invalid
+
+    return union
+
+
+def _list_decoder(item: Any) -> Decode:
+    def listed(value: Any) -> Any:
         if not isinstance(value, list):
             raise Invalid
-        return [_fast(v, args[0]) for v in value]
-    if kind == "dict" and not isinstance(value, dict):
-        raise Invalid
-    if kind == "literal" and (not all(isinstance(a, str) for a in args) or not isinstance(value, str)):
-        raise Invalid
-    return value  # a dict, a literal, Any
+        each = _decoder(item)
+        return [each(v) for v in value]
+
+    return listed
 
 
-def _fast_record(value: Any, cls: type) -> Any:
-    if not isinstance(value, dict):
-        raise Invalid
-    kwargs: dict[str, Any] = {}
-    for name, field_hint, required in _record_fields(cls):
-        if name in value:
-            kwargs[name] = _fast(value[name], field_hint)
-        elif required:
+def _record_decoder(cls: type) -> Decode:
+    compiled: list[tuple[str, Decode, bool]] = []  # filled on first use: records may nest
+
+    def record(value: Any) -> Any:
+        if not isinstance(value, dict):
             raise Invalid
-    return cls(**kwargs)
+        if not compiled:
+            compiled.extend((name, _decoder(h), required) for name, h, required in _record_fields(cls))
+        kwargs: dict[str, Any] = {}
+        for name, decode, required in compiled:
+            if name in value:
+                kwargs[name] = decode(value[name])
+            elif required:
+                raise Invalid
+        return cls(**kwargs)
 
-
-def _fast_union(value: Any, args: tuple[Any, ...]) -> Any:
-    if value is None and args and args[-1] is None:
-        return None
-    for arg in args:
-        if arg is None:
-            continue
-        try:
-            return _fast(value, arg)
-        except Invalid:
-            pass
-    raise Invalid
+    return record
 
 
 def record_from_dict(cls: type[_T], data: Any) -> _T:
