@@ -3,6 +3,9 @@ uncached code answered: certificate facts, issuer checks, the environment's prox
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 import requests
 
@@ -100,3 +103,18 @@ def test_the_journals_fast_reader_answers_like_the_checking_one(tmp_path) -> Non
     store.path_for("p1").write_text(json.dumps(data))
     with pytest.raises(StateError, match=r"current\.sans\[1\]: expected a string, got int"):
         store.load("p1")
+
+
+def test_resolved_path_is_path_resolve(tmp_path: Path, monkeypatch: Any) -> None:
+    from citrix_connector.config.crosscheck import resolved_path
+
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "a.yaml").write_text("x")
+    (tmp_path / "link").symlink_to(real, target_is_directory=True)
+    (real / "b.yaml").symlink_to(real / "a.yaml")
+    for given in (real / "a.yaml", tmp_path / "link" / "a.yaml", real / "b.yaml", real / ".." / "real"):
+        assert resolved_path(given) == given.resolve()
+    for cwd in (real, tmp_path):  # a relative path follows the current directory, cached or not
+        monkeypatch.chdir(cwd)
+        assert resolved_path(Path("a.yaml")) == Path("a.yaml").resolve()

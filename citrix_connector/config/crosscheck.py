@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -66,6 +67,20 @@ def _is_scm_file(path: Path) -> bool:
     return any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
 
 
+@functools.lru_cache(maxsize=4096)
+def _resolved_dir(path: Path) -> Path:
+    return path.resolve()
+
+
+def resolved_path(path: Path) -> Path:
+    """``path.resolve()``, with each directory resolved once per process (a fleet's thousand
+    profiles share a few directories; resolving every path again cost a dozen system calls each)."""
+    if path.name in ("", ".", "..") or path.is_symlink():
+        return path.resolve()
+    absolute = path.absolute()  # the cache holds absolute directories only (the cwd may change)
+    return _resolved_dir(absolute.parent) / absolute.name
+
+
 def expand_profile_paths(args: Sequence[Path]) -> list[Path]:
     """Files as given; a directory means its ``*.yaml``/``*.yml`` (sorted, not recursive) except
     ``scm*.yaml``/``scm*.yml`` and ``citrixagent*.yaml`` (the settings file). Non-existent
@@ -76,7 +91,7 @@ def expand_profile_paths(args: Sequence[Path]) -> list[Path]:
 
     def add(path: Path) -> None:
         try:
-            key = path.resolve()
+            key = resolved_path(path)
         except OSError:
             key = path.absolute()
         if key not in seen:

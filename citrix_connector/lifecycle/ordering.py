@@ -14,6 +14,7 @@ import secrets
 
 from .. import crypto
 from ..config import Profile, sectigo_for
+from ..config.crosscheck import resolved_path
 from ..errors import (
     ScmAlreadyReplacedError,
     ScmError,
@@ -38,7 +39,7 @@ log = logging.getLogger("citrixagent")
 def load(ctx: Context, profile: Profile, *, recover: bool = True) -> ProfileState:
     """The profile's journal; an order a crashed run was placing is looked for first."""
     state = ctx.store.load(profile.name)
-    state.source = str(profile.source.resolve())
+    state.source = str(resolved_path(profile.source))
     if recover and state.ordering is not None:
         recover_interrupted_order(ctx, profile, state)
     return state
