@@ -404,6 +404,10 @@ def main() -> None:
         out.append(line)
 
     started = time.monotonic()
+    load_at_start = tuple(round(x, 2) for x in os.getloadavg())
+    # bytecode first, as an installed agent has it (pip compiles on install; with
+    # PYTHONDONTWRITEBYTECODE set, an editable checkout would compile every module in every process)
+    subprocess.run([PYTHON, "-m", "compileall", "-q", str(REPO / "citrix_connector")], check=True)
     with tempfile.TemporaryDirectory(prefix="citrixagent-speed-") as tmp:
         root = Path(tmp)
         log = root / "agent.log"
@@ -424,7 +428,7 @@ def main() -> None:
             "",
             f"## Issue 12, fleet speed: {stamp}, code of {commit}",
             "",
-            f"Machine: {machine()}. Shared with other engineers' test runs (see the spreads). Command:",
+            f"Machine: {machine()}; load average at the start {load_at_start}. Command:",
             "",
             "```sh",
             "python benchmarks/bench_speed.py " + " ".join(sys.argv[1:]),

@@ -234,17 +234,17 @@ def _field_names(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in fields(cls))
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """What ``dataclasses.asdict`` gives for the journal's records (plain dataclasses, lists, dicts
     and JSON scalars), without its deep copies: several saves per profile per run add up."""
     if hasattr(value, "__dataclass_fields__"):
-        return {name: _plain(getattr(value, name)) for name in _field_names(cast("type", type(value)))}
+        return {name: plain(getattr(value, name)) for name in _field_names(cast("type", type(value)))}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     return value
 
 
 def state_to_json(state: Any) -> str:
-    return json.dumps(_plain(state), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(plain(state), sort_keys=True, indent=2, ensure_ascii=False) + "\n"

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..state import atomic_write_text
+from ..state_codec import plain
 from .conditions import Delivered, Streaks
 
 __all__ = ["ChannelMemory", "LastRun", "NotifyMemory", "load_memory", "memory_path", "save_memory"]
@@ -51,7 +52,8 @@ class NotifyMemory:
     channels: dict[str, ChannelMemory] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+        # without asdict's deep copies, and compact: one entry per profile, rewritten every run
+        return json.dumps(plain(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
 
 
 def memory_path(state_dir: Path) -> Path:
