@@ -279,7 +279,9 @@ class Profile(StrictModel):
     renewal: RenewalSpec = Field(default_factory=RenewalSpec)
     probe: ProbeSetting = Field(default_factory=ProbeSpec)
     ha_sync: HaSyncSpec = Field(default_factory=HaSyncSpec)
-    _key_lines: dict[Loc, int] = PrivateAttr(default_factory=dict)
+    # None: read from the file again when a problem needs a line (a fleet's 10,000 profiles would
+    # otherwise hold ~40 MiB of line maps that only an error message ever looks at)
+    _key_lines: dict[Loc, int] | None = PrivateAttr(default=None)
     _lines: dict[str, int] | None = PrivateAttr(default=None)
     _warnings: tuple[object, ...] = PrivateAttr(default=())
 
@@ -289,7 +291,8 @@ class Profile(StrictModel):
         if self._lines is None:
             from .problems import format_loc
 
-            self._lines = {format_loc(loc): line for loc, line in self._key_lines.items()}
+            key_lines = self._key_lines if self._key_lines is not None else _key_lines_of(self.source)
+            self._lines = {format_loc(loc): line for loc, line in key_lines.items()}
         return self._lines
 
     def line_of(self, path: str) -> int:
@@ -385,3 +388,12 @@ __all__ = [
     "expect_str",
     "field_validator",
 ]
+
+
+def _key_lines_of(path: Path) -> dict[Loc, int]:
+    """The lines of the keys of the profile file ``path``, read again (empty when it is gone)."""
+    import os
+
+    from . import source
+
+    return source.read(path, os.environ).key_lines if path.is_file() else {}
