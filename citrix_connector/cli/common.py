@@ -119,14 +119,15 @@ def _print_outcomes(ctx: Context, outcomes: Sequence[Outcome]) -> None:
             ]
         )
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    out: list[str] = []  # one write: a fleet's table is thousands of lines
     for row in [headers, *rows]:
-        click.echo("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        out.append("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     for o in outcomes:
         if o.message:
             who = f"{o.profile} on {o.appliance}" if o.target is not None else o.profile
-            click.echo(f"{who}: {o.message}")
+            out.append(f"{who}: {o.message}")
         for line in o.plan if o.result == "planned" else []:
-            click.echo(f"  - {line}" if not line.startswith("  ") else f"    {line.strip()}")
+            out.append(f"  - {line}" if not line.startswith("  ") else f"    {line.strip()}")
         if o.action == "status":
             for key in (
                 "next",
@@ -140,9 +141,9 @@ def _print_outcomes(ctx: Context, outcomes: Sequence[Outcome]) -> None:
             ):
                 value = o.details.get(key)
                 if value and not (key == "issued_serial" and value == o.serial):
-                    click.echo(f"  {key.replace('_', ' ')}: {value}")
-        for line in _verification_lines(o):
-            click.echo(f"  {line}")
+                    out.append(f"  {key.replace('_', ' ')}: {value}")
+        out.extend(f"  {line}" for line in _verification_lines(o))
+    click.echo("\n".join(out))
 
 
 def _verification_lines(o: Outcome) -> list[str]:
