@@ -82,6 +82,9 @@ def test_status_and_idle_run_read_each_appliance_in_bulk(fleet: Any, cli: Any, s
     assert _nitro_requests(world, seen) == idle
     assert _scm_requests(world) == scm_seen
     assert not world.netscaler.model.sessions  # nothing left open on the appliance
+    # the bulk certkey read asks for the attributes the agent uses only
+    (bulk,) = [r for r in world.netscaler.requests[seen:] if r.path == "/nitro/v1/config/sslcertkey"]
+    assert "attrs=certkey,cert,key,serial,linkcertkeyname," in bulk.query, bulk.query
 
 
 def test_reads_without_a_session_then_one_login_at_the_first_write(fleet: Any, cli: Any) -> None:

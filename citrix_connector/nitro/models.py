@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from ..crypto import normalize_serial, unique_names
 from ..errors import CryptoError
@@ -148,7 +148,21 @@ class CertKey:
     status: str
     days_to_expiration: int | None
     sandns: tuple[str, ...] = ()
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    #: the NITRO attributes this object is made of (a bulk read asks for these only: ``attrs=``)
+    ATTRS: ClassVar[tuple[str, ...]] = (
+        "certkey",
+        "cert",
+        "key",
+        "serial",
+        "linkcertkeyname",
+        "subject",
+        "issuer",
+        "clientcertnotafter",
+        "status",
+        "daystoexpiration",
+        "sandns",
+    )
 
     @classmethod
     def from_nitro(cls, obj: Mapping[str, Any]) -> CertKey:
@@ -171,7 +185,6 @@ class CertKey:
             status=str(obj.get("status") or ""),
             days_to_expiration=to_int(obj.get("daystoexpiration")),
             sandns=tuple(split_names(obj.get("sandns"))),
-            raw=dict(obj),
         )
 
     @property
