@@ -204,3 +204,23 @@ def test_version_alone_is_answered_before_click_is_imported() -> None:
         [sys.executable, "-m", "citrix_connector", "--version", "--json"], capture_output=True, text=True
     )
     assert both.stdout == res.stdout
+
+
+def test_an_appliance_that_wants_a_session_for_reads_gets_one(fleet: Any, cli: Any) -> None:
+    """Header credentials refused with "login required" (352): one login, then the same reads."""
+    world, paths = fleet
+    ns = world.netscaler
+    ns.header_auth_allowed = False
+    seen = len(ns.requests)
+    res = cli("--json", "--scm-config", world.scm_yaml, "status", paths[0])
+    assert res.code == 5, res.output  # attention: nothing enrolled yet (and no appliance error)
+    row = json.loads(res.out)[0]
+    assert "appliance_error" not in row["details"], row
+    sent = [(r.method, r.path, r.status) for r in ns.requests[seen:]]
+    assert sent[:3] == [
+        ("GET", "/nitro/v1/config/hanode", 401),
+        ("POST", "/nitro/v1/config/login", 201),
+        ("GET", "/nitro/v1/config/hanode", 200),
+    ], sent
+    assert [p for _, p, _ in sent].count("/nitro/v1/config/login") == 1
+    assert sent[-1][:2] == ("POST", "/nitro/v1/config/logout")

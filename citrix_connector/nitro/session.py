@@ -303,7 +303,13 @@ class NitroSession:
         response = self.send(method, endpoint, payload, auth=True, is_transient=is_transient)
         body, ok = _decode(response)
         if self._token is None and self.lazy_login and response.status_code in (401, 403):
-            raise self._refused(endpoint, response, body, ok)
+            if _errorcode(body, ok) not in codes.RELOGIN:
+                raise self._refused(endpoint, response, body, ok)
+            # this appliance wants a session for reads too: one login, kept for the rest
+            log.info("NetScaler %s: reads need a session here; logging in", self.host)
+            self.login()
+            response = self.send(method, endpoint, payload, auth=True, is_transient=is_transient)
+            body, ok = _decode(response)
         if self._session_lost(response, _errorcode(body, ok)):
             self._relogin()
             response = self.send(method, endpoint, payload, auth=True, is_transient=is_transient)

@@ -58,6 +58,8 @@ def authenticate(sim: NetScalerSimulator, request: Request, query: dict[str, str
 
     user_hdr = request.header("x-nitro-user")
     if user_hdr is not None:
+        if not sim.header_auth_allowed:
+            raise Fail(401, 352)
         user = sim.model.users.get(user_hdr)
         if user is None or user.password != (request.header("x-nitro-pass") or ""):
             raise Fail(401, 354)

@@ -27,6 +27,7 @@ KNOBS = (
     "secondary_writes",
     "switch_without_session",
     "basic_auth_allowed",
+    "header_auth_allowed",
     "empty_success_bodies",
     "primaryip",
     "version",

@@ -96,6 +96,7 @@ class NetScalerSimulator(SimServer):
         self.secondary_writes = "warn"  # on a Secondary: "warn" (1028, applied) | "reject" (599/1028)
         self.switch_without_session = "reject"  # partition Switch with header auth: "reject" 257 | "ignore"
         self.basic_auth_allowed = False
+        self.header_auth_allowed = True  # False: X-NITRO-USER/PASS refused with 401/352 (a session needed)
         self.empty_success_bodies = True  # systemfile add and certkey update answer with an empty body
         # ---- state ----
         self.model = Model(users={username: User(password)})
