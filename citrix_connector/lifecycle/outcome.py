@@ -60,7 +60,7 @@ def parse_iso(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What happened to one profile: one row of the result table, one object of ``--json``."""
 
@@ -95,7 +95,7 @@ def worst_exit_code(outcomes: Iterable[Outcome]) -> int:
     return EXIT_OK
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RowFacts:
     """The journal's and the appliance's view of a profile at the moment a step finished."""
 
@@ -185,7 +185,7 @@ def _issued_expiry(state: ProfileState, serial: str) -> datetime | None:
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Done:
     """What a step did for one profile (internal; the runner makes the public row from it)."""
 
@@ -219,7 +219,7 @@ class Done:
         return cls.failed(attempted or "nothing", f"internal error: {type(exc).__name__}: {exc}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Deferred:
     """An order was placed (or found pending); its collection waits until every profile of the
     appliance has placed its order, so SCM's issuance delays overlap. ``why`` becomes the row's

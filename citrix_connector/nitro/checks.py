@@ -71,7 +71,7 @@ def preflight(
         raise ApplianceStateError(f"NetScaler {nitro.host}: " + "; ".join(problems))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InstalledState:
     """What the appliance holds under a certkey name (``serial`` None when the certkey is absent)."""
 

@@ -133,7 +133,7 @@ def cn_from_nitro_subject(subject: str) -> str:
 # ------------------------------------------------------------------------------------------ objects
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CertKey:
     """One ``sslcertkey`` object as read from the appliance."""
 
@@ -197,7 +197,7 @@ class CertKey:
         return tuple(unique_names([self.common_name, *self.sandns]))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Binding:
     """One certificate binding of an SSL vserver."""
 
@@ -232,7 +232,7 @@ class Binding:
         return not self.ca
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Vserver:
     """An lb/cs/vpn/authentication virtual server."""
 
@@ -285,7 +285,7 @@ class VserverTarget(Protocol):
     def sni(self) -> bool: ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VserverRef:
     """A :class:`VserverTarget` by value."""
 
@@ -297,7 +297,7 @@ class VserverRef:
 HaState = Literal["Primary", "Secondary", "Standalone"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HaInfo:
     """HA role of the node we are connected to."""
 
