@@ -43,12 +43,16 @@ def run_demo(
             isinstance(h, logging.StreamHandler) and h.stream is sys.stderr and h.level <= logging.INFO
             for h in agent_log.handlers
         )
+        level = agent_log.level
         if not json_output and not already_shown:
             agent_log.addHandler(narrator)
+            # the CLI lets through only what its own handlers take: the narration needs INFO too
+            agent_log.setLevel(min(agent_log.getEffectiveLevel(), logging.INFO))
         try:
             outcomes = agent.enroll([profile])
         finally:
             agent_log.removeHandler(narrator)
+            agent_log.setLevel(level)
         outcome = outcomes[0]
         code = worst_exit_code(outcomes)
         if outcome.result != "ok":

@@ -262,6 +262,7 @@ class HttpClient:
         idempotent: bool | None = None,
         is_transient: Callable[[requests.Response], bool] | None = None,
         timeout: float | None = None,
+        allow_redirects: bool = True,
     ) -> requests.Response:
         """Send one request, retrying transient failures; return the final response, whatever its status.
 
@@ -295,10 +296,13 @@ class HttpClient:
                         cert=self.cert,
                         timeout=timeout or self.timeout,
                         proxies=self.proxy.requests_proxies(),
+                        allow_redirects=allow_redirects,
                     )
             except requests.RequestException as exc:
                 if is_proxy_refusal(exc):  # the proxy said no: nothing reached the server, no retry
-                    raise self._describe(exc, url) from exc
+                    with waiting():  # describing a TLS failure may connect again
+                        described = self._describe(exc, url)
+                    raise described from exc
                 sent = not nothing_sent(exc)
                 retryable = not isinstance(exc, requests.exceptions.SSLError) and (idempotent or not sent)
                 if retryable and attempt < self.retry.attempts:
@@ -315,7 +319,9 @@ class HttpClient:
                     with waiting():
                         self.sleep(wait)
                     continue
-                raise self._describe(exc, url, sent=sent) from exc
+                with waiting():  # describing a TLS failure may connect again
+                    described = self._describe(exc, url, sent=sent)
+                raise described from exc
             elapsed = time.monotonic() - started
             log.debug(
                 "%s %s %s -> %d (%.0f ms)", self.name, method, url, response.status_code, elapsed * 1000

@@ -203,15 +203,18 @@ def _list_decoder(item: Any) -> Decode:
 
 
 def _record_decoder(cls: type) -> Decode:
-    compiled: list[tuple[str, Decode, bool]] = []  # filled on first use: records may nest
+    compiled: tuple[tuple[str, Decode, bool], ...] | None = None  # on first use: records may nest
 
     def record(value: Any) -> Any:
+        nonlocal compiled
         if not isinstance(value, dict):
             raise Invalid
-        if not compiled:
-            compiled.extend((name, _decoder(h), required) for name, h, required in _record_fields(cls))
+        fields_ = compiled
+        if fields_ is None:  # built whole, then published in one assignment (threads read it)
+            fields_ = tuple((name, _decoder(h), required) for name, h, required in _record_fields(cls))
+            compiled = fields_
         kwargs: dict[str, Any] = {}
-        for name, decode, required in compiled:
+        for name, decode, required in fields_:
             if name in value:
                 kwargs[name] = decode(value[name])
             elif required:

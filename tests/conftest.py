@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -95,12 +96,25 @@ def cli(capsys: pytest.CaptureFixture[str], state_dir: Path) -> Callable[..., Cl
     """Run ``citrixagent ARGS...`` in-process through the real entry point; returns code/stdout/stderr."""
 
     def run(*args: str | Path) -> CliResult:
+        # the CLI sets up the "citrixagent" logger for its run (handlers, level, no propagation);
+        # put it back afterwards, so later tests' caplog sees the package's records again
+        agent_log = logging.getLogger("citrixagent")
+        saved = (agent_log.level, agent_log.propagate, list(agent_log.handlers))
         capsys.readouterr()
         try:
             cli_main([str(a) for a in args])
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:
+            for handler in list(agent_log.handlers):
+                agent_log.removeHandler(handler)
+                if handler not in saved[2]:
+                    handler.close()
+            for handler in saved[2]:
+                agent_log.addHandler(handler)
+            agent_log.setLevel(saved[0])
+            agent_log.propagate = saved[1]
         captured = capsys.readouterr()
         return CliResult(code, captured.out, captured.err)
 

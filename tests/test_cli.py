@@ -541,6 +541,15 @@ def test_demo_json(cli: Cli, tmp_path: Path) -> None:
     assert (vip["vserver"], vip["status"], vip["served_serial"]) == ("vs_shop_https", "ok", data["serial"])
 
 
+def test_demo_narrates_without_verbose(cli: Cli, tmp_path: Path) -> None:
+    """The narration is INFO; the CLI's own handlers take WARNING only, and the demo still narrates."""
+    res = cli("demo", "--dir", tmp_path / "demo")
+    assert res.code == 0, res.output
+    narrated = [line for line in res.err.splitlines() if line.startswith("  - ")]
+    placed = [line for line in narrated if "order 1001 placed" in line]
+    assert len(placed) == 1, res.err
+
+
 def test_demo_verbose_narrates_once(cli: Cli, tmp_path: Path) -> None:
     res = cli("-v", "demo", "--dir", tmp_path / "demo")
     assert res.code == 0, res.output

@@ -224,3 +224,53 @@ def test_an_appliance_that_wants_a_session_for_reads_gets_one(fleet: Any, cli: A
     ], sent
     assert [p for _, p, _ in sent].count("/nitro/v1/config/login") == 1
     assert sent[-1][:2] == ("POST", "/nitro/v1/config/logout")
+
+
+def test_a_redirected_read_is_not_followed_with_the_credentials(fleet: Any, cli: Any) -> None:
+    """Reads carry the password in headers: a redirect (to whatever host) is an error, not followed."""
+    world, paths = fleet
+    ns = world.netscaler
+    ns.add_fault(
+        r"/nitro/v1/config/hanode", method="GET", status=302, times=None,
+        headers={"Location": f"{ns.url}/nitro/v1/config/nsversion"},
+    )  # fmt: skip
+    seen = len(ns.requests)
+    res = cli("--json", "--scm-config", world.scm_yaml, "status", paths[0])
+    row = json.loads(res.out)[0]
+    assert "answered a redirect (HTTP 302" in row["details"]["appliance_error"], row
+    assert all(r.path != "/nitro/v1/config/nsversion" for r in ns.requests[seen:]), "redirect followed"
+
+
+@pytest.mark.parametrize("password", [" leading-space", "pass\u20acword"])
+def test_credentials_unfit_for_a_header_log_in_instead(fleet: Any, password: str) -> None:
+    from citrix_connector.nitro.client import NitroClient
+
+    world, _ = fleet
+    ns = world.netscaler
+    ns.add_user("odd", password)
+    client = NitroClient(ns.url, username="odd", password=password, verify=world.ca_bundle, lazy_login=True)
+    assert not client.session.lazy_login
+    with client:
+        assert client.ha_info().state == "Standalone"
+    assert [r.path for r in ns.requests if r.method == "POST"][-2:] == [
+        "/nitro/v1/config/login",
+        "/nitro/v1/config/logout",
+    ]
+
+
+def test_a_403_on_a_read_is_not_called_a_refused_login(fleet: Any) -> None:
+    from citrix_connector.errors import NitroError
+    from citrix_connector.nitro.client import NitroClient
+
+    world, _ = fleet
+    ns = world.netscaler
+    ns.add_fault(
+        r"/nitro/v1/config/hanode", method="GET", status=403, times=1,
+        json_body={"errorcode": 2138, "message": "Not authorized to execute this command"},
+    )  # fmt: skip
+    client = NitroClient(
+        ns.url, username="nsroot", password="sandbox-nsroot", verify=world.ca_bundle, lazy_login=True
+    )
+    with pytest.raises(NitroError) as raised:
+        client.ha_info()
+    assert "refused the login" not in str(raised.value) and "2138" in str(raised.value), raised.value

@@ -99,6 +99,27 @@ def test_the_journals_fast_reader_answers_like_the_checking_one(tmp_path) -> Non
     store.save(state)
     data = json.loads(store.path_for("p1").read_text())
     assert _fast(data, ProfileState) == _from_dict(ProfileState, data, "") == store.load("p1")
+
+    # decoders built by several threads at once (fleet workers): every one sees whole records
+    import threading
+
+    from citrix_connector import state_codec
+
+    state_codec._decoder.cache_clear()
+    expected = _from_dict(ProfileState, data, "")
+    results: list[object] = []
+    start = threading.Barrier(8)
+
+    def decode() -> None:
+        start.wait()
+        results.extend(_fast(data, ProfileState) for _ in range(20))
+
+    threads = [threading.Thread(target=decode) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 160 and all(r == expected for r in results)
     data["current"]["sans"] = ["a", 3]  # refused by both; the message comes from the checking reader
     store.path_for("p1").write_text(json.dumps(data))
     with pytest.raises(StateError, match=r"current\.sans\[1\]: expected a string, got int"):

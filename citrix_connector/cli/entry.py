@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -61,8 +62,11 @@ def _exit_status(rc: int) -> int:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the CLI, turning our errors into one line and an exit code."""
-    with _stop_on_signals():
-        _main(argv)
+    try:
+        with _stop_on_signals():
+            _main(argv)
+    finally:
+        gc.unfreeze()  # what the command kept out of the collector's sight (cli.common.keep_out_of_gc)
 
 
 def _main(argv: Sequence[str] | None) -> None:

@@ -85,6 +85,7 @@ def expand_profile_paths(args: Sequence[Path]) -> list[Path]:
     """Files as given; a directory means its ``*.yaml``/``*.yml`` (sorted, not recursive) except
     ``scm*.yaml``/``scm*.yml`` and ``citrixagent*.yaml`` (the settings file). Non-existent
     paths -> one ConfigError naming them all."""
+    _resolved_dir.cache_clear()  # once per command: a directory symlink may point elsewhere since
     result: list[Path] = []
     seen: set[Path] = set()
     problems: list[Problem] = []

@@ -89,6 +89,8 @@ def _load(
     raise_problems(problems)
     assert result is not None
     warnings = [p for p in problems if not p.is_error] + _literal_secret_warnings(model, doc, data)
+    if isinstance(result, Profile):
+        result._lines_file = path.absolute()  # its lines are read again only if a problem needs one
     if warnings and isinstance(result, (Profile, ScmConfig)):
         result._warnings = tuple(warnings)
     return result

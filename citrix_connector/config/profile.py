@@ -294,9 +294,11 @@ class Profile(StrictModel):
     renewal: RenewalSpec = Field(default_factory=lambda: _DEFAULTS.renewal)
     probe: ProbeSetting = Field(default_factory=lambda: _DEFAULTS.probe)
     ha_sync: HaSyncSpec = Field(default_factory=lambda: _DEFAULTS.ha_sync)
-    # None: read from the file again when a problem needs a line (a fleet's 10,000 profiles would
-    # otherwise hold ~40 MiB of line maps that only an error message ever looks at)
-    _key_lines: dict[Loc, int] | None = PrivateAttr(default=None)
+    # A profile loaded from a file keeps the file's absolute path instead of its line map, and reads
+    # it again when a problem needs a line (a fleet's 10,000 profiles would otherwise hold ~40 MiB of
+    # line maps that only an error message ever looks at); one built without a file has no lines.
+    _key_lines: dict[Loc, int] = PrivateAttr(default_factory=dict)
+    _lines_file: Path | None = PrivateAttr(default=None)
     _lines: dict[str, int] | None = PrivateAttr(default=None)
     _warnings: tuple[object, ...] = PrivateAttr(default=())
 
@@ -306,7 +308,7 @@ class Profile(StrictModel):
         if self._lines is None:
             from .problems import format_loc
 
-            key_lines = self._key_lines if self._key_lines is not None else _key_lines_of(self.source)
+            key_lines = self._key_lines if self._lines_file is None else _key_lines_of(self._lines_file)
             self._lines = {format_loc(loc): line for loc, line in key_lines.items()}
         return self._lines
 

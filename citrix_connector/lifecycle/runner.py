@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from ..config import ApplianceConfig, Profile, ScmConfig
-from ..cpuslot import computing
+from ..cpuslot import computing, waiting
 from ..errors import EXIT_FAILURE, CitrixAgentError, StateError, UsageError
 from ..hints import CommandHint, invoked_program
 from ..nitro.client import NitroClient
@@ -36,6 +36,14 @@ MAX_WORKERS = 256
 S = TypeVar("S", Done, Step)
 
 
+def _giving_up_the_slot(sleep: Callable[[float], None]) -> Callable[[float], None]:
+    def slept(seconds: float) -> None:
+        with waiting():
+            sleep(seconds)
+
+    return slept
+
+
 class Agent:
     """Runs commands over profiles. Construct once per CLI invocation."""
 
@@ -53,7 +61,9 @@ class Agent:
         dry_run: bool = False,
         force: bool = False,
     ) -> None:
-        # The default clients back off between retries with this Agent's ``sleep`` (tests: a no-op).
+        # The default clients back off between retries with this Agent's ``sleep`` (tests: a no-op);
+        # a fleet worker gives the compute slot up while it sleeps, whatever the sleep given.
+        sleep = _giving_up_the_slot(sleep)
         self.ctx = Context(
             scm_config=scm_config,
             store=store,

@@ -119,6 +119,12 @@ def _is_error(body: Mapping[str, Any]) -> bool:
     return code not in (None, 0) and str(body.get("severity", "ERROR")).upper() != "WARNING"
 
 
+def _header_safe(value: str) -> bool:
+    """Whether ``value`` can travel as an HTTP header value unchanged (printable ASCII, no space at
+    either end); credentials that cannot log in with a session instead."""
+    return value == value.strip() and all(" " <= c <= "~" for c in value)
+
+
 def busy_saving(response: requests.Response) -> bool:
     """``is_transient`` for ``save``: NITRO 293, a save already running."""
     body, ok = _decode(response)
@@ -158,7 +164,7 @@ class NitroSession:
         self.current_partition: str | None = None
         # reads authenticate per request until the first write opens a session (a partition is
         # session state: a session from the start there)
-        self.lazy_login = lazy_login and not partition
+        self.lazy_login = lazy_login and not partition and _header_safe(username) and _header_safe(password)
 
     def __repr__(self) -> str:
         return f"NitroSession({self.url!r}, username={self.username!r}, partition={self.partition!r})"
@@ -252,7 +258,8 @@ class NitroSession:
             data = json.dumps(payload).encode("utf-8")
         if auth and self._token:
             headers["Cookie"] = f"NITRO_AUTH_TOKEN={self._token}"
-        elif auth and self.lazy_login:  # no session (yet): the credentials on this request
+        credentials = auth and not self._token and self.lazy_login
+        if credentials:  # no session (yet): the credentials on this request
             headers["X-NITRO-USER"] = self.username
             headers["X-NITRO-PASS"] = self._password
         if log.isEnabledFor(logging.DEBUG):
@@ -266,6 +273,8 @@ class NitroSession:
                 data=data,
                 idempotent=method == "GET",
                 is_transient=is_transient,
+                # a redirect would carry the credentials to another host: answered as an error
+                allow_redirects=not credentials,
             )
         except TransportError as exc:
             raise NitroError(
@@ -302,7 +311,7 @@ class NitroSession:
             self.login()  # the first write: from here on one session, logged out at close()
         response = self.send(method, endpoint, payload, auth=True, is_transient=is_transient)
         body, ok = _decode(response)
-        if self._token is None and self.lazy_login and response.status_code in (401, 403):
+        if self._token is None and self.lazy_login and response.status_code == 401:
             if _errorcode(body, ok) not in codes.RELOGIN:
                 raise self._refused(endpoint, response, body, ok)
             # this appliance wants a session for reads too: one login, kept for the rest
@@ -314,6 +323,15 @@ class NitroSession:
             self._relogin()
             response = self.send(method, endpoint, payload, auth=True, is_transient=is_transient)
             body, ok = _decode(response)
+        if response.is_redirect:  # never followed with credentials on board: NITRO does not redirect
+            where = response.headers.get("Location", "?")
+            raise NitroError(
+                f"NetScaler {self.host}: {method} {endpoint.split('?')[0]} answered a redirect "
+                f"(HTTP {response.status_code} to {where}), not followed: point the appliance URL at "
+                "the NITRO address itself",
+                status=response.status_code,
+                endpoint=endpoint,
+            )
         if not ok or not isinstance(body, dict):
             raise self.error(method, endpoint, response, body)
         code = to_int(body.get("errorcode"))
