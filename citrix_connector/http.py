@@ -316,8 +316,7 @@ class HttpClient:
                         attempt,
                         wait,
                     )
-                    with waiting():
-                        self.sleep(wait)
+                    self.sleep(wait)  # the Agent's sleep gives the compute slot up
                     continue
                 with waiting():  # describing a TLS failure may connect again
                     described = self._describe(exc, url, sent=sent)
@@ -342,8 +341,7 @@ class HttpClient:
                     attempt,
                     wait,
                 )
-                with waiting():
-                    self.sleep(wait)
+                self.sleep(wait)
                 continue
             return response
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 
-from .cpuslot import waiting
 from .errors import StopRequested
 
 __all__ = ["request_stop", "requested_by", "reset", "sleep", "stop_requested"]
@@ -42,7 +41,5 @@ def reset() -> None:
 
 def sleep(seconds: float) -> None:
     """``time.sleep`` that a stop request cuts short with :class:`StopRequested`."""
-    with waiting():
-        stopped = _stop.wait(max(0.0, seconds))
-    if stopped:
+    if _stop.wait(max(0.0, seconds)):
         raise StopRequested("stopped on request while waiting; the order is kept and the next run resumes it")

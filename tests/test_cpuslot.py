@@ -3,44 +3,48 @@
 from __future__ import annotations
 
 import threading
-import time
 
 from citrix_connector.cpuslot import computing, waiting
 
 
-def test_one_worker_computes_at_a_time_and_a_waiting_one_lets_the_next_on() -> None:
-    inside = 0
-    most = 0
-    order: list[str] = []
-    guard = threading.Lock()
+def test_a_second_worker_waits_while_the_first_computes() -> None:
+    holding, release, entered = threading.Event(), threading.Event(), threading.Event()
 
-    def work(name: str) -> None:
-        nonlocal inside, most
+    def first() -> None:
         with computing():
-            with guard:
-                inside += 1
-                most = max(most, inside)
-            order.append(f"{name} computes")
-            with guard:
-                inside -= 1
-            with waiting():  # e.g. an HTTP exchange: the slot is free meanwhile
-                time.sleep(0.05)
-                order.append(f"{name} waited")
-            with guard:
-                inside += 1
-                most = max(most, inside)
-                inside -= 1
+            holding.set()
+            release.wait(10)
 
-    threads = [threading.Thread(target=work, args=(f"w{i}",)) for i in range(4)]
-    started = time.monotonic()
+    def second() -> None:
+        holding.wait(10)
+        with computing():
+            entered.set()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    assert holding.wait(10)
+    assert not entered.wait(0.2), "two workers computing at once"
+    release.set()
+    assert entered.wait(10), "the slot was not handed on"
+    for t in threads:
+        t.join()
+
+
+def test_waiting_workers_give_the_slot_up() -> None:
+    # all four must be waiting at the same moment to pass: only possible if each gave the slot up
+    all_waiting = threading.Barrier(4, timeout=10)
+
+    def work() -> None:
+        with computing(), waiting():  # e.g. an HTTP exchange: the slot is free meanwhile
+            all_waiting.wait()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert most == 1, "never two workers computing at once"
-    assert time.monotonic() - started < 0.15, "the four waits overlapped (each gave the slot up)"
-    # every worker computed before the first wait ended: the slot went on while w0 waited
-    assert all(order.index(f"w{i} computes") < order.index("w0 waited") for i in range(4)), order
+    assert not all_waiting.broken, "a waiting worker kept the slot"
 
 
 def test_waiting_outside_a_worker_and_nested_computing_do_nothing() -> None:

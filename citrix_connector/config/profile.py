@@ -254,17 +254,11 @@ class RenewalSpec(StrictModel):
 # --------------------------------------------------------------------------------------- profile
 
 
-class _Defaults:
-    """The default sections, made once (frozen models: sharing them is safe)."""
-
-    def __init__(self) -> None:
-        self.sectigo = SectigoSpec()
-        self.renewal = RenewalSpec()
-        self.probe = ProbeSpec()
-        self.ha_sync = HaSyncSpec()
-
-
-_DEFAULTS = _Defaults()
+# the default sections, made once (frozen models: sharing them is safe)
+_DEFAULT_SECTIGO = SectigoSpec()
+_DEFAULT_RENEWAL = RenewalSpec()
+_DEFAULT_PROBE = ProbeSpec()
+_DEFAULT_HA_SYNC = HaSyncSpec()
 
 
 class Profile(StrictModel):
@@ -290,14 +284,13 @@ class Profile(StrictModel):
     certificate: CertificateSpec
     # sections a profile leaves out share one (frozen) default instance: a fleet's 10,000 profiles
     # would otherwise hold 40,000 identical models
-    sectigo: SectigoSpec = Field(default_factory=lambda: _DEFAULTS.sectigo)
-    renewal: RenewalSpec = Field(default_factory=lambda: _DEFAULTS.renewal)
-    probe: ProbeSetting = Field(default_factory=lambda: _DEFAULTS.probe)
-    ha_sync: HaSyncSpec = Field(default_factory=lambda: _DEFAULTS.ha_sync)
+    sectigo: SectigoSpec = Field(default_factory=lambda: _DEFAULT_SECTIGO)
+    renewal: RenewalSpec = Field(default_factory=lambda: _DEFAULT_RENEWAL)
+    probe: ProbeSetting = Field(default_factory=lambda: _DEFAULT_PROBE)
+    ha_sync: HaSyncSpec = Field(default_factory=lambda: _DEFAULT_HA_SYNC)
     # A profile loaded from a file keeps the file's absolute path instead of its line map, and reads
     # it again when a problem needs a line (a fleet's 10,000 profiles would otherwise hold ~40 MiB of
     # line maps that only an error message ever looks at); one built without a file has no lines.
-    _key_lines: dict[Loc, int] = PrivateAttr(default_factory=dict)
     _lines_file: Path | None = PrivateAttr(default=None)
     _lines: dict[str, int] | None = PrivateAttr(default=None)
     _warnings: tuple[object, ...] = PrivateAttr(default=())
@@ -308,7 +301,7 @@ class Profile(StrictModel):
         if self._lines is None:
             from .problems import format_loc
 
-            key_lines = self._key_lines if self._lines_file is None else _key_lines_of(self._lines_file)
+            key_lines = {} if self._lines_file is None else _key_lines_of(self._lines_file)
             self._lines = {format_loc(loc): line for loc, line in key_lines.items()}
         return self._lines
 

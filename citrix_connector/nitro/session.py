@@ -122,7 +122,7 @@ def _is_error(body: Mapping[str, Any]) -> bool:
 def _header_safe(value: str) -> bool:
     """Whether ``value`` can travel as an HTTP header value unchanged (printable ASCII, no space at
     either end); credentials that cannot log in with a session instead."""
-    return value == value.strip() and all(" " <= c <= "~" for c in value)
+    return value.isascii() and value.isprintable() and value == value.strip()
 
 
 def busy_saving(response: requests.Response) -> bool:
