@@ -75,8 +75,9 @@ class OrderRecord:
     sans: list[str]
     key_desc: str
     previous_order_id: str | None = None
-    # Only on an order intent (ProfileState.ordering): the orders SCM listed for the common name
-    # just before the order was sent, so a run interrupted mid-order can find the one SCM took.
+    # Only on a renewal's or replacement's intent (ProfileState.ordering): the orders SCM listed for
+    # the common name just before the order was sent, so a run interrupted mid-order can find the one
+    # SCM took. A new order is found by its tag instead (None here).
     known_orders: list[str] | None = None
     # Stamped into the order's comments in SCM (``citrixagent:<profile>:<random>``), so a person can
     # find an order whose answer was lost in SCM's UI.

@@ -337,4 +337,5 @@ def test_admin_api_whose_order_list_failed_says_so_not_that_it_cannot_list(
     second = cli("--scm-config", world.scm_yaml, "run", profile)
     assert second.code == 0, second.output
     assert "cannot list orders" not in second.err
-    assert "could not be listed before it was sent" in second.err and "citrixagent:lb-profile:" in second.err
+    assert "SCM holds for shop.sandbox.test cannot be listed, so that order cannot be told" in second.err
+    assert "citrixagent:lb-profile:" in second.err

@@ -1,10 +1,10 @@
 """Placing an SCM order (enroll, renew, replace) so that a crash never leads to a second one, and
 finding the order a crashed run placed.
 
-Write-ahead: the intent (key reference, CSR, the orders SCM listed before) is journalled before the
-order is sent; SCM's order id replaces it as soon as SCM answers. A run that finds an intent left
-behind looks for that order at SCM (its order list, or the replaced order's status) before anything
-else happens.
+Write-ahead: the intent (key reference, CSR, the tag stamped on the order and, for a renewal or a
+replacement, the orders SCM listed before) is journalled before the order is sent; SCM's order id
+replaces it as soon as SCM answers. A run that finds an intent left behind looks for that order at
+SCM (its order list, or the replaced order's status) before anything else happens.
 """
 
 from __future__ import annotations
@@ -66,7 +66,9 @@ def order(
         and _replaced_already(ctx, profile, state.current.order_id)
     ):
         kind = "enroll"
-    known_orders = _listed_orders(ctx, profile.certificate.common_name)  # before a key exists
+    known_orders = (  # before a key exists
+        _listed_orders(ctx, profile.certificate.common_name) if _needs_known_orders(kind) else None
+    )
     intent = _intent(ctx, profile, state, session, kind, known_orders)
     # Write-ahead: the intent is journalled before the order is sent, so a run that dies while
     # SCM takes the order finds that order on the next run instead of placing a second one.
@@ -222,6 +224,14 @@ def _send_order(ctx: Context, profile: Profile, intent: OrderRecord) -> str:
         reason="certificate profile changed (names or key type); replaced by citrixagent",
         tag=tag,
     )
+
+
+def _needs_known_orders(kind: OrderKind) -> bool:
+    """Whether an interrupted order of this kind can only be found as the one SCM did not list
+    before it was sent. A new order carries its tag in its comments (recovery finds it by that,
+    with no request before ordering); a renewal's comments are the original's (the admin API's
+    renewById takes none) and a replacement's tag goes into its reason, which SCM does not show."""
+    return kind != "enroll"
 
 
 def _listed_orders(ctx: Context, common_name: str) -> list[str] | None:

@@ -3,8 +3,9 @@
 The write-ahead intent (``ProfileState.ordering``) says what was ordered, with which key and CSR, and
 what SCM held before. On the next run, before anything else:
 
-* an order SCM has is adopted and collected (its order list where the API has one; for a replace,
-  the replaced order's status);
+* an order SCM has is adopted and collected: where the API lists orders, a new order is the one
+  whose comments carry the tag stamped on it, a renewal the one not listed before it was sent; for
+  a replace, the replaced order's status;
 * an order SCM never took (or one it took but whose id this API cannot tell) is dropped: its private
   key is removed at once, and ``run`` places that kind of order again (``ProfileState.reorder``);
   where SCM may hold it, the warning names the tag stamped on it so a person can find and revoke it.
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Profile
-from ..errors import UsageError
+from ..errors import ScmAuthError, ScmRefusedError, UsageError
 from ..state import OrderRecord, ProfileState
 from ..wording import with_article
 from .context import Context
@@ -93,15 +94,21 @@ def _find(ctx: Context, profile: Profile, state: ProfileState, intent: OrderReco
             return replaced
     if caps.can_list_orders and intent.known_orders is not None:
         return _listed(ctx, profile, intent, intent.known_orders)
+    by_tag = caps.can_list_orders and intent.kind == "enroll" and bool(intent.tag)
+    if by_tag and intent.tag:
+        tagged = _tagged(ctx, profile, state, intent, intent.tag)
+        if tagged is not None:
+            return tagged
     where = _tag_note(ctx, intent)
     if caps.can_list_orders:
         log.warning(
-            "%s: a previous run was interrupted while placing %s order, and the orders SCM held for "
-            "%s could not be listed before it was sent, so that order cannot be told apart now; if SCM "
-            "received it, an extra order for %s placed around %s exists: check it in SCM%s",
+            "%s: a previous run was interrupted while placing %s order, and the orders SCM holds for "
+            "%s %s, so that order cannot be told apart now; if SCM received it, an extra order for %s "
+            "placed around %s exists: check it in SCM%s",
             profile.name,
             with_article(intent.kind),
             intent.common_name,
+            "cannot be listed" if by_tag else "could not be listed before it was sent",
             intent.common_name,
             intent.placed_at,
             where,
@@ -166,6 +173,28 @@ def _listed(ctx: Context, profile: Profile, intent: OrderRecord, known: list[str
             intent.common_name,
         )
     return _Found(adopted)
+
+
+def _tagged(
+    ctx: Context, profile: Profile, state: ProfileState, intent: OrderRecord, tag: str
+) -> _Found | None:
+    """The order SCM lists for the name whose comments carry the intent's tag (newest first;
+    orders the journal already names are skipped), or not received; None when the list is refused
+    (e.g. an API admin without the privilege to list certificates): then it cannot be told."""
+    try:
+        listed = ctx.scm.find_orders(common_name=intent.common_name)
+    except ScmAuthError:
+        raise
+    except ScmRefusedError as exc:
+        log.info("%s: SCM refused to list the orders for %s: %s", profile.name, intent.common_name, exc)
+        return None
+    known = {o.order_id for o in (state.current, state.pending) if o is not None}
+    known.add(intent.previous_order_id or "")
+    stamp = f"[{tag}]"
+    for order_id in sorted(set(listed) - known, key=lambda i: (len(i), i), reverse=True):
+        if stamp in ctx.scm.status(order_id).comments:
+            return _Found(order_id)
+    return _Found(None, False, intent.kind)
 
 
 def _tag_note(ctx: Context, intent: OrderRecord) -> str:

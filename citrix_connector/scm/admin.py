@@ -296,6 +296,7 @@ class AdminScmClient:
             status=raw_status,
             serial=serial,
             expires=parse_date(body.get("expires")),
+            comments=comments if isinstance(comments := body.get("comments"), str) else "",
         )
 
     def renew(
@@ -310,7 +311,8 @@ class AdminScmClient:
         tag: str | None = None,
     ) -> str:
         # renewById takes only csr (and DCV settings); SANs, profile, term, custom fields and
-        # comments come from the original (the new order is found by listing, not by a tag)
+        # comments come from the original (the new order is found by listing what is new, not by
+        # its tag)
         body: dict[str, Any] = {} if csr_pem is None else {"csr": csr_pem}
         response = self._order_call("renew", order_id, f"/ssl/v1/renewById/{_id(order_id)}", body)
         return self._new_id("renew", response)

@@ -103,6 +103,7 @@ class OrderStatus:
     status: str  # SCM's own status string
     serial: str | None = None  # normalised hex when SCM reports it
     expires: date | None = None
+    comments: str = ""  # where the agent's tag shows (admin API details; "" where not read)
 
 
 @dataclass(frozen=True)
