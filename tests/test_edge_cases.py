@@ -34,8 +34,14 @@ def test_an_admin_who_may_not_list_certificates_can_still_order(world: Sandbox, 
     )  # fmt: skip
     result = cli("--scm-config", world.scm_yaml, "run", world.profile_path("lb-profile"))
     assert result.code == 0, result.output
-    assert "cannot list SCM orders" in result.err
+    assert "cannot list" not in result.err  # a new order needs no list (found by its tag)
+    assert not [r for r in world.scm.requests if r.path == "/api/ssl/v1"]
     assert world.scm.order_count() == 1
+    # a renewal lists before ordering: refused, it says so and still orders
+    result = cli("--scm-config", world.scm_yaml, "renew", world.profile_path("lb-profile"))
+    assert result.code == 0, result.output
+    assert "cannot list SCM orders" in result.err
+    assert world.scm.order_count() == 2
 
 
 def test_scm_still_serving_the_old_certificate_after_replace_is_pending_not_a_failure(
