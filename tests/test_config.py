@@ -102,6 +102,24 @@ def test_minimal_profile_defaults(tmp_path: Path) -> None:
     assert dict(profile.sectigo.custom_fields) == {}
 
 
+def test_profiles_share_what_they_have_alike_and_copies_stay_their_own(tmp_path: Path) -> None:
+    """Memory at fleet size (issue 12): the names of the fields a file gave are one shared frozen
+    set per combination, and a section left out is one shared instance; copies can still change."""
+    first = load_profile(profile_with(tmp_path, name="a.yaml"), env=ENV)
+    second = load_profile(profile_with(tmp_path, name="b.yaml"), env=ENV)
+    assert first.certificate.model_fields_set == {"common_name", "certkey_name"}
+    assert first.certificate.model_fields_set is second.certificate.model_fields_set
+    assert first.model_fields_set is second.model_fields_set
+    assert first.certificate.subject_fields is second.certificate.subject_fields  # no subject: given
+    assert first.renewal is second.renewal
+    for deep in (False, True):
+        changed = first.certificate.model_copy(update={"key_location": "appliance"}, deep=deep)
+        assert changed.key_location == "appliance"
+        assert changed.model_fields_set == {"common_name", "certkey_name", "key_location"}
+    assert first.certificate.model_fields_set == {"common_name", "certkey_name"}  # shared set untouched
+    assert first.certificate.key_location == "local"
+
+
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [

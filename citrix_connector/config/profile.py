@@ -94,6 +94,9 @@ def _country(value: object) -> str:
 _HostName = Text(253, check=checks.host_name_problem)
 
 
+_DEFAULT_SUBJECT = SubjectSpec()  # shared by every profile without a subject: section (frozen)
+
+
 class CertificateSpec(StrictModel):
     common_name: Annotated[str, Text(64, check=checks.host_name_problem)]
     subject_alt_names: Annotated[tuple[Annotated[str, _HostName], ...], Field(max_length=MAX_SANS)] = ()
@@ -128,7 +131,7 @@ class CertificateSpec(StrictModel):
         | None
     ) = None
     key_location: Annotated[KeyLocation, Choice({"local": "local", "appliance": "appliance"})] = "local"
-    subject_fields: SubjectSpec = Field(default_factory=SubjectSpec, alias="subject")
+    subject_fields: SubjectSpec = Field(default_factory=lambda: _DEFAULT_SUBJECT, alias="subject")
     #: derived from the profile name when not given
     certkey_name: Annotated[str, Text(check=checks.certkey_name_problem)] = Field(
         "", validate_default=True, description="default: derived from the profile name"
