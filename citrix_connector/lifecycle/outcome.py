@@ -81,9 +81,15 @@ class Outcome:
     #: a profile with several appliances: which entry of its ``appliances:`` this row is (0 = the
     #: first); None for a profile with one appliance
     target: int | None = None
+    #: what the journal held when the row was made, for what runs after the rows (notifications,
+    #: metrics) without reading every journal again; None when the step ended before reading it.
+    #: Not part of the public row (``to_dict``).
+    journal: JournalFacts | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        row = dataclasses.asdict(self)
+        del row["journal"]
+        return row
 
 
 def worst_exit_code(outcomes: Iterable[Outcome]) -> int:
@@ -96,6 +102,28 @@ def worst_exit_code(outcomes: Iterable[Outcome]) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class JournalFacts:
+    """The journal's certificate, pending order and declined order of a profile at one moment."""
+
+    serial: str | None = None  # the issued certificate's
+    not_before: str | None = None  # ISO
+    not_after: str | None = None
+    pending_order: str | None = None
+    declined: Mapping[str, Any] | None = None
+
+    @classmethod
+    def of(cls, state: ProfileState) -> JournalFacts:
+        current, pending = state.current, state.pending
+        return cls(
+            current.serial if current is not None else None,
+            current.not_before if current is not None else None,
+            current.not_after if current is not None else None,
+            pending.order_id if pending is not None else None,
+            state.declined,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class RowFacts:
     """The journal's and the appliance's view of a profile at the moment a step finished."""
 
@@ -105,6 +133,7 @@ class RowFacts:
     days_left: int | None = None
     vservers: tuple[str, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
+    journal: JournalFacts | None = None
 
     @classmethod
     def of(
@@ -141,7 +170,7 @@ class RowFacts:
                     days_left = (installed.not_after - now).days
         elif (deployed := state.deployment(target)) is not None:
             vservers = tuple(deployed.vservers)
-        return cls(order_id, serial, expires, days_left, vservers, details)
+        return cls(order_id, serial, expires, days_left, vservers, details, JournalFacts.of(state))
 
     @classmethod
     def served(
@@ -267,4 +296,5 @@ def build_outcome(
         details={**facts.details, **done.details},
         exit_code=exit_code,
         target=target,
+        journal=facts.journal,
     )

@@ -1,17 +1,19 @@
 """A run's outcomes + the journal -> one :class:`ProfileView` per profile (what notifications, metrics
-and the audit log need to know), built once after the run."""
+and the audit log need to know), built once after the run: from the journal facts each row carries
+(:class:`~citrix_connector.lifecycle.outcome.JournalFacts`), the journal read again only for a row
+whose step ended before reading it."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from ..config import Profile
 from ..errors import CitrixAgentError, describe_remote_code
 from ..lifecycle import Outcome
-from ..state import ProfileState, StateStore
+from ..lifecycle.outcome import JournalFacts
+from ..state import StateStore
 from .conditions import ProfileView
 
 __all__ = ["build_views", "parse_time"]
@@ -24,15 +26,27 @@ def parse_time(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def _renew_at(profile: Profile | None, state: ProfileState) -> datetime | None:
-    if profile is None or state.current is None:
+def _renew_at(profile: Profile | None, journal: JournalFacts) -> datetime | None:
+    if profile is None or journal.not_after is None or journal.not_before is None:
         return None
-    not_after = parse_time(state.current.not_after)
+    not_after = parse_time(journal.not_after)
     renewal = profile.renewal
     if renewal.percent_of_lifetime is not None:
-        not_before = parse_time(state.current.not_before)
+        not_before = parse_time(journal.not_before)
         return not_before + (not_after - not_before) * (renewal.percent_of_lifetime / 100)
     return not_after - timedelta(days=renewal.days_before_expiry)
+
+
+def _journal(outcome: Outcome, profile: Profile | None, store: StateStore) -> JournalFacts | None:
+    """What the row's step saw in the journal, or (a step that ended before reading it) the journal
+    read now; None without a profile or when it cannot be read."""
+    if outcome.journal is not None or profile is None:
+        return outcome.journal
+    try:
+        return JournalFacts.of(store.load(profile.name))
+    except CitrixAgentError as exc:  # the run reported it already; the view goes without
+        log.debug("notify: state of %s unreadable: %s", profile.name, exc)
+        return None
 
 
 def _remote_code(outcome: Outcome) -> str | None:
@@ -46,23 +60,18 @@ def build_views(
     views = []
     for outcome in outcomes:
         profile = profiles.get(outcome.profile)
-        state: ProfileState | None = None
-        if profile is not None:
-            try:
-                state = store.load(profile.name)
-            except CitrixAgentError as exc:  # the run reported it already; the view goes without
-                log.debug("notify: state of %s unreadable: %s", profile.name, exc)
+        journal = _journal(outcome, profile, store)
         not_after: datetime | None = None
         serial = outcome.serial
-        if state is not None and state.current is not None:
-            not_after = parse_time(state.current.not_after)
-            serial = state.current.serial
+        if journal is not None and journal.not_after is not None:
+            not_after = parse_time(journal.not_after)
+            serial = journal.serial
         elif outcome.details.get("installed_expires"):
             not_after = parse_time(str(outcome.details["installed_expires"]))
         vservers = tuple(outcome.vservers) or (
             tuple(v.name for v in profile.vservers) if profile is not None else ()
         )
-        declined: dict[str, Any] | None = state.declined if state is not None else None
+        declined = dict(journal.declined) if journal is not None and journal.declined else None
         views.append(
             ProfileView(
                 profile=outcome.profile,
@@ -75,10 +84,10 @@ def build_views(
                 remote_code=_remote_code(outcome),
                 order_id=outcome.order_id,
                 serial=serial,
-                pending_order=state.pending.order_id if state is not None and state.pending else None,
+                pending_order=journal.pending_order if journal is not None else None,
                 declined=declined,
                 not_after=not_after,
-                renew_at=_renew_at(profile, state) if state is not None else None,
+                renew_at=_renew_at(profile, journal) if journal is not None else None,
             )
         )
     return views
