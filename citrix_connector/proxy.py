@@ -109,6 +109,11 @@ class ProxyChoice:
         return "from the environment"
 
 
+def _own_credentials_only(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """A session-wide ``auth`` that adds nothing (its presence keeps requests from reading ~/.netrc)."""
+    return request
+
+
 class ProxySession(requests.Session):
     """A ``requests.Session`` that keeps to ``proxy: none`` across redirects too (plain requests
     would take the environment's proxy again when it follows a redirect)."""
@@ -117,6 +122,10 @@ class ProxySession(requests.Session):
         super().__init__()
         self.choice = choice
         self._environ_proxies: dict[tuple[str, str | None], dict[str, str]] = {}
+        # Never ~/.netrc: requests would look for it on every request (3% of the agent's CPU in a
+        # fleet deployment) and send its login to the host as Basic auth; the agent's credentials
+        # are its own headers, cookies and tokens.
+        self.auth = _own_credentials_only
 
     def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
         """As ``requests`` does, with the environment's proxies read once per scheme://host and

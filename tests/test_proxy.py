@@ -206,3 +206,15 @@ def test_proxy_choice_parse() -> None:
     assert ProxyChoice.parse(None) == ProxyChoice()
     assert ProxyChoice.parse(" None ").disabled
     assert ProxyChoice.parse("http://p:1").url == "http://p:1"
+
+
+def test_a_netrc_login_is_never_sent(server, bundle, tmp_path, monkeypatch) -> None:
+    """requests would send ~/.netrc's login for the host as Basic auth (and look for the file on
+    every request); the agent's sessions send only their own credentials."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login netrc-user password netrc-pass\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    assert get(server.url, bundle)[0] == 200
+    (request,) = server.requests
+    assert "authorization" not in {name.lower() for name in request.headers}
