@@ -328,7 +328,8 @@ def test_file_names_are_never_reused_so_the_secondary_never_loads_an_old_file(
     assert len(set(serials)) == 3
     assert serial_on(ha_world, pair.secondary, profile.certificate.certkey_name) == serials[-1]
     names = [r.body for r in pair.primary.requests if r.method == "POST" and r.path.endswith("/systemfile")]
-    uploaded = [json.loads(b)["systemfile"]["filename"] for b in names]
+    sent = [json.loads(b)["systemfile"] for b in names]
+    uploaded = [f["filename"] for item in sent for f in (item if isinstance(item, list) else [item])]
     assert len(uploaded) == len(set(uploaded))  # every upload under a name never used before
 
 

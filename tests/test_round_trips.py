@@ -1,10 +1,11 @@
 """Round trips per deployed profile, counted from the simulators' request logs (issue 12).
 
 A deployment asks the appliance only what the session's bulk reads do not already answer: per
-profile the writes (two uploads, add or update, link, one bind per vserver), one read of the certkey
-after an in-place update, and the verification read-back (the certkey and its bindings, one read
-each whatever the number of vservers). Everything else (login, HA role, the bulk reads, the vservers'
-preflight, the SSL directory listing, the issuing CA, the save, logout) is paid once per appliance.
+profile the writes (one bulk upload of certificate and key, add or update, link, one bind per
+vserver), one read of the certkey after an in-place update, and the verification read-back (the
+certkey and its bindings, one read each whatever the number of vservers). Everything else (login,
+HA role, the bulk reads, the vservers' preflight, the SSL directory listing, the issuing CA, the
+save, logout) is paid once per appliance.
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ def fleet(tmp_path: Path) -> Iterator[tuple[Sandbox, list[Path]]]:
 def _owner(r: RecordedRequest) -> str | None:
     """The profile a NITRO request is about (its certkey, files or filter), None when shared."""
     body = r.json() if r.body else None
-    obj: Any = next(iter(body.values()), {}) if isinstance(body, dict) and body else {}
+    resource = r.path.split("/nitro/v1/config/", 1)[-1].split("/", 1)[0]
+    obj: Any = body.get(resource, {}) if isinstance(body, dict) else {}
+    obj = obj[0] if isinstance(obj, list) and obj else obj  # a bulk upload: the files share a stem
     obj = obj if isinstance(obj, dict) else {}
     found = _FILTER.search(unquote(r.query))
     candidates = [
@@ -98,7 +101,7 @@ def test_round_trips_per_deployed_profile(fleet: tuple[Sandbox, list[Path]], tmp
 
     first_install = Counter(
         {
-            "POST systemfile": 2,  # certificate and key, under fresh names
+            "POST systemfile": 1,  # certificate and key under fresh names, one bulk upload
             "POST sslcertkey": 1,  # add
             "POST sslcertkey?link": 1,  # to the issuing CA's certkey
             "PUT sslvserver_sslcertkey_binding": 1,
@@ -144,7 +147,7 @@ def test_round_trips_per_deployed_profile(fleet: tuple[Sandbox, list[Path]], tmp
     per, shared = _split(world.netscaler.requests[seen:])
     in_place = Counter(
         {
-            "POST systemfile": 2,
+            "POST systemfile": 1,
             "POST sslcertkey?update": 1,
             "GET sslcertkey": 1,
             "GET sslvserver_sslcertkey_binding": 1,

@@ -133,11 +133,12 @@ def request_texts(server: SimServer) -> Iterator[str]:
 
 
 def uploaded_files(ns: NetScalerSimulator) -> list[str]:
-    return [
-        str(r.json()["systemfile"]["filename"])
-        for r in ns.requests
-        if r.method == "POST" and r.path.endswith("/config/systemfile")
-    ]
+    files = []
+    for r in ns.requests:
+        if r.method == "POST" and r.path.endswith("/config/systemfile"):
+            sent = r.json()["systemfile"]
+            files += [str(f["filename"]) for f in (sent if isinstance(sent, list) else [sent])]  # bulk or one
+    return files
 
 
 def ca_certkeys(ns: NetScalerSimulator, partition: str = "default") -> dict[str, dict[str, Any]]:

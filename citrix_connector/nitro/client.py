@@ -220,6 +220,29 @@ class NitroClient:
         self.session.call("POST", "systemfile", payload=payload)
         return f"{location.rstrip('/')}/{name}"
 
+    def upload_files(self, files: Sequence[tuple[str, bytes]], location: str | None = None) -> list[str]:
+        """Create several files in one bulk ``POST systemfile`` (reference §2.1: a list under the
+        resource name), stopping at the first failure (``onerror: EXIT``); returns their full paths.
+
+        A partial failure is HTTP 207 / errorcode 1243; the error raised carries the failed item's
+        own code (1642 for a name that is taken), so callers handle it as for one file. Files before
+        the failed one were created."""
+        if len(files) == 1:
+            ((name, content),) = files
+            return [self.upload_file(name, content, location)]
+        location = location or self.ssl_dir
+        items = [
+            {
+                "filename": name,
+                "filelocation": location,
+                "filecontent": base64.b64encode(content).decode("ascii"),
+                "fileencoding": "BASE64",
+            }
+            for name, content in files
+        ]
+        self.session.call("POST", "systemfile", payload={"params": {"onerror": "EXIT"}, "systemfile": items})
+        return [f"{location.rstrip('/')}/{name}" for name, _ in files]
+
     def download_file(self, name: str, location: str | None = None) -> bytes:
         """The bytes of ``location/name`` (default :attr:`ssl_dir`); NitroError when missing."""
         location = location or self.ssl_dir

@@ -40,6 +40,7 @@ SESSION_EXPIRED = 444  # 401: log in again
 NO_SUCH_VSERVER = 461
 NOT_LOGGED_IN = 1027  # 401: log in again
 CERT_DOES_NOT_EXIST = 1540
+BULK_FAILED = 1243  # 207: a bulk request in which an item failed (its own code in "response")
 FILE_EXISTS = 1642  # 409: systemfile add / key or CSR create on an existing name
 NO_SUCH_PARTITION = 2755
 FILE_NOT_FOUND = 3441  # systemfile GET/DELETE of a missing file (unconfirmed)

@@ -264,14 +264,21 @@ class Run:
         return self._all_certkeys
 
     def upload(self, stem_base: str, ext_content: Sequence[tuple[str, bytes, str]]) -> str:
-        """Upload files ``<stem><ext>`` under one fresh stem; returns the stem. 1642 -> next stem."""
+        """Upload files ``<stem><ext>`` under one fresh stem, in one request (a bulk upload for
+        several); returns the stem. 1642 -> next stem."""
         exts = [ext for ext, _, _ in ext_content]
         for _ in range(5):
             stem = fresh_stem(stem_base, self.stamp, self.files() | _uploaded_here(self.nitro), exts)
+            names = [f"{stem}{ext}" for ext in exts]
             try:
-                for ext, content, what in ext_content:
-                    name = f"{stem}{ext}"
-                    self.write(f"upload {what} {self.path(name)}", _uploader(self.nitro, name, content))
+                for name, (_, _, what) in zip(names, ext_content, strict=True):
+                    self.act(f"upload {what} {self.path(name)}")
+                self.changed = True
+                if not self.dry_run:
+                    self.nitro.upload_files(
+                        [(name, content) for name, (_, content, _) in zip(names, ext_content, strict=True)]
+                    )
+                for name in names:
                     self.files().add(name)
                     if not self.dry_run:
                         _remember_upload(self.nitro, name)
@@ -305,7 +312,3 @@ def _uploaded_here(nitro: NitroClient) -> set[str]:
 def _remember_upload(nitro: NitroClient, name: str) -> None:
     with _UPLOADED_LOCK:
         _UPLOADED.setdefault((nitro.url, nitro.ssl_dir), set()).add(name)
-
-
-def _uploader(nitro: NitroClient, name: str, content: bytes) -> Callable[[], object]:
-    return lambda: nitro.upload_file(name, content)

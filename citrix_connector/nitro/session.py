@@ -91,6 +91,20 @@ def _trace_redact(obj: Any, items: int | None = None) -> Any:
     return obj
 
 
+def _failed_item(body: Mapping[str, Any]) -> tuple[int, int, str] | None:
+    """The first failed item of a bulk answer (its index, errorcode and message), or None when the
+    answer does not list them."""
+    items = body.get("response")
+    if not isinstance(items, list):
+        return None
+    for index, item in enumerate(items):
+        if isinstance(item, Mapping) and to_int(item.get("errorcode")) not in (None, 0):
+            code = to_int(item.get("errorcode"))
+            assert code is not None
+            return index, code, str(item.get("message") or "").strip()
+    return None
+
+
 def _decode(response: requests.Response) -> tuple[Any, bool]:
     """(parsed body or None, ok-to-parse). Empty body -> ({}, True). Parsed once per response (the
     debug trace and the caller both ask)."""
@@ -230,6 +244,10 @@ class NitroSession:
         if isinstance(body, Mapping) and body:
             code = to_int(body.get("errorcode"))
             message = str(body.get("message") or "").strip()
+            failed = _failed_item(body) if code == codes.BULK_FAILED else None
+            if failed is not None:  # a bulk request: the item that failed says what went wrong
+                index, code, item_message = failed
+                message = f"{message}: item {index + 1}: {item_message}"
         elif response is not None and response.text.strip() and body is None:
             message = "unexpected non-JSON answer: " + " ".join(response.text.split())[:200]
         elif response is not None and response.text.strip():

@@ -62,6 +62,11 @@ ROUTES: dict[str, Handler] = {
 }
 
 
+# markers of a bulk request's body between parsing and dispatch (not NITRO field names)
+_BULK = "__bulk_items__"
+_ONERROR = "__bulk_onerror__"
+
+
 class NetScalerSimulator(SimServer):
     """A NetScaler ADC with a NITRO v1 API, on 127.0.0.1 over HTTPS."""
 
@@ -419,7 +424,41 @@ class NetScalerSimulator(SimServer):
         handler = ROUTES.get(resource)
         if handler is None:
             raise Fail(404, 1232, resource)
+        if _BULK in body:
+            return self._bulk(ctx, handler, method, name, action, body[_BULK], body[_ONERROR])
         return handler(self, ctx, method, name, action, body)
+
+    def _bulk(
+        self, ctx: Ctx, handler: Any, method: str, name: str | None, action: str | None,
+        items: list[Any], onerror: str,
+    ) -> Response:  # fmt: skip
+        """A bulk add: each item as its own add, in order. ``exit`` (the default) stops at the first
+        failure, ``continue`` tries every item; any failure answers 207 / 1243 with an envelope per
+        item tried, as NetScaler does. Items before a failure stay added."""
+        answers: list[dict[str, Any]] = []
+        last: Response | None = None
+        failed = False
+        for item in items:
+            try:
+                if not isinstance(item, dict):
+                    raise Fail(400, 1234, "systemfile")
+                last = handler(self, ctx, method, name, action, item)
+                answers.append({"errorcode": 0, "message": "Done", "severity": "NONE"})
+            except Fail as fail:
+                failed = True
+                answers.append({"errorcode": fail.code, "message": fail.message, "severity": "ERROR"})
+                if onerror == "exit":
+                    break
+        if failed:
+            body = {
+                "errorcode": 1243,
+                "message": "Bulk operation failed",
+                "severity": "ERROR",
+                "response": answers,
+            }
+            return Response.json(207, body)
+        assert last is not None
+        return last
 
     def _body(self, ctx: Ctx, request: Request, resource: str) -> dict[str, Any]:
         if not request.body.strip():
@@ -440,6 +479,17 @@ class NetScalerSimulator(SimServer):
         if obj is None:
             return {}
         if isinstance(obj, list):
+            if len(obj) > 1 and resource == "systemfile" and request.method.upper() == "POST":
+                onerror = params.get("onerror") if isinstance(params, dict) else None
+                onerror = str(onerror or request.header("x-nitro-onerror") or "exit").lower()
+                if onerror not in ("exit", "continue"):
+                    raise Fail(
+                        400,
+                        1097,
+                        "onerror",
+                        message=f"Invalid argument value (onerror {onerror} not simulated)",
+                    )
+                return {_BULK: obj, _ONERROR: onerror}
             if len(obj) != 1:
                 raise Fail(
                     400, 1234, resource, message="Invalid JSON data type (bulk requests are not simulated)"
