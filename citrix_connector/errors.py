@@ -17,6 +17,7 @@ Exit codes (also in ``citrixagent --help`` and the README):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -166,8 +167,20 @@ class ScmUnsupportedError(ScmNotDoneError):
     """The configured SCM API has no call for this operation (e.g. no list on the Enrollment API)."""
 
 
+class BulkItemError(NamedTuple):
+    """One failed item of a NITRO bulk request (``position`` from 0, in the order sent)."""
+
+    position: int
+    errorcode: int
+    message: str
+
+
 class NitroError(RemoteError):
-    """The NetScaler answered with an error. ``errorcode``/``message`` are NITRO's own."""
+    """The NetScaler answered with an error. ``errorcode``/``message`` are NITRO's own.
+
+    A bulk request's partial failure (HTTP 207, errorcode 1243) lists its failed items in
+    ``failed_items`` when the answer has them; ``errorcode`` is then theirs when they all share one
+    (every failed item a 1642: a taken name, as for a single add), else 1243."""
 
     def __init__(
         self,
@@ -178,10 +191,12 @@ class NitroError(RemoteError):
         status: int | None = None,
         endpoint: str = "",
         step: str = "",
+        failed_items: tuple[BulkItemError, ...] = (),
     ) -> None:
         self.errorcode = errorcode
         self.nitro_message = nitro_message
         self.step = step
+        self.failed_items = failed_items
         super().__init__(message, status=status, endpoint=endpoint)
 
 

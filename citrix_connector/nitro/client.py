@@ -222,11 +222,13 @@ class NitroClient:
 
     def upload_files(self, files: Sequence[tuple[str, bytes]], location: str | None = None) -> list[str]:
         """Create several files in one bulk ``POST systemfile`` (reference §2.1: a list under the
-        resource name), stopping at the first failure (``onerror: EXIT``); returns their full paths.
+        resource name), stopping at the first failure; returns their full paths.
 
-        A partial failure is HTTP 207 / errorcode 1243; the error raised carries the failed item's
-        own code (1642 for a name that is taken), so callers handle it as for one file. Files before
-        the failed one were created."""
+        ``onerror`` EXIT goes in the ``X-NITRO-ONERROR`` header (where Citrix documents it) and in
+        the body's ``params`` (also accepted): a taken certificate name never leaves the key behind
+        under it. A partial failure is HTTP 207 / errorcode 1243; the error raised lists the failed
+        items and carries their code when they share one (1642 for a name that is taken), so callers
+        handle it as for one file. Files before the failed one were created."""
         if len(files) == 1:
             ((name, content),) = files
             return [self.upload_file(name, content, location)]
@@ -240,7 +242,12 @@ class NitroClient:
             }
             for name, content in files
         ]
-        self.session.call("POST", "systemfile", payload={"params": {"onerror": "EXIT"}, "systemfile": items})
+        self.session.call(
+            "POST",
+            "systemfile",
+            payload={"params": {"onerror": "EXIT"}, "systemfile": items},
+            headers={"X-NITRO-ONERROR": "exit"},
+        )
         return [f"{location.rstrip('/')}/{name}" for name, _ in files]
 
     def download_file(self, name: str, location: str | None = None) -> bytes:

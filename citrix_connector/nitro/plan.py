@@ -46,6 +46,7 @@ def with_note(exc: NitroError, text: str, *, step: str | None = None) -> NitroEr
         status=exc.status,
         endpoint=exc.endpoint,
         step=step or exc.step,
+        failed_items=exc.failed_items,
     )
 
 
@@ -285,6 +286,9 @@ class Run:
                         self._unsynced.append(self.path(name))
                 return stem
             except NitroError as exc:
+                if not self.dry_run:  # a bulk upload may have created some: never used again
+                    for name in names:
+                        _remember_upload(self.nitro, name)
                 if not codes.file_exists(exc):
                     raise
                 log.info("NetScaler %s: %s exists already; choosing another name", self.nitro.host, stem)

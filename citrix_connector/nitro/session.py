@@ -9,7 +9,8 @@ Mechanism only; the typed operations live in :mod:`.client`.
 * Every failure becomes a :class:`NitroError` carrying NITRO's ``errorcode``/``message``, the HTTP status
   and the endpoint; transport failures (refused, timeout, TLS) become a :class:`NitroError` with the
   transport's one-line message. Bad credentials give :class:`NitroAuthError` (host and user, never the
-  password).
+  password). A bulk request's partial failure (HTTP 207, errorcode 1243) is an error too, listing the
+  failed items when the answer has them (``failed_items``; their code when they share one).
 * Retries come from :class:`~citrix_connector.http.HttpClient` (connection errors, 429/503, and what a
   caller marks transient, e.g. NITRO 293 on ``save``); there is no second retry loop here.
 * Bodies are serialised here and traced at DEBUG with secrets and ``filecontent`` redacted.
@@ -27,7 +28,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from ..errors import NitroAuthError, NitroError
+from ..errors import BulkItemError, NitroAuthError, NitroError
 from ..http import REDACTED, SECRET_KEYS, HttpClient, RetryPolicy, TransportError
 from . import codes
 from .models import to_int
@@ -91,18 +92,18 @@ def _trace_redact(obj: Any, items: int | None = None) -> Any:
     return obj
 
 
-def _failed_item(body: Mapping[str, Any]) -> tuple[int, int, str] | None:
-    """The first failed item of a bulk answer (its index, errorcode and message), or None when the
-    answer does not list them."""
+def _failed_items(body: Mapping[str, Any]) -> tuple[BulkItemError, ...]:
+    """The failed items of a bulk answer (the envelopes under ``response``, one per item tried, in
+    the order sent); none when the answer does not list them."""
     items = body.get("response")
     if not isinstance(items, list):
-        return None
+        return ()
+    failed = []
     for index, item in enumerate(items):
-        if isinstance(item, Mapping) and to_int(item.get("errorcode")) not in (None, 0):
-            code = to_int(item.get("errorcode"))
-            assert code is not None
-            return index, code, str(item.get("message") or "").strip()
-    return None
+        code = to_int(item.get("errorcode")) if isinstance(item, Mapping) else None
+        if code is not None and code != 0:
+            failed.append(BulkItemError(index, code, str(item.get("message") or "").strip()))
+    return tuple(failed)
 
 
 def _decode(response: requests.Response) -> tuple[Any, bool]:
@@ -241,13 +242,16 @@ class NitroSession:
         """A :class:`NitroError` for a failed answer: host, step, HTTP status, NITRO code and message."""
         status = response.status_code if response is not None else None
         code: int | None = None
+        failed: tuple[BulkItemError, ...] = ()
         if isinstance(body, Mapping) and body:
             code = to_int(body.get("errorcode"))
             message = str(body.get("message") or "").strip()
-            failed = _failed_item(body) if code == codes.BULK_FAILED else None
-            if failed is not None:  # a bulk request: the item that failed says what went wrong
-                index, code, item_message = failed
-                message = f"{message}: item {index + 1}: {item_message}"
+            failed = _failed_items(body) if code == codes.BULK_FAILED else ()
+            if failed:  # a bulk request: the items that failed say what went wrong
+                shared = {item.errorcode for item in failed}
+                code = shared.pop() if len(shared) == 1 else code
+                items = "; ".join(f"item {item.position + 1}: {item.message}" for item in failed)
+                message = f"{message}: {items}"
         elif response is not None and response.text.strip() and body is None:
             message = "unexpected non-JSON answer: " + " ".join(response.text.split())[:200]
         elif response is not None and response.text.strip():
@@ -257,7 +261,9 @@ class NitroSession:
         detail = f"errorcode {code}: {message}" if code is not None else (message or "no error message")
         head = what or f"{method} {endpoint.split('?')[0]}"
         text = f"NetScaler {self.host}: {head} failed (HTTP {status}, {detail})"
-        return cls(text, errorcode=code, nitro_message=message, status=status, endpoint=endpoint)
+        return cls(
+            text, errorcode=code, nitro_message=message, status=status, endpoint=endpoint, failed_items=failed
+        )
 
     def send(
         self,
@@ -267,9 +273,11 @@ class NitroSession:
         *,
         auth: bool,
         is_transient: Callable[[requests.Response], bool] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> requests.Response:
-        """One HTTP exchange (retried by the transport where that is safe); no error decoding."""
-        headers = {"Accept": "application/json"}
+        """One HTTP exchange (retried by the transport where that is safe); no error decoding.
+        ``headers``: the request's own (e.g. ``X-NITRO-ONERROR``), added to the standard ones."""
+        headers = {**(headers or {}), "Accept": "application/json"}
         data: bytes | None = None
         if payload is not None:
             headers["Content-Type"] = "application/json"
@@ -319,15 +327,18 @@ class NitroSession:
         payload: Any = None,
         missing_ok: bool = False,
         is_transient: Callable[[requests.Response], bool] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> dict[str, Any] | None:
         """One NITRO call; the decoded body (``{}`` when empty), or None when missing and ``missing_ok``.
 
-        Re-logs in once when the session expired. Raises :class:`NitroError` for everything else.
+        ``extra`` adds query parameters, ``headers`` request headers. Re-logs in once when the
+        session expired. Raises :class:`NitroError` for everything else, a bulk request's partial
+        failure (HTTP 207) included.
         """
         endpoint = self.endpoint(resource, name, action=action, args=args, filters=filters, extra=extra)
         if self.lazy_login and self._token is None and method != "GET":
             self.login()  # the first write: from here on one session, logged out at close()
-        response = self.send(method, endpoint, payload, auth=True, is_transient=is_transient)
+        response = self.send(method, endpoint, payload, auth=True, is_transient=is_transient, headers=headers)
         body, ok = _decode(response)
         if self._token is None and self.lazy_login and response.status_code == 401:
             if _errorcode(body, ok) not in codes.RELOGIN:
@@ -335,11 +346,15 @@ class NitroSession:
             # this appliance wants a session for reads too: one login, kept for the rest
             log.info("NetScaler %s: reads need a session here; logging in", self.host)
             self.login()
-            response = self.send(method, endpoint, payload, auth=True, is_transient=is_transient)
+            response = self.send(
+                method, endpoint, payload, auth=True, is_transient=is_transient, headers=headers
+            )
             body, ok = _decode(response)
         if self._session_lost(response, _errorcode(body, ok)):
             self._relogin()
-            response = self.send(method, endpoint, payload, auth=True, is_transient=is_transient)
+            response = self.send(
+                method, endpoint, payload, auth=True, is_transient=is_transient, headers=headers
+            )
             body, ok = _decode(response)
         if response.is_redirect:  # never followed with credentials on board: NITRO does not redirect
             where = response.headers.get("Location", "?")
@@ -353,7 +368,7 @@ class NitroSession:
         if not ok or not isinstance(body, dict):
             raise self.error(method, endpoint, response, body)
         code = to_int(body.get("errorcode"))
-        if response.status_code >= 400 or _is_error(body):
+        if response.status_code >= 400 or response.status_code == 207 or _is_error(body):
             if missing_ok and (response.status_code == 404 or code in codes.MISSING):
                 return None
             cls = NitroAuthError if response.status_code == 401 else NitroError

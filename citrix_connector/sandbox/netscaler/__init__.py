@@ -55,9 +55,11 @@ Choices where the reference leaves room (documented, so tests and the client can
 * ``count_writes()`` counts non-GET ``/nitro`` requests in the request log (so ``clear_requests()``
   resets it; requests answered by an injected fault count too), except login, logout and Switch.
 * bulk (list) payloads: a bulk ``POST systemfile`` adds each file in order; ``onerror`` (``params`` in the
-  body or the ``X-NITRO-ONERROR`` header) ``exit`` (the default) stops at the first failure, ``continue``
-  tries every file, ``rollback`` is not simulated (400/1097); any failure answers 207/1243 with one
-  envelope per file tried under ``response``. Other bulk payloads are not simulated (400/1234).
+  body, else the ``X-NITRO-ONERROR`` header) ``exit`` stops at the first failure, ``continue``
+  tries every file, ``rollback`` is not simulated (400/1097); with neither, ``exit`` (Citrix documents
+  the three values, not the default: exit is the one that never goes on past a failure). Any failure
+  answers 207/1243 with one envelope per file tried under ``response`` (Citrix's documented shape).
+  Other bulk payloads are not simulated (400/1234).
 """
 
 from .ha import HaPair
