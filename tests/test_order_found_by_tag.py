@@ -85,3 +85,40 @@ def test_an_enroll_scm_never_took_is_ordered_again_after_one_look(
     state = StateStore(state_dir).load("lb-profile")
     assert state.ordering is None and state.current is not None
     assert [e["event"] for e in state.history if e["event"].startswith("order-")] == ["order-not-received"]
+
+
+def test_a_list_that_fails_while_looking_keeps_the_intent_and_orders_nothing(
+    world: Sandbox, cli: Cli, state_dir: Path
+) -> None:
+    """SCM busy or failing while recovery lists: the order may exist, so nothing is ordered again;
+    the next run looks again and finds it (only a 403, a list this account may never make, gives up)."""
+    path = world.profile_path("lb-profile")
+    world.scm.lose_answer(ENROLL, status=500)
+    assert cli("--scm-config", world.scm_yaml, "run", path).code == 1
+    assert world.scm.order_count() == 1
+    world.scm.add_fault(r"^/api/ssl/v1$", method="GET", status=429, times=None)  # busy, retries used up
+
+    second = cli("--scm-config", world.scm_yaml, "run", path)
+    assert second.code == 1, second.output
+    assert world.scm.order_count() == 1  # no second order
+    assert StateStore(state_dir).load("lb-profile").ordering is not None  # still looked for
+
+    world.scm.clear_faults()
+    third = cli("--scm-config", world.scm_yaml, "run", path)
+    assert third.code == 0, third.output
+    assert "recovered enroll order" in third.err
+    assert world.scm.order_count() == 1
+
+
+def test_an_order_this_account_may_not_read_is_skipped(world: Sandbox, cli: Cli, state_dir: Path) -> None:
+    path = world.profile_path("lb-profile")
+    name = load_profile(path).certificate.common_name
+    world.scm.lose_answer(ENROLL, status=500)
+    assert cli("--scm-config", world.scm_yaml, "run", path).code == 1
+    (ours,) = world.scm.orders
+    other = _order_by_hand(world, name)
+    world.scm.add_fault(rf"^/api/ssl/v1/{other}$", method="GET", status=404, times=None)
+    second = cli("--scm-config", world.scm_yaml, "run", path)
+    assert second.code == 0, second.output
+    assert f"recovered enroll order {ours}" in second.err
+    assert world.scm.order_count() == 2

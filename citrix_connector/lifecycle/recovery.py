@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Profile
-from ..errors import ScmAuthError, ScmRefusedError, UsageError
+from ..errors import ScmAuthError, ScmError, ScmRefusedError, UsageError
 from ..state import OrderRecord, ProfileState
 from ..wording import with_article
 from .context import Context
@@ -179,22 +179,40 @@ def _tagged(
     ctx: Context, profile: Profile, state: ProfileState, intent: OrderRecord, tag: str
 ) -> _Found | None:
     """The order SCM lists for the name whose comments carry the intent's tag (newest first;
-    orders the journal already names are skipped), or not received; None when the list is refused
-    (e.g. an API admin without the privilege to list certificates): then it cannot be told."""
+    orders the journal already names are skipped), or not received; None when SCM forbids the list
+    (HTTP 403: an API admin without the privilege to list certificates), so it cannot be told.
+    Any other failure (busy, 5xx, no answer) propagates and keeps the intent: the next run looks
+    again rather than ordering a second time."""
     try:
-        listed = ctx.scm.find_orders(common_name=intent.common_name)
-    except ScmAuthError:
-        raise
+        listed = ctx.scm.find_orders(common_name=intent.common_name, limit=_LIST_ALL)
     except ScmRefusedError as exc:
+        if isinstance(exc, ScmAuthError) or exc.status != 403:
+            raise
         log.info("%s: SCM refused to list the orders for %s: %s", profile.name, intent.common_name, exc)
         return None
+    if len(listed) >= _LIST_ALL:
+        raise ScmError(
+            f"{profile.name}: SCM lists {len(listed)} or more orders for {intent.common_name}; the "
+            f"interrupted order cannot be looked for among them: find the one whose comments hold "
+            f"{tag!r} in SCM"
+        )
     known = {o.order_id for o in (state.current, state.pending) if o is not None}
     known.add(intent.previous_order_id or "")
     stamp = f"[{tag}]"
     for order_id in sorted(set(listed) - known, key=lambda i: (len(i), i), reverse=True):
-        if stamp in ctx.scm.status(order_id).comments:
+        try:
+            comments = ctx.scm.status(order_id).comments
+        except ScmRefusedError as exc:  # an order this account may not read (or gone): not ours
+            if isinstance(exc, ScmAuthError) or exc.status not in (403, 404):
+                raise
+            continue
+        if stamp in comments:
             return _Found(order_id)
     return _Found(None, False, intent.kind)
+
+
+#: how many orders for one name recovery reads through, at most (SCM pages them 200 at a time)
+_LIST_ALL = 10_000
 
 
 def _tag_note(ctx: Context, intent: OrderRecord) -> str:
