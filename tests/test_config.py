@@ -117,6 +117,9 @@ def test_profiles_share_what_they_have_alike_and_copies_stay_their_own(tmp_path:
         assert changed.key_location == "appliance"
         assert changed.model_fields_set == {"common_name", "certkey_name", "key_location"}
     assert first.certificate.model_fields_set == {"common_name", "certkey_name"}  # shared set untouched
+    with pytest.raises(TypeError):
+        first.certificate.model_fields_set.add("key_location")  # shared: it refuses to change
+    assert "key_location" not in first.model_dump(exclude_unset=True)["certificate"]  # a real set
     assert first.certificate.key_location == "local"
 
 

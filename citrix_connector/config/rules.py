@@ -16,7 +16,7 @@ class StrictModel(BaseModel):
     """Strict (no coercion), unknown keys rejected, immutable.
 
     The names of the fields a file gave (pydantic's ``model_fields_set``) are kept in one shared
-    frozen set per distinct combination, not a set per instance: a set is 216-728 bytes, and a
+    unchangeable set per distinct combination, not a set per instance: a set is 216-728 bytes, and a
     profile has five or more sections, so at 10,000 profiles that alone is 16 MB. A copy gets its own
     mutable set back (``model_copy(update=...)`` adds to it)."""
 
@@ -25,7 +25,10 @@ class StrictModel(BaseModel):
     @model_validator(mode="after")
     def _share_fields_set(self) -> Self:
         names = frozenset(self.__pydantic_fields_set__)
-        object.__setattr__(self, "__pydantic_fields_set__", _FIELD_SETS.setdefault(names, names))
+        shared = _FIELD_SETS.get(names)
+        if shared is None:
+            shared = _FIELD_SETS.setdefault(names, _SharedFieldSet(names))
+        object.__setattr__(self, "__pydantic_fields_set__", shared)
         return self
 
     def __copy__(self) -> Self:
@@ -38,13 +41,25 @@ class StrictModel(BaseModel):
 _M = TypeVar("_M", bound=BaseModel)
 
 
+class _SharedFieldSet(set[str]):
+    """A fields-set shared by many instances: a real ``set`` (pydantic-core insists, e.g. for
+    ``model_dump(exclude_unset=True)``) that refuses to change."""
+
+    def _refuse(self, *_args: object) -> None:
+        raise TypeError("a shared fields-set cannot change (copy the model first)")
+
+    add = discard = remove = update = clear = pop = _refuse  # type: ignore[assignment]
+    difference_update = intersection_update = symmetric_difference_update = _refuse
+    __ior__ = __iand__ = __isub__ = __ixor__ = _refuse  # type: ignore[assignment]
+
+
 def _own_fields_set(copied: _M) -> _M:
     object.__setattr__(copied, "__pydantic_fields_set__", set(copied.__pydantic_fields_set__))
     return copied
 
 # Every distinct combination of given field names, shared by the instances that have it. Bounded by
 # the models' fields (in practice a few dozen combinations), whatever the number of profiles.
-_FIELD_SETS: dict[frozenset[str], frozenset[str]] = {}
+_FIELD_SETS: dict[frozenset[str], _SharedFieldSet] = {}
 
 
 @dataclass
