@@ -151,6 +151,13 @@ class ProxySession(requests.Session):
             "cert": merge(cert, self.cert),
         }
 
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        """As ``requests`` does on a redirect (the Authorization header dropped when the host
+        changes), without looking up ~/.netrc for the new host."""
+        headers, previous, url = prepared_request.headers, response.request.url, prepared_request.url
+        if "Authorization" in headers and previous and url and self.should_strip_auth(previous, url):  # type: ignore[no-untyped-call]
+            del headers["Authorization"]
+
     def rebuild_proxies(
         self, prepared_request: requests.PreparedRequest, proxies: dict[str, str] | None
     ) -> dict[str, str]:

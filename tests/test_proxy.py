@@ -218,3 +218,16 @@ def test_a_netrc_login_is_never_sent(server, bundle, tmp_path, monkeypatch) -> N
     assert get(server.url, bundle)[0] == 200
     (request,) = server.requests
     assert "authorization" not in {name.lower() for name in request.headers}
+
+
+def test_a_redirect_does_not_pick_a_netrc_login_up_either(server, ca, bundle, tmp_path, monkeypatch) -> None:
+    with TlsServer(*leaf(ca, ("localhost", "127.0.0.1"))) as other:
+        netrc = tmp_path / "netrc"
+        netrc.write_text("machine localhost login netrc-user password netrc-pass\n")
+        netrc.chmod(0o600)
+        monkeypatch.setenv("NETRC", str(netrc))
+        where = f"https://localhost:{other.port}/probe"
+        server.add_fault(r"^/probe$", status=302, body="", headers={"Location": where}, times=1)
+        assert get(server.url, bundle)[0] == 200
+        (followed,) = other.requests
+        assert "authorization" not in {name.lower() for name in followed.headers}
