@@ -57,6 +57,7 @@ def _own_fields_set(copied: _M) -> _M:
     object.__setattr__(copied, "__pydantic_fields_set__", set(copied.__pydantic_fields_set__))
     return copied
 
+
 # Every distinct combination of given field names, shared by the instances that have it. Bounded by
 # the models' fields (in practice a few dozen combinations), whatever the number of profiles.
 _FIELD_SETS: dict[frozenset[str], _SharedFieldSet] = {}

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..config import Profile
 from ..errors import ScmAuthError, ScmError, ScmRefusedError, UsageError
+from ..scm import carries_tag
 from ..state import OrderRecord, ProfileState
 from ..wording import with_article
 from .context import Context
@@ -94,9 +95,9 @@ def _find(ctx: Context, profile: Profile, state: ProfileState, intent: OrderReco
             return replaced
     if caps.can_list_orders and intent.known_orders is not None:
         return _listed(ctx, profile, intent, intent.known_orders)
-    by_tag = caps.can_list_orders and intent.kind == "enroll" and bool(intent.tag)
-    if by_tag and intent.tag:
-        tagged = _tagged(ctx, profile, state, intent, intent.tag)
+    tag = intent.tag if caps.can_list_orders and intent.kind == "enroll" else None
+    if tag:
+        tagged = _tagged(ctx, profile, state, intent, tag)
         if tagged is not None:
             return tagged
     where = _tag_note(ctx, intent)
@@ -108,7 +109,7 @@ def _find(ctx: Context, profile: Profile, state: ProfileState, intent: OrderReco
             profile.name,
             with_article(intent.kind),
             intent.common_name,
-            "cannot be listed" if by_tag else "could not be listed before it was sent",
+            "cannot be listed" if tag else "could not be listed before it was sent",
             intent.common_name,
             intent.placed_at,
             where,
@@ -162,7 +163,7 @@ def _listed(ctx: Context, profile: Profile, intent: OrderRecord, known: list[str
     new = [i for i in listed if i not in known]
     if not new:
         return _Found(None, False, intent.kind)
-    adopted = max(new, key=lambda i: (len(i), i))  # the newest id
+    adopted = max(new, key=_age)  # the newest id
     others = [i for i in new if i != adopted]
     if others:
         log.warning(
@@ -173,6 +174,10 @@ def _listed(ctx: Context, profile: Profile, intent: OrderRecord, known: list[str
             intent.common_name,
         )
     return _Found(adopted)
+
+
+#: how many orders for one name recovery reads through, at most (SCM pages them 200 at a time)
+_LIST_ALL = 10_000
 
 
 def _tagged(
@@ -197,22 +202,22 @@ def _tagged(
             f"{tag!r} in SCM"
         )
     known = {o.order_id for o in (state.current, state.pending) if o is not None}
-    known.add(intent.previous_order_id or "")
-    stamp = f"[{tag}]"
-    for order_id in sorted(set(listed) - known, key=lambda i: (len(i), i), reverse=True):
+    known |= {intent.previous_order_id} if intent.previous_order_id else set()
+    for order_id in sorted(set(listed) - known, key=_age, reverse=True):
         try:
             comments = ctx.scm.status(order_id).comments
         except ScmRefusedError as exc:  # an order this account may not read (or gone): not ours
             if isinstance(exc, ScmAuthError) or exc.status not in (403, 404):
                 raise
             continue
-        if stamp in comments:
+        if carries_tag(comments, tag):
             return _Found(order_id)
     return _Found(None, False, intent.kind)
 
 
-#: how many orders for one name recovery reads through, at most (SCM pages them 200 at a time)
-_LIST_ALL = 10_000
+def _age(order_id: str) -> tuple[int, str]:
+    """Sort key of SCM's numeric order ids: a later order sorts higher."""
+    return len(order_id), order_id
 
 
 def _tag_note(ctx: Context, intent: OrderRecord) -> str:

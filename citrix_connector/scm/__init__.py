@@ -17,6 +17,7 @@ from .base import (
     Organization,
     ScmCapabilities,
     ScmClient,
+    carries_tag,
 )
 from .enrollment import EnrollmentScmClient
 from .polling import wait_for_certificate
@@ -33,6 +34,7 @@ __all__ = [
     "ScmCapabilities",
     "ScmClient",
     "capabilities_of",
+    "carries_tag",
     "make_scm_client",
     "wait_for_certificate",
 ]

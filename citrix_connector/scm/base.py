@@ -54,16 +54,25 @@ class ScmCapabilities:
 COMMENTS_LIMIT = 1024
 
 
+def _stamp(tag: str) -> str:
+    return f"[{tag}]"
+
+
 def tagged(text: str | None, tag: str | None, limit: int = COMMENTS_LIMIT) -> str | None:
     """``text`` with ``[tag]`` appended (``text`` shortened so the tag always fits in ``limit``)."""
     text = (text or "").strip()
     if not tag:
         return text or None
-    stamp = f"[{tag}]"[:limit]
+    stamp = _stamp(tag)[:limit]
     room = limit - len(stamp) - 1
     if not text or room <= 0:
         return stamp
     return f"{text[:room]} {stamp}"
+
+
+def carries_tag(text: str, tag: str) -> bool:
+    """Whether ``text`` (an order's comments as SCM shows them) holds the stamp :func:`tagged` adds."""
+    return _stamp(tag) in text
 
 
 @dataclass(frozen=True)

@@ -429,7 +429,7 @@ class NetScalerSimulator(SimServer):
         return handler(self, ctx, method, name, action, body)
 
     def _bulk(
-        self, ctx: Ctx, handler: Any, method: str, name: str | None, action: str | None,
+        self, ctx: Ctx, handler: Handler, method: str, name: str | None, action: str | None,
         items: list[Any], onerror: str,
     ) -> Response:  # fmt: skip
         """A bulk add: each item as its own add, in order. ``exit`` (the default) stops at the first
