@@ -33,7 +33,7 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 import urllib3
-from requests.cookies import extract_cookies_to_jar
+from requests.cookies import RequestsCookieJar, extract_cookies_to_jar, get_cookie_header
 from requests.structures import CaseInsensitiveDict
 from requests.utils import DEFAULT_CA_BUNDLE_PATH, get_encoding_from_headers, requote_uri
 from urllib3.exceptions import (
@@ -81,8 +81,19 @@ def tls_context(verify: bool | str, cert: tuple[str, str] | None) -> ssl.SSLCont
     else:
         context.load_verify_locations(cafile=location)
     if cert is not None:
-        context.load_cert_chain(cert[0], cert[1])
+        if _encrypted(cert[1]):  # OpenSSL would ask for the passphrase on the terminal
+            raise Urllib3SSLError("Client private key is encrypted, password is required")
+        context.load_cert_chain(cert[0], cert[1], password=b"")
     return context
+
+
+def _encrypted(key_file: str) -> bool:
+    """As urllib3 tells an encrypted client key (its PEM says so)."""
+    try:
+        with open(key_file, encoding="ascii", errors="replace") as handle:
+            return any("ENCRYPTED" in line for line in handle)
+    except OSError:
+        return False  # load_cert_chain names the missing file
 
 
 def encode_query(url: str, params: Mapping[str, Any] | None) -> str:
@@ -97,6 +108,7 @@ def encode_query(url: str, params: Mapping[str, Any] | None) -> str:
         return url
     encoded = urlencode(pairs)
     base, hash_mark, fragment = url.partition("#")
+    base = base.removesuffix("?")
     joined = f"{base}&{encoded}" if urlsplit(base).query else f"{base}?{encoded}"
     return joined + hash_mark + fragment
 
@@ -139,10 +151,17 @@ class DirectSender:
         timeout: float,
         verify: bool | str,
         cert: tuple[str, str] | None = None,
+        jar: RequestsCookieJar | None = None,
     ) -> requests.Response:
-        """One exchange, no redirect followed (a 3xx is returned as it is), no retry."""
+        """One exchange, no redirect followed (a 3xx is returned as it is), no retry. ``jar``: the
+        session's cookies, sent (unless the call sets its own Cookie header) and kept, as requests
+        does."""
         full_url = requote_uri(encode_query(url, params))
-        sent_headers = {k: v for k, v in headers.items() if v is not None}
+        if not urlsplit(full_url).path:
+            full_url += "/"
+        sent_headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(
+            {k: v for k, v in headers.items() if v is not None}
+        )
         body: bytes | None
         if json is not None:
             body = jsonlib.dumps(json, allow_nan=False).encode("utf-8")
@@ -155,15 +174,23 @@ class DirectSender:
             sent_headers.setdefault("Content-Length", "0")  # as requests does without a body
         request = requests.PreparedRequest()
         request.method, request.url = method.upper(), full_url
-        request.headers = CaseInsensitiveDict(sent_headers)
+        request.headers = sent_headers
         request.body = body
-        pools = self._manager(verify, cert)  # a missing CA bundle raises OSError here, as in requests
+        if jar is not None and len(jar) and "cookie" not in sent_headers:
+            cookie = get_cookie_header(jar, request)  # type: ignore[no-untyped-call]
+            if cookie:
+                sent_headers["Cookie"] = cookie
+        try:  # a missing CA bundle raises OSError here, as in requests
+            pools = self._manager(verify, cert)
+        except (ssl.SSLError, Urllib3SSLError) as exc:  # an unusable bundle or client key: a TLS failure
+            wrapped = exc if isinstance(exc, Urllib3SSLError) else Urllib3SSLError(exc)
+            raise requests.exceptions.SSLError(wrapped, request=request) from exc
         try:
             raw = pools.urlopen(
                 request.method,
                 full_url,
                 body=body,
-                headers=sent_headers,
+                headers=dict(sent_headers.items()),
                 redirect=False,
                 assert_same_host=False,
                 retries=False,
@@ -176,7 +203,10 @@ class DirectSender:
             if mapped is None:
                 raise
             raise mapped from exc
-        return _response(request, raw)
+        response = _response(request, raw)
+        if jar is not None and len(response.cookies):
+            jar.update(response.cookies)
+        return response
 
 
 def as_requests_error(exc: BaseException, request: requests.PreparedRequest) -> Exception | None:

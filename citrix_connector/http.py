@@ -19,6 +19,7 @@ so the caller can say "sent, no answer" and reconcile instead of ordering twice.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import logging
 import socket
@@ -366,8 +367,9 @@ class HttpClient:
         through ``requests``. Redirects are followed for idempotent calls only: a write answered
         with a redirect is returned as it is (following it could carry the write out twice: a 303
         says the server acted already)."""
+        follow = allow_redirects and idempotent
         if self.proxy.for_url(url) is not None or not (data is None or isinstance(data, (bytes, str))):
-            return self._through_requests(method, url, headers, json, data, params, timeout, allow_redirects)
+            return self._through_requests(method, url, headers, json, data, params, timeout, follow)
         merged = CaseInsensitiveDict(self.session.headers)
         merged.update(headers or {})
         sent = {str(k): str(v) for k, v in merged.items()}
@@ -381,9 +383,10 @@ class HttpClient:
             timeout=timeout,
             verify=self.verify,
             cert=self.cert,
+            jar=self.session.cookies,
         )
         hops = 0
-        while allow_redirects and idempotent and response.is_redirect:
+        while follow and response.is_redirect:
             hops += 1
             if hops > MAX_REDIRECTS:
                 raise requests.TooManyRedirects(f"exceeded {MAX_REDIRECTS} redirects", response=response)
@@ -403,6 +406,7 @@ class HttpClient:
                 timeout=timeout,
                 verify=self.verify,
                 cert=self.cert,
+                jar=self.session.cookies,
             )
         return response
 
@@ -487,11 +491,14 @@ def _redirected(
     ``headers`` is updated in place; the query is in the new URL already."""
     previous = response.url
     location = response.headers["location"]
+    with contextlib.suppress(UnicodeError):  # a UTF-8 Location arrives decoded as Latin-1
+        location = location.encode("latin1").decode("utf8")
     if location.startswith("//"):
         location = f"{urlsplit(previous).scheme}:{location}"
     target = urljoin(previous, requote_uri(location))
-    if response.status_code == 303 and method.upper() != "HEAD":
-        method = "GET"
+    status, verb = response.status_code, method.upper()
+    if (status in (302, 303) and verb != "HEAD") or (status == 301 and verb == "POST"):
+        method = "GET"  # requests' rebuild_method
     if response.status_code not in (307, 308):
         data = json = None
         for name in [
@@ -501,7 +508,8 @@ def _redirected(
     for name in [k for k in headers if k.lower() == "cookie"]:
         del headers[name]
     if strip_auth(previous, target):  # requests' rule: another host, port or scheme
-        for name in [k for k in headers if k.lower() == "authorization"]:
+        # requests drops Authorization only; the SCM login and password headers go too
+        for name in [k for k in headers if k.lower() in SECRET_HEADERS or k.lower() == "login"]:
             del headers[name]
     return method, target, data, json, None
 

@@ -209,3 +209,110 @@ def test_query_strings_as_requests_builds_them(
     if params is not None:
         built = requests.Request("GET", url, params=params).prepare().url
         assert built == expected
+
+
+def test_an_encrypted_client_key_is_a_tls_error_not_a_passphrase_prompt(
+    server: TlsServer, bundle: Path, tmp_path: Path
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    key_file = tmp_path / "client.key"
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    cert_file = tmp_path / "client.pem"
+    cert_file.write_bytes(Path(bundle).read_bytes())  # any certificate: the key is refused first
+    http = client(server.url, bundle, cert=(str(cert_file), str(key_file)))
+    with pytest.raises(TransportError, match="TLS|certificate|key") as refused:
+        http.request("POST", "/order")
+    assert refused.value.tls and not refused.value.sent
+    assert server.requests == []
+
+
+def test_an_unusable_ca_bundle_is_a_tls_error(server: TlsServer, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.pem"
+    empty.write_text("not a certificate\n")
+    http = client(server.url, empty)
+    with pytest.raises(TransportError) as failed:
+        http.request("GET", "/x")
+    assert failed.value.tls
+    assert isinstance(failed.value.__cause__, requests.exceptions.SSLError)
+    assert server.requests == []
+
+
+def test_through_a_proxy_a_write_answered_with_a_redirect_is_not_sent_again(
+    server: TlsServer, bundle: Path
+) -> None:
+    server.add_fault(r"^/order$", status=307, headers={"Location": "/order2"})
+    with ForwardProxy() as proxy:
+        http = client(server.url, bundle, proxy=proxy.url)
+        try:
+            assert http.request("POST", "/order", json={"cn": "x"}).status_code == 307
+        finally:
+            http.close()
+    assert [(r.method, r.path) for r in server.requests] == [("POST", "/order")]
+
+
+@pytest.mark.parametrize(
+    ("status", "method", "then"), [(302, "PUT", "GET"), (301, "PUT", "PUT"), (308, "PUT", "PUT")]
+)
+def test_redirected_methods_as_requests_rebuilds_them(
+    server: TlsServer, bundle: Path, status: int, method: str, then: str
+) -> None:
+    server.add_fault(r"^/a$", status=status, headers={"Location": "/b"})
+    http = client(server.url, bundle)
+    try:
+        http.request(method, "/a", data=b"{}")
+    finally:
+        http.close()
+    first, second = server.requests
+    assert (first.method, second.method, second.path) == (method, then, "/b")
+    assert second.body == (b"{}" if status == 308 else b"")
+
+
+def test_the_session_keeps_its_cookies_as_requests_does(server: TlsServer, bundle: Path) -> None:
+    """A sticky load balancer in front of SCM: its cookie comes back on the next request."""
+    server.add_fault(r"^/first$", status=200, json_body={}, headers={"Set-Cookie": "LB=node-2; Path=/"})
+    http = client(server.url, bundle)
+    try:
+        http.request("GET", "/first")
+        http.request("GET", "/second")
+        http.request("GET", "/third", headers={"Cookie": "own=1"})  # the call's own Cookie wins
+    finally:
+        http.close()
+    _, second, third = server.requests
+    assert second.headers.get("cookie") == "LB=node-2"
+    assert third.headers.get("cookie") == "own=1"
+
+
+def test_one_content_type_whatever_its_case(server: TlsServer, bundle: Path) -> None:
+    http = client(server.url, bundle)
+    try:
+        http.request("POST", "/x", json={"a": 1}, headers={"content-type": "application/vnd.x+json"})
+    finally:
+        http.close()
+    (seen,) = server.requests
+    assert seen.headers.get("content-type") == "application/vnd.x+json"
+
+
+def test_a_redirect_to_another_host_drops_the_scm_login_headers(
+    server: TlsServer, ca: LocalCA, bundle: Path
+) -> None:
+    with TlsServer(*leaf(ca, ("localhost", "127.0.0.1"))) as other:
+        server.add_fault(r"^/probe$", status=302, headers={"Location": f"https://localhost:{other.port}/p"})
+        http = client(server.url, bundle)
+        try:
+            http.request(
+                "GET", "/probe", headers={"login": "api-admin", "password": "s3cret", "customerUri": "c"}
+            )
+        finally:
+            http.close()
+        (followed,) = other.requests
+        names = {k.lower() for k in followed.headers}
+        assert "password" not in names and "login" not in names and "customeruri" in names
