@@ -32,6 +32,7 @@ __all__ = [
     "ProxySession",
     "describe_proxy_failure",
     "is_proxy_refusal",
+    "own_credentials_only",
     "proxy_argument",
     "redact_proxy_url",
 ]
@@ -109,7 +110,7 @@ class ProxyChoice:
         return "from the environment"
 
 
-def _own_credentials_only(request: requests.PreparedRequest) -> requests.PreparedRequest:
+def own_credentials_only(request: requests.PreparedRequest) -> requests.PreparedRequest:
     """A session-wide ``auth`` that adds nothing (its presence keeps requests from reading ~/.netrc)."""
     return request
 
@@ -125,7 +126,7 @@ class ProxySession(requests.Session):
         # Never ~/.netrc: requests would look for it on every request (3% of the agent's CPU in a
         # fleet deployment) and send its login to the host as Basic auth; the agent's credentials
         # are its own headers, cookies and tokens.
-        self.auth = _own_credentials_only
+        self.auth = own_credentials_only
 
     def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
         """As ``requests`` does, with the environment's proxies read once per scheme://host and

@@ -163,3 +163,18 @@ def test_webhook_unreachable(tls: Any) -> None:
     channel = WebhookChannel.model_validate({"url": url, "verify_tls": str(tls[2]), "timeout": 5})
     with pytest.raises(NotifyError, match="cannot connect to webhook webhook"):
         send_webhook(channel, MESSAGE)
+
+
+def test_webhook_never_sends_a_netrc_login(
+    hook: WebhookReceiver, tls: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ~/.netrc entry for the receiver's host must not replace the bearer token with Basic auth."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text(
+        "machine localhost login netrc-user password netrc-pass\nmachine 127.0.0.1 login n password p\n"
+    )
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    send_webhook(webhook_channel(hook, tls[2]), MESSAGE)
+    (request,) = hook.requests
+    assert request.headers["authorization"] == f"Bearer {TOKEN}"

@@ -20,6 +20,7 @@ import requests
 
 from .. import __version__
 from ..errors import NotifyError
+from ..proxy import own_credentials_only
 from .render import Message
 from .settings import EmailChannel, WebhookChannel
 
@@ -126,6 +127,8 @@ def send_webhook(channel: WebhookChannel, message: Message, *, run_id: str = "-"
     body = json.dumps(message.payload, ensure_ascii=False).encode("utf-8")
     try:
         with requests.Session() as session:
+            # never a ~/.netrc login: requests would send it as Basic auth in place of the bearer token
+            session.auth = own_credentials_only
             response = session.post(
                 url, data=body, headers=headers, verify=verify, timeout=channel.timeout, allow_redirects=False
             )
