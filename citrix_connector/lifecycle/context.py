@@ -195,6 +195,11 @@ class Context:
                 self._clients.append(client)
         return client
 
+    def lend_scm(self, client: ScmClient) -> None:
+        """This thread uses ``client``: a worker's own, lent to its helper while the worker does not
+        use it (``prefetch.py``); no second connection, token or discovery of the token URL."""
+        self._local.scm = client
+
     def require_scm_config(self) -> ScmConfig:
         if self.scm_config is None:
             raise UsageError("no scm.yaml given: use --scm-config PATH (needed to talk to SCM)")

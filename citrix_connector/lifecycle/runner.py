@@ -25,6 +25,7 @@ from . import adopt, install, ordering, status, targets, verify
 from .context import ApplianceSession, Context, appliance_key, default_nitro_opener, utc_now
 from .decide import Decision, decide, decide_plain, serving_current
 from .outcome import Action, Deferred, Done, OrderKind, Outcome, RowFacts, Step, build_outcome
+from .prefetch import Collections
 
 log = logging.getLogger("citrixagent")
 
@@ -262,8 +263,15 @@ class Agent:
             return verify.recheck(ctx, profile, session, Done("nothing", "nothing", why, facts), state=state)
         return Done("nothing", "nothing", why, facts)
 
-    def _collect_deferred(self, deferred: Deferred) -> Callable[[Profile, ApplianceSession], Done]:
+    def _collect_deferred(
+        self, deferred: Deferred, ahead: Collections
+    ) -> Callable[[Profile, ApplianceSession], Done]:
         def collect(profile: Profile, session: ApplianceSession) -> Done:
+            collected = ahead.take(profile)
+            if collected is not None:
+                return install.deploy_current(
+                    self.ctx, profile, collected, session, action=deferred.action, why=deferred.why
+                )
             state = self.ctx.store.load(profile.name)
             if state.pending is None:  # cannot happen: the first pass journalled it
                 raise StateError(f"{profile.name}: no pending order to collect")
@@ -308,10 +316,16 @@ class Agent:
                     for p in group
                 ]
                 steps = [self._first_pass(p, slots, work, multi, attempt) for p, slots in units]
-                # Second pass: collect and install what the first pass ordered (or found pending).
-                done = [
-                    self._second_pass(p, slots, step) for (p, slots), step in zip(units, steps, strict=True)
-                ]
+                # Second pass: collect and install what the first pass ordered (or found pending),
+                # the next collection fetched from SCM while the appliance installs (prefetch.py).
+                ahead = Collections(self.ctx, _collected_ahead(units, steps))
+                try:
+                    done = [
+                        self._second_pass(p, slots, step, ahead)
+                        for (p, slots), step in zip(units, steps, strict=True)
+                    ]
+                finally:
+                    ahead.close()
                 # what each appliance's save is about to make permanent: verified once saved
                 unsaved = {
                     key: [(p.name, t) for p, _, t in s.unsaved_profiles] for key, s in sessions.items()
@@ -398,7 +412,7 @@ class Agent:
         return self._guard(profile, slots[0].session, work, failed_as=attempt)
 
     def _second_pass(
-        self, profile: Profile, slots: list[targets.Slot], step: Step | targets.MultiStep
+        self, profile: Profile, slots: list[targets.Slot], step: Step | targets.MultiStep, ahead: Collections
     ) -> list[Done]:
         """One row per target: the first pass's, or the collection of what it deferred."""
         if isinstance(step, list):
@@ -416,7 +430,8 @@ class Agent:
             )
             assert isinstance(result, list)  # a collection is never deferred again
             return result
-        return [self._guard(profile, slots[0].session, self._collect_deferred(step), failed_as=step.action)]
+        collect = self._collect_deferred(step, ahead)
+        return [self._guard(profile, slots[0].session, collect, failed_as=step.action)]
 
     def _guard(
         self,
@@ -446,6 +461,15 @@ class Agent:
             f" ({step.message})" if step.message else "",
         )
         return step
+
+
+def _collected_ahead(
+    units: list[tuple[Profile, list[targets.Slot]]], steps: list[Step | targets.MultiStep]
+) -> list[Profile]:
+    """The profiles whose collection the first pass deferred, when all of them are single-appliance
+    ones (a multi-appliance collection runs in line, on the worker's SCM client: then all do)."""
+    deferred = [p for (p, _), step in zip(units, steps, strict=True) if isinstance(step, Deferred)]
+    return [] if any(p.is_multi for p in deferred) else deferred
 
 
 def _overrides_first(work: Work) -> Work:

@@ -1,0 +1,70 @@
+"""SCM collections of an appliance's orders, fetched ahead while the appliance installs.
+
+A worker installs its appliance's certificates one after another; each one first needs its order
+collected from SCM (a wait for issuance, then a download). Done in line, every profile paid the SCM
+round trip before its first NITRO request. Here one helper thread per appliance collects the orders
+in the same order, so the download of the next certificate overlaps the installation of the current
+one; the worker takes each result when it gets there.
+
+The helper only talks to SCM, through the worker's own SCM client (one connection, one OAuth token
+per worker, as before; the worker does not use it meanwhile: a group with a multi-appliance
+collection, which the worker does in line, collects everything in line), and writes the collected
+certificate to the profile's journal (as :func:`~.install.collect_issued` does in line); the
+appliance session stays with the worker. A failed
+collection is raised where the worker takes it, so the profile's row is the same as before. It holds
+the compute slot like every fleet worker (``cpuslot.py``), giving it up while it waits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from ..config import Profile
+from ..cpuslot import computing, waiting
+from ..errors import StateError
+from ..scm import ScmClient
+from ..state import ProfileState
+from . import install
+from .context import Context
+
+__all__ = ["Collections"]
+
+
+class Collections:
+    """The collections of ``profiles`` (single-appliance, each with a deferred collect), in order."""
+
+    def __init__(self, ctx: Context, profiles: Sequence[Profile]) -> None:
+        self._ctx = ctx
+        self._futures: dict[str, Future[ProfileState]] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        if len(profiles) < 2:  # nothing to overlap: the worker collects in line
+            return
+        client = ctx.scm  # the worker's: it talks to SCM no more until the helper is done
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collect")
+        for profile in profiles:
+            self._futures[profile.name] = self._pool.submit(self._collect, profile, client)
+
+    def _collect(self, profile: Profile, client: ScmClient) -> ProfileState:
+        with computing():
+            self._ctx.lend_scm(client)
+            state = self._ctx.store.load(profile.name)
+            if state.pending is None:  # cannot happen: the first pass journalled it
+                raise StateError(f"{profile.name}: no pending order to collect")
+            install.collect_issued(self._ctx, profile, state)
+            return state
+
+    def take(self, profile: Profile) -> ProfileState | None:
+        """The profile's state with its certificate collected (raising what the collection raised),
+        or None when it is collected in line."""
+        future = self._futures.pop(profile.name, None)
+        if future is None:
+            return None
+        with waiting():  # the slot goes to the others (the helper among them) while this waits
+            return future.result()
+
+    def close(self) -> None:
+        """Wait for the helper (a collection nobody takes still finishes: its journal entry stands)."""
+        if self._pool is not None:
+            with waiting():
+                self._pool.shutdown(wait=True)
