@@ -40,7 +40,10 @@ class Collections:
         self._pool: ThreadPoolExecutor | None = None
         if len(profiles) < 2:  # nothing to overlap: the worker collects in line
             return
-        client = ctx.scm  # the worker's: it talks to SCM no more until the helper is done
+        try:
+            client = ctx.scm  # the worker's: it talks to SCM no more until the helper is done
+        except Exception:  # no SCM to talk to: each collection in line fails in its own row
+            return
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collect")
         for profile in profiles:
             self._futures[profile.name] = self._pool.submit(self._collect, profile, client)
