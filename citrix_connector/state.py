@@ -235,6 +235,10 @@ class StateStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        # per run: each profile's journal path, and the directories known to exist (7 journal
+        # writes per deployed profile checked them all again: 2% of a fleet deployment's CPU)
+        self._paths: dict[str, Path] = {}
+        self._ready: set[Path] = set()
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -244,8 +248,11 @@ class StateStore:
             raise StateError(f"invalid {kind} name for the state store: {name!r}")
 
     def path_for(self, profile: str) -> Path:
-        self._check_name("profile", profile)
-        return self.root / "profiles" / f"{profile}.json"
+        path = self._paths.get(profile)
+        if path is None:
+            self._check_name("profile", profile)
+            path = self._paths[profile] = self.root / "profiles" / f"{profile}.json"
+        return path
 
     def new_key_path(self, profile: str, tag: str) -> Path:
         """``<root>/keys/<profile>/<tag>.key.pem``; not created (the caller writes it 0600, O_EXCL)."""
@@ -319,11 +326,20 @@ class StateStore:
     def save(self, state: ProfileState) -> None:
         """Write atomically: a crash leaves either the old or the new file, never a torn one."""
         path = self.path_for(state.profile)
-        self._ensure_dir(path.parent)
+        if path.parent not in self._ready:
+            self._ensure_dir(path.parent)
+            self._ready.add(path.parent)
         if len(state.history) > HISTORY_LIMIT:
             del state.history[: len(state.history) - HISTORY_LIMIT]
+        text = state_to_json(state)
         try:
-            atomic_write_text(path, state_to_json(state))
+            try:
+                atomic_write_text(path, text)
+            except FileNotFoundError:  # the directory was removed during the run: made again
+                self._ready.discard(path.parent)
+                self._ensure_dir(path.parent)
+                self._ready.add(path.parent)
+                atomic_write_text(path, text)
         except OSError as exc:
             raise StateError(f"cannot write state file {path}: {exc.strerror or exc}") from exc
 

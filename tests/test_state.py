@@ -345,3 +345,18 @@ def test_license_marker(tmp_path: Path) -> None:
     assert store.license_accepted() is True
     assert (tmp_path / "root" / "license-accepted").is_file()
     assert StateStore(tmp_path / "root").license_accepted() is True
+
+
+def test_a_journal_directory_removed_during_the_run_is_made_again(tmp_path: Path) -> None:
+    """Directories are checked once per store; one that disappears is created again (0700)."""
+    import shutil
+
+    store = StateStore(tmp_path / "state")
+    state = store.load("web")
+    store.save(state)
+    shutil.rmtree(tmp_path / "state")
+    state.add_event("again")
+    store.save(state)
+    assert store.load("web").history[-1]["event"] == "again"
+    if sys.platform != "win32":
+        assert ((tmp_path / "state" / "profiles").stat().st_mode & 0o777) == 0o700
