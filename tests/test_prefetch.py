@@ -82,3 +82,40 @@ def test_a_failed_collection_is_that_profiles_row_only(
     sandbox.scm.clear_faults()
     again = {o.profile: o for o in agent.run(profiles)}
     assert again["pf2"].result == "ok", again["pf2"].message
+
+
+def test_stop_at_once_drops_the_collections_not_started(
+    world: tuple[Sandbox, list[Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second Ctrl-C (KeyboardInterrupt) during an install: the helper finishes the collection
+    under way, the others are not made; their orders stay pending for the next run."""
+    from citrix_connector.lifecycle import install, prefetch, runner
+
+    sandbox, paths = world
+    sandbox.netscaler.add_vserver("vs_pf3", "lb")
+    paths.append(
+        sandbox.write_profile(
+            "pf3",
+            sandbox.profile_dict(
+                "pf3", [("vs_pf3", "lb", False)], "pf3.example.com", certificate={"key_type": "ECDSA"}
+            ),
+        )
+    )
+
+    class SlowScm(prefetch.Collections):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            sandbox.scm.latency = 0.3  # from the collections on: SCM answers slowly
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "Collections", SlowScm)
+    monkeypatch.setattr(install, "deploy_current", interrupted)
+    store = StateStore(tmp_path / "state")
+    agent = Agent(load_scm_config(sandbox.scm_yaml), store, sleep=lambda _s: None)
+    scm_seen = len(sandbox.scm.requests)
+    with pytest.raises(KeyboardInterrupt):
+        agent.run([load_profile(p) for p in paths])
+    assert len(_collects(sandbox, scm_seen)) <= 2  # pf0's, and the one under way
+    assert store.load("pf2").pending is not None and store.load("pf3").pending is not None

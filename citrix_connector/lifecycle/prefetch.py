@@ -3,8 +3,9 @@
 A worker installs its appliance's certificates one after another; each one first needs its order
 collected from SCM (a wait for issuance, then a download). Done in line, every profile paid the SCM
 round trip before its first NITRO request. Here one helper thread per appliance collects the orders
-in the same order, so the download of the next certificate overlaps the installation of the current
-one; the worker takes each result when it gets there.
+one after another in the same order, as far ahead as SCM has issued them, so the downloads overlap
+the installations; the worker takes each result when it gets there. (After a crash more orders may
+be journalled as issued but not installed: the next run installs them, as after any crash.)
 
 The helper only talks to SCM, through the worker's own SCM client (one connection, one OAuth token
 per worker, as before; the worker does not use it meanwhile: a group with a multi-appliance
@@ -63,11 +64,14 @@ class Collections:
         future = self._futures.pop(profile.name, None)
         if future is None:
             return None
+        if future.done():
+            return future.result()
         with waiting():  # the slot goes to the others (the helper among them) while this waits
             return future.result()
 
     def close(self) -> None:
-        """Wait for the helper (a collection nobody takes still finishes: its journal entry stands)."""
+        """Wait for the collection under way; the ones not started are dropped (after an interrupt,
+        "stop at once": their orders stay pending in the journal, for the next run)."""
         if self._pool is not None:
             with waiting():
-                self._pool.shutdown(wait=True)
+                self._pool.shutdown(wait=True, cancel_futures=True)
