@@ -373,29 +373,8 @@ class HttpClient:
         merged = CaseInsensitiveDict(self.session.headers)
         merged.update(headers or {})
         sent = {str(k): str(v) for k, v in merged.items()}
-        response = self._direct.send(
-            method,
-            url,
-            headers=sent,
-            data=data,
-            json=json,
-            params=params,
-            timeout=timeout,
-            verify=self.verify,
-            cert=self.cert,
-            jar=self.session.cookies,
-        )
         hops = 0
-        while follow and response.is_redirect:
-            hops += 1
-            if hops > MAX_REDIRECTS:
-                raise requests.TooManyRedirects(f"exceeded {MAX_REDIRECTS} redirects", response=response)
-            method, url, data, json, params = _redirected(
-                response, method, data, json, params, sent, self.session.should_strip_auth
-            )
-            log.debug("%s redirected (HTTP %d) to %s", self.name, response.status_code, url)
-            if self.proxy.for_url(url) is not None:  # the new host is reached through a proxy
-                return self._through_requests(method, url, sent, json, data, params, timeout, True)
+        while True:
             response = self._direct.send(
                 method,
                 url,
@@ -408,7 +387,17 @@ class HttpClient:
                 cert=self.cert,
                 jar=self.session.cookies,
             )
-        return response
+            if not (follow and response.is_redirect):
+                return response
+            hops += 1
+            if hops > MAX_REDIRECTS:
+                raise requests.TooManyRedirects(f"exceeded {MAX_REDIRECTS} redirects", response=response)
+            method, url, data, json, params = _redirected(
+                response, method, data, json, params, sent, self.session.should_strip_auth
+            )
+            log.debug("%s redirected (HTTP %d) to %s", self.name, response.status_code, url)
+            if self.proxy.for_url(url) is not None:  # the new host is reached through a proxy
+                return self._through_requests(method, url, sent, json, data, params, timeout, True)
 
     def _through_requests(
         self,

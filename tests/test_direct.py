@@ -316,3 +316,14 @@ def test_a_redirect_to_another_host_drops_the_scm_login_headers(
         (followed,) = other.requests
         names = {k.lower() for k in followed.headers}
         assert "password" not in names and "login" not in names and "customeruri" in names
+
+
+def test_a_redirect_loop_ends_as_requests_ends_it(server: TlsServer, bundle: Path) -> None:
+    server.add_fault(r"^/loop$", status=302, headers={"Location": "/loop"}, times=None)
+    http = client(server.url, bundle)
+    try:
+        with pytest.raises(TransportError, match="TooManyRedirects"):
+            http.request("GET", "/loop")
+    finally:
+        http.close()
+    assert len(server.requests) == 31  # the first request and 30 redirects followed
