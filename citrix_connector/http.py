@@ -205,6 +205,8 @@ def describe_exception(
     may have reached the server (see :func:`nothing_sent`).
     """
     host = url.split("/")[2] if "://" in url else url
+    if isinstance(exc, requests.TooManyRedirects):
+        return TransportError(f"{host} redirected more than {MAX_REDIRECTS} times", url=url, sent=True)
     if sent:
         why = "in time" if isinstance(exc, requests.exceptions.Timeout) else "(connection reset)"
         return TransportError(f"request sent to {host}, no answer {why}", url=url, sent=True)
