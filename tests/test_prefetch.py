@@ -45,7 +45,7 @@ def test_the_next_order_is_collected_while_the_current_one_installs(
     outcomes = agent.run([load_profile(p) for p in paths])
     assert [o.result for o in outcomes] == ["ok"] * 3, [o.message for o in outcomes]
     order_of = {name: store.load(name).current.order_id for name in NAMES}  # type: ignore[union-attr]
-    collected_at = {}
+    collected_at: dict[str, float] = {}
     for at, path in _collects(sandbox, scm_seen):
         owner = [n for n, oid in order_of.items() if path.endswith(f"/collect/{oid}")]
         collected_at.setdefault(owner[0], at)
