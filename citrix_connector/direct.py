@@ -29,7 +29,7 @@ import ssl
 import threading
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
@@ -48,10 +48,11 @@ from urllib3.exceptions import (
 )
 from urllib3.exceptions import SSLError as Urllib3SSLError
 
-__all__ = ["DirectSender", "POOL_SIZE", "encode_query"]
+__all__ = ["DirectSender", "POOL_SIZE"]
 
-# connections kept per host: the SCM client is shared by every fleet worker (up to 256)
-POOL_SIZE = 32
+# connections kept per host and client, as requests keeps them (a client serves one fleet worker,
+# and for SCM that worker's collecting helper; prefetch.py)
+POOL_SIZE = 10
 
 
 def ca_location(verify: bool | str) -> str | None:
@@ -94,23 +95,6 @@ def _encrypted(key_file: str) -> bool:
             return any("ENCRYPTED" in line for line in handle)
     except OSError:
         return False  # load_cert_chain names the missing file
-
-
-def encode_query(url: str, params: Mapping[str, Any] | None) -> str:
-    """``url`` with ``params`` appended as ``requests`` appends them (UTF-8, a list as repeated keys)."""
-    if not params:
-        return url
-    pairs: list[tuple[str, str]] = []
-    for key, value in params.items():
-        values = value if isinstance(value, (list, tuple)) else [value]
-        pairs.extend((str(key), str(v)) for v in values if v is not None)
-    if not pairs:
-        return url
-    encoded = urlencode(pairs)
-    base, hash_mark, fragment = url.partition("#")
-    base = base.removesuffix("?")
-    joined = f"{base}&{encoded}" if urlsplit(base).query else f"{base}?{encoded}"
-    return joined + hash_mark + fragment
 
 
 class DirectSender:
@@ -156,9 +140,14 @@ class DirectSender:
         """One exchange, no redirect followed (a 3xx is returned as it is), no retry. ``jar``: the
         session's cookies, sent (unless the call sets its own Cookie header) and kept, as requests
         does."""
-        full_url = requote_uri(encode_query(url, params))
-        if not urlsplit(full_url).path:
-            full_url += "/"
+        request = requests.PreparedRequest()
+        if params:  # requests' own encoding of the query (a list as repeated keys), and quoting
+            request.prepare_url(url, params)
+            full_url = request.url or url
+        else:  # the agent's own URLs: only the quoting (prepare_url's parsing costs 37 us more)
+            full_url = requote_uri(url)
+            if not urlsplit(full_url).path:
+                full_url += "/"
         sent_headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(
             {k: v for k, v in headers.items() if v is not None}
         )
@@ -172,7 +161,6 @@ class DirectSender:
             body = data
         if body is None and method.upper() not in ("GET", "HEAD"):
             sent_headers.setdefault("Content-Length", "0")  # as requests does without a body
-        request = requests.PreparedRequest()
         request.method, request.url = method.upper(), full_url
         request.headers = sent_headers
         request.body = body

@@ -19,7 +19,6 @@ so the caller can say "sent, no answer" and reconcile instead of ordering twice.
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
 import logging
 import socket
@@ -394,9 +393,7 @@ class HttpClient:
             hops += 1
             if hops > MAX_REDIRECTS:
                 raise requests.TooManyRedirects(f"exceeded {MAX_REDIRECTS} redirects", response=response)
-            method, url, data, json, params = _redirected(
-                response, method, data, json, params, sent, self.session.should_strip_auth
-            )
+            method, url, data, json, params = _redirected(response, method, data, json, sent, self.session)
             log.debug("%s redirected (HTTP %d) to %s", self.name, response.status_code, url)
             if self.proxy.for_url(url) is not None:  # the new host is reached through a proxy
                 return self._through_requests(method, url, sent, json, data, params, timeout, True)
@@ -472,36 +469,33 @@ def _redirected(
     method: str,
     data: Any,
     json: Any,
-    params: Mapping[str, str] | None,
     headers: dict[str, str],
-    strip_auth: Callable[[str, str], bool],
+    session: requests.Session,
 ) -> tuple[str, str, Any, Any, None]:
-    """Where a redirect sends an idempotent call, as ``requests`` follows it: the Location resolved
-    against the URL, a 303 turned into a GET (its body dropped, as after a 301 or 302), the
-    Authorization header dropped when the host changes, the Cookie header never carried over.
-    ``headers`` is updated in place; the query is in the new URL already."""
+    """Where a redirect sends an idempotent call, as ``requests`` follows it (its own
+    ``get_redirect_target``, ``rebuild_method`` and ``should_strip_auth``): the Location resolved
+    against the URL, the body dropped unless the status is 307 or 308, the Cookie header never
+    carried over, and to another host, port or scheme no credentials either (requests drops only
+    Authorization; SCM's login and password headers go too). ``headers`` is updated in place; the
+    query is in the new URL already, hence no params."""
     previous = response.url
-    location = response.headers["location"]
-    with contextlib.suppress(UnicodeError):  # a UTF-8 Location arrives decoded as Latin-1
-        location = location.encode("latin1").decode("utf8")
+    location = session.get_redirect_target(response) or ""
     if location.startswith("//"):
         location = f"{urlsplit(previous).scheme}:{location}"
     target = urljoin(previous, requote_uri(location))
-    status, verb = response.status_code, method.upper()
-    if (status in (302, 303) and verb != "HEAD") or (status == 301 and verb == "POST"):
-        method = "GET"  # requests' rebuild_method
+    prepared = requests.PreparedRequest()
+    prepared.method = method
+    session.rebuild_method(prepared, response)
+    method = prepared.method or method
+    body_headers = ("content-length", "content-type", "transfer-encoding")
+    dropped = {"cookie"}
     if response.status_code not in (307, 308):
         data = json = None
-        for name in [
-            k for k in headers if k.lower() in ("content-length", "content-type", "transfer-encoding")
-        ]:
-            del headers[name]
-    for name in [k for k in headers if k.lower() == "cookie"]:
+        dropped.update(body_headers)
+    if session.should_strip_auth(previous, target):  # type: ignore[no-untyped-call]
+        dropped.update(SECRET_HEADERS, {"login"})
+    for name in [k for k in headers if k.lower() in dropped]:
         del headers[name]
-    if strip_auth(previous, target):  # requests' rule: another host, port or scheme
-        # requests drops Authorization only; the SCM login and password headers go too
-        for name in [k for k in headers if k.lower() in SECRET_HEADERS or k.lower() == "login"]:
-            del headers[name]
     return method, target, data, json, None
 
 
