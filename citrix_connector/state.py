@@ -273,6 +273,12 @@ class StateStore:
                 f"cannot create state directory {path}: {exc.strerror or exc}{_CHOOSE}"
             ) from exc
 
+    def _ready_dir(self, path: Path, *, again: bool = False) -> None:
+        """:meth:`_ensure_dir` once per directory and store (``again``: it was removed meanwhile)."""
+        if again or path not in self._ready:
+            self._ensure_dir(path)
+            self._ready.add(path)
+
     def check_usable(self, *, write: bool) -> None:
         """Raise :class:`StateDirError` (exit 2) before any work when the state directory cannot serve:
         it is a file, or (``write``) it cannot be created or written to."""
@@ -326,9 +332,7 @@ class StateStore:
     def save(self, state: ProfileState) -> None:
         """Write atomically: a crash leaves either the old or the new file, never a torn one."""
         path = self.path_for(state.profile)
-        if path.parent not in self._ready:
-            self._ensure_dir(path.parent)
-            self._ready.add(path.parent)
+        self._ready_dir(path.parent)
         if len(state.history) > HISTORY_LIMIT:
             del state.history[: len(state.history) - HISTORY_LIMIT]
         text = state_to_json(state)
@@ -336,9 +340,7 @@ class StateStore:
             try:
                 atomic_write_text(path, text)
             except FileNotFoundError:  # the directory was removed during the run: made again
-                self._ready.discard(path.parent)
-                self._ensure_dir(path.parent)
-                self._ready.add(path.parent)
+                self._ready_dir(path.parent, again=True)
                 atomic_write_text(path, text)
         except OSError as exc:
             raise StateError(f"cannot write state file {path}: {exc.strerror or exc}") from exc

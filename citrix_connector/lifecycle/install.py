@@ -74,6 +74,16 @@ def collect_and_deploy(
     return deploy_current(ctx, profile, state, session, action=action, why=why)
 
 
+def collect_journalled(ctx: Context, profile: Profile) -> ProfileState:
+    """The profile's journal with the pending order it holds collected (the second pass of a run,
+    in line or ahead of the worker: ``prefetch.py``)."""
+    state = ctx.store.load(profile.name)
+    if state.pending is None:  # cannot happen: the first pass journalled it
+        raise StateError(f"{profile.name}: no pending order to collect")
+    collect_issued(ctx, profile, state)
+    return state
+
+
 def collect_issued(ctx: Context, profile: Profile, state: ProfileState) -> None:
     """Wait for the pending order and journal its certificate as the current one (no deployment)."""
     pending = state.pending

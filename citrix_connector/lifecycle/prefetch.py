@@ -10,7 +10,7 @@ be journalled as issued but not installed: the next run installs them, as after 
 The helper only talks to SCM, through the worker's own SCM client (one connection, one OAuth token
 per worker, as before; the worker does not use it meanwhile: a group with a multi-appliance
 collection, which the worker does in line, collects everything in line), and writes the collected
-certificate to the profile's journal (as :func:`~.install.collect_issued` does in line); the
+certificate to the profile's journal (:func:`~.install.collect_journalled`, as in line); the
 appliance session stays with the worker. A failed
 collection is raised where the worker takes it, so the profile's row is the same as before. It holds
 the compute slot like every fleet worker (``cpuslot.py``), giving it up while it waits.
@@ -23,7 +23,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from ..config import Profile
 from ..cpuslot import computing, waiting
-from ..errors import StateError
 from ..scm import ScmClient
 from ..state import ProfileState
 from . import install
@@ -52,11 +51,7 @@ class Collections:
     def _collect(self, profile: Profile, client: ScmClient) -> ProfileState:
         with computing():
             self._ctx.lend_scm(client)
-            state = self._ctx.store.load(profile.name)
-            if state.pending is None:  # cannot happen: the first pass journalled it
-                raise StateError(f"{profile.name}: no pending order to collect")
-            install.collect_issued(self._ctx, profile, state)
-            return state
+            return install.collect_journalled(self._ctx, profile)
 
     def take(self, profile: Profile) -> ProfileState | None:
         """The profile's state with its certificate collected (raising what the collection raised),

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from ..config import ApplianceConfig, Profile, ScmConfig
 from ..cpuslot import computing, waiting
-from ..errors import EXIT_FAILURE, CitrixAgentError, StateError, UsageError
+from ..errors import EXIT_FAILURE, CitrixAgentError, UsageError
 from ..hints import CommandHint, invoked_program
 from ..nitro.client import NitroClient
 from ..nitro.deploy import InstalledState
@@ -267,15 +267,10 @@ class Agent:
         self, deferred: Deferred, ahead: Collections
     ) -> Callable[[Profile, ApplianceSession], Done]:
         def collect(profile: Profile, session: ApplianceSession) -> Done:
-            collected = ahead.take(profile)
-            if collected is not None:
-                return install.deploy_current(
-                    self.ctx, profile, collected, session, action=deferred.action, why=deferred.why
-                )
-            state = self.ctx.store.load(profile.name)
-            if state.pending is None:  # cannot happen: the first pass journalled it
-                raise StateError(f"{profile.name}: no pending order to collect")
-            return install.collect_and_deploy(
+            state = ahead.take(profile)
+            if state is None:  # not collected ahead: in line
+                state = install.collect_journalled(self.ctx, profile)
+            return install.deploy_current(
                 self.ctx, profile, state, session, action=deferred.action, why=deferred.why
             )
 
