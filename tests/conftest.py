@@ -41,6 +41,15 @@ def keys() -> dict[str, PrivateKey]:
     return {spec.describe(): generate_private_key(spec) for spec in ALL_KEY_SPECS}
 
 
+@pytest.fixture
+def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No proxy from this machine's environment (CI machines often set NO_PROXY and the like): a
+    test that wants one sets it itself."""
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
 @pytest.fixture(scope="session")
 def local_ca() -> LocalCA:
     """A session-wide sandbox CA. Tests that rotate its intermediate should use their own LocalCA."""

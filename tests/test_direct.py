@@ -18,17 +18,12 @@ from citrix_connector.http import HttpClient, RetryPolicy, TransportError, nothi
 from citrix_connector.sandbox.ca import LocalCA
 from citrix_connector.sandbox.forward_proxy import ForwardProxy
 
-
-@pytest.fixture(autouse=True)
-def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
+pytestmark = pytest.mark.usefixtures("no_proxy_env")
 
 
-@pytest.fixture(scope="module")
-def ca() -> LocalCA:
-    return LocalCA.create("Direct Test")
+@pytest.fixture
+def ca(local_ca: LocalCA) -> LocalCA:
+    return local_ca
 
 
 @pytest.fixture

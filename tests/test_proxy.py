@@ -23,14 +23,9 @@ from citrix_connector.sandbox.forward_proxy import ForwardProxy
 
 PROXY_USER = "svc-cert"
 PROXY_PASSWORD = "pr0xy-s3cret-Pw"
-PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY")
 
 
-@pytest.fixture(autouse=True)
-def clean_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in PROXY_VARS:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
+pytestmark = pytest.mark.usefixtures("no_proxy_env")
 
 
 @pytest.fixture(scope="module")

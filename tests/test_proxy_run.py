@@ -29,10 +29,7 @@ PROXY_PASSWORD = "Pr0xy-pass-7781"
 
 
 @pytest.fixture(autouse=True)
-def clean_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
+def clean_proxy_env(no_proxy_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROXY_PASSWORD", PROXY_PASSWORD)
 
 
